@@ -1,0 +1,89 @@
+# tkr-embed build. Plain make, no generated sources.
+#   make                 release build in build/        (library, tkr-embed, tests, benches)
+#   make SAN=1           ASan+UBSan build in build-san/
+#   make test            build and run the test suite (tests/run.sh)
+# Sources are picked up by directory: every src/<area>/*.c goes into libtkr.a, except src/cli.
+# Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled and chosen at run time.
+
+CC       ?= cc
+PKGS     := jansson libutf8proc libpng libwebp libjpeg libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L
+ifeq ($(SAN),1)
+  BUILD  ?= build-san
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN  := -fsanitize=address,undefined
+else
+  BUILD  ?= build
+  OPT    := -O2 -g
+  LDSAN  :=
+endif
+
+UNAME_M := $(shell uname -m)
+ifeq ($(UNAME_M),x86_64)
+  AVX2_FLAGS := -mavx2 -mfma -mf16c
+else
+  AVX2_FLAGS :=
+endif
+
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+
+LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+ifneq ($(UNAME_M),x86_64)
+  LIB_SRC := $(filter-out %_avx2.c,$(LIB_SRC))
+endif
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+TOOL_SRC := $(wildcard tools/*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libtkr.a
+BIN      := $(BUILD)/tkr-embed
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+
+.PHONY: all test clean
+all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(AVX2_FLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(OPT) $(LDSAN) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+$(BUILD)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+test:
+	bash tests/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

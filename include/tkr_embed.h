@@ -1,0 +1,158 @@
+/*
+ * tkr_embed.h - public C API of tkr-embed, a multimodal embedding engine.
+ *
+ * Usage in brief:
+ *
+ *     tkr_model_params mp = tkr_model_default_params();
+ *     tkr_model *model = NULL;
+ *     tkr_error err;
+ *     if (tkr_model_load("/models/Ops-MM-embedding-v1-2B", &mp, &model, &err) != TKR_OK) {
+ *         fprintf(stderr, "%s\n", err.message);
+ *         return 1;
+ *     }
+ *     tkr_item item = tkr_item_default();
+ *     item.text = "a photo of a cat";
+ *     float *vec = malloc(sizeof(float) * tkr_model_dim(model));
+ *     tkr_result res;
+ *     tkr_embed(model, &item, 1, vec, &res, &err);
+ *     ...
+ *     tkr_model_free(model);
+ *
+ * Ownership: every object returned through an out-pointer belongs to the caller and is released
+ * with its paired *_free function. No function of the library exits or aborts on bad input: every
+ * failure is a returned tkr_status plus a message in a tkr_error.
+ *
+ * Threads: a tkr_model is immutable after loading except for its compute scratch; calls that
+ * compute (tkr_embed) must not run concurrently on one model. The tokenizer functions are safe to
+ * call from many threads at once.
+ */
+#ifndef TKR_EMBED_H
+#define TKR_EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TKR_VERSION "0.1.0"
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+typedef enum {
+    TKR_OK = 0,
+    TKR_ERR_INVALID_ARG,   /* a bad argument or request value                       */
+    TKR_ERR_IO,            /* a file could not be opened, read or mapped             */
+    TKR_ERR_FORMAT,        /* a file or payload is malformed or inconsistent         */
+    TKR_ERR_UNSUPPORTED,   /* valid but not supported (dtype, model type, codec...)  */
+    TKR_ERR_LIMIT,         /* a configured limit was exceeded                        */
+    TKR_ERR_NOMEM,         /* an allocation failed                                   */
+    TKR_ERR_IMAGE,         /* an image could not be decoded                          */
+    TKR_ERR_INTERNAL       /* a bug: please report it                                */
+} tkr_status;
+
+#define TKR_ERROR_MESSAGE_MAX 512
+
+typedef struct {
+    tkr_status code;
+    char message[TKR_ERROR_MESSAGE_MAX];
+} tkr_error;
+
+/* A short, static name for a status code ("invalid_argument", "format_error", ...). */
+const char *tkr_status_name(tkr_status status);
+
+/* ---- tokenizer --------------------------------------------------------------------------- */
+
+typedef struct tkr_tokenizer tkr_tokenizer;
+
+/* Loads the tokenizer of a Hugging Face model directory: tokenizer.json when present, else
+ * vocab.json + merges.txt with added tokens from tokenizer_config.json / added_tokens.json. */
+tkr_status tkr_tokenizer_load(const char *model_dir, tkr_tokenizer **out, tkr_error *err);
+void tkr_tokenizer_free(tkr_tokenizer *tok);
+
+/* Tokenizes raw text (no template). Special-token strings are matched literally first, as the
+ * reference does. Invalid UTF-8 bytes are replaced by U+FFFD before normalisation.
+ * On success *ids is malloc'ed (free with tkr_free) and holds *n_ids ids. */
+tkr_status tkr_tokenize(const tkr_tokenizer *tok, const char *text, size_t len, int32_t **ids,
+                        size_t *n_ids, tkr_error *err);
+
+/* Number of ids (vocabulary plus added tokens); ids are in [0, size). */
+int32_t tkr_tokenizer_vocab_size(const tkr_tokenizer *tok);
+
+/* Releases memory returned by the library (token arrays, JSON strings). */
+void tkr_free(void *ptr);
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+typedef struct tkr_model tkr_model;
+
+typedef struct {
+    int n_threads;               /* compute threads; 0 = all cores                         */
+    int min_image_tokens;        /* Ops-MM: 256 (min_pixels = 256*28*28)                    */
+    int max_image_tokens;        /* Ops-MM: 1280 (max_pixels = 1280*28*28)                  */
+    int max_images_per_item;     /* default 16                                              */
+    size_t max_image_bytes;      /* encoded bytes per image; default 32 MiB                 */
+    uint64_t max_image_pixels;   /* decoded width*height, checked from the header; 64 Mpx  */
+    int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 32768         */
+    int max_batch_tokens;        /* tokens per model call when batching; default 8192      */
+    bool truncate;               /* over-long text: truncate (true) or fail (false)         */
+    bool use_mmap;               /* map weights in place where possible; default true       */
+} tkr_model_params;
+
+tkr_model_params tkr_model_default_params(void);
+
+/* Loads a Hugging Face Qwen2-VL / Ops-MM-embedding directory (config.json, safetensors,
+ * tokenizer files). */
+tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
+                          tkr_error *err);
+void tkr_model_free(tkr_model *model);
+
+int tkr_model_dim(const tkr_model *model);                      /* embedding size (1536 for 2B) */
+const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *model);
+const char *tkr_model_name(const tkr_model *model);             /* directory base name          */
+bool tkr_model_has_vision(const tkr_model *model);
+
+/* ---- embedding --------------------------------------------------------------------------- */
+
+/* One image: either a file path, or encoded bytes (JPEG/PNG/WebP) already in memory. */
+typedef struct {
+    const char *path;
+    const uint8_t *data;
+    size_t size;
+} tkr_image_input;
+
+/* One item to embed. text and token_ids are exclusive (token_ids are the text's ids, wrapped in
+ * the same prompt). instruction NULL means "You are a helpful assistant.". */
+typedef struct {
+    const char *text;
+    size_t text_len;             /* 0 = strlen(text)                                       */
+    const int32_t *token_ids;
+    size_t n_token_ids;
+    const char *instruction;
+    const tkr_image_input *images;
+    int n_images;
+} tkr_item;
+
+tkr_item tkr_item_default(void);
+
+typedef struct {
+    tkr_status status;           /* per item: TKR_OK or why this item failed               */
+    int prompt_tokens;           /* tokens fed to the decoder, image tokens included       */
+    int image_tokens;
+    char message[TKR_ERROR_MESSAGE_MAX];
+} tkr_result;
+
+/* Embeds n items. out is n * tkr_model_dim() floats, L2-normalised, in item order. Items are
+ * validated and prepared one by one: a bad item gets its own status in results[i] (its vector
+ * is zeroed) while the others are still embedded. Returns TKR_OK when the call itself worked,
+ * even if some items failed; a vector never depends on the other items of the batch. */
+tkr_status tkr_embed(tkr_model *model, const tkr_item *items, int n_items, float *out,
+                     tkr_result *results, tkr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TKR_EMBED_H */

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what tkr-embed needs to build and test on Debian/Ubuntu (run as root or with sudo).
+#   libjansson    JSON (config.json, safetensors headers, tokenizer.json, requests)
+#   libutf8proc   Unicode NFC and character categories for the tokenizer
+#   libjpeg-turbo, libpng, libwebp   image decoding
+#   libmicrohttpd the HTTP server
+#   curl, nodejs/npm  used by the server tests (curl and the official openai npm client)
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential pkg-config ca-certificates \
+  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev \
+  curl python3 >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,34 @@
+/* main.c - the tkr-embed program: dispatches to the sub-commands. */
+#include "tkr_embed.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "tkr-embed %s - multimodal embeddings (Ops-MM-embedding-v1 / Qwen2-VL)\n"
+            "\n"
+            "usage: tkr-embed <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  embed      embed text, images or a JSONL file of items\n"
+            "  tokenize   print the token ids of a text\n"
+            "  serve      run the OpenAI-compatible HTTP server\n"
+            "\n"
+            "Run 'tkr-embed <command> --help' for the options of a command.\n",
+            TKR_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("tkr-embed %s\n", TKR_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "tkr-embed: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

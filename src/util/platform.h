@@ -1,0 +1,35 @@
+/* platform.h - the thin layer over the operating system: file mapping, whole-file reads, core
+ * count and a monotonic clock. Everything OS-specific in the library goes through here so that
+ * Linux and macOS (x86-64 and ARM64) share all other code. */
+#ifndef TKR_UTIL_PLATFORM_H
+#define TKR_UTIL_PLATFORM_H
+
+#include "tkr_embed.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* A read-only view of a whole file: mapped when possible, else read into memory. */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    int mapped;      /* 1: munmap on close; 0: free on close */
+} tkr_file_view;
+
+/* Opens path read-only. use_mmap = 0 forces a heap copy. max_size = 0 means no cap. */
+tkr_status tkr_file_view_open(const char *path, int use_mmap, size_t max_size, tkr_file_view *out,
+                              tkr_error *err);
+void tkr_file_view_close(tkr_file_view *view);
+
+/* Reads a whole (small) file into a NUL-terminated malloc'ed buffer, refusing files over max_size. */
+tkr_status tkr_read_file(const char *path, size_t max_size, char **out, size_t *out_len,
+                         tkr_error *err);
+
+int tkr_file_exists(const char *path);
+
+/* Joins dir and name into buf; returns 0 if it does not fit. */
+int tkr_path_join(char *buf, size_t cap, const char *dir, const char *name);
+
+int tkr_cpu_count(void);
+double tkr_now_seconds(void);   /* monotonic */
+
+#endif

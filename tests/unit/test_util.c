@@ -1,0 +1,91 @@
+/* test_util.c - error reporting, checked arithmetic, file views and the thread pool. */
+#include "test.h"
+#include "util/error.h"
+#include "util/platform.h"
+#include "util/threadpool.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+static void test_fail_sets_message(void) {
+    tkr_error e;
+    tkr_status st = tkr_fail(&e, TKR_ERR_FORMAT, "bad %s at %d", "thing", 7);
+    CHECK(st == TKR_ERR_FORMAT, "status %d", st);
+    CHECK(e.code == TKR_ERR_FORMAT, "code %d", e.code);
+    CHECK(!strcmp(e.message, "bad thing at 7"), "message '%s'", e.message);
+    tkr_error_prefix(&e, "%s: ", "file.bin");
+    CHECK(!strcmp(e.message, "file.bin: bad thing at 7"), "prefixed '%s'", e.message);
+    CHECK(!strcmp(tkr_status_name(TKR_ERR_LIMIT), "limit_exceeded"), "name");
+    CHECK(tkr_fail(NULL, TKR_ERR_IO, "x") == TKR_ERR_IO, "NULL err allowed");
+}
+
+static void test_checked_arith(void) {
+    size_t r = 0;
+    CHECK(tkr_mul_size(3, 5, &r) && r == 15, "3*5");
+    CHECK(!tkr_mul_size(SIZE_MAX / 2 + 1, 2, &r), "overflow detected");
+    CHECK(!tkr_add_size(SIZE_MAX, 1, &r), "add overflow detected");
+    CHECK(tkr_add_size(SIZE_MAX - 1, 1, &r) && r == SIZE_MAX, "add edge");
+}
+
+static void test_file_view(void) {
+    tkr_error e;
+    tkr_file_view v;
+    CHECK(tkr_file_view_open("/nonexistent/x", 1, 0, &v, &e) == TKR_ERR_IO, "missing file");
+    CHECK(strstr(e.message, "/nonexistent/x") != NULL, "message names file: %s", e.message);
+    char path[] = "/tmp/tkr-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    FILE *f = fdopen(fd, "w");
+    fputs("hello", f);
+    fclose(f);
+    for (int m = 0; m < 2; m++) {
+        CHECK(tkr_file_view_open(path, m, 0, &v, &e) == TKR_OK, "open: %s", e.message);
+        CHECK(v.size == 5 && !memcmp(v.data, "hello", 5), "contents");
+        tkr_file_view_close(&v);
+    }
+    CHECK(tkr_file_view_open(path, 1, 4, &v, &e) == TKR_ERR_LIMIT, "size cap");
+    char *s = NULL;
+    size_t n = 0;
+    CHECK(tkr_read_file(path, 100, &s, &n, &e) == TKR_OK && n == 5 && !strcmp(s, "hello"), "read");
+    free(s);
+    CHECK(tkr_read_file("/", 100, &s, &n, &e) == TKR_ERR_IO, "directory refused");
+    unlink(path);
+}
+
+typedef struct {
+    atomic_int sum;
+    int seen[1000];
+} pool_ctx;
+
+static void add_task(void *ctxp, int task, int thread) {
+    pool_ctx *c = ctxp;
+    atomic_fetch_add(&c->sum, task);
+    c->seen[task]++;
+}
+
+static void test_pool(void) {
+    tkr_error e;
+    for (int nt = 1; nt <= 4; nt++) {
+        tkr_pool *p = NULL;
+        CHECK(tkr_pool_init(nt, &p, &e) == TKR_OK, "init %d", nt);
+        for (int rep = 0; rep < 50; rep++) {
+            pool_ctx c;
+            memset(&c, 0, sizeof c);
+            atomic_init(&c.sum, 0);
+            tkr_pool_run(p, 1000, add_task, &c);
+            int all_once = 1;
+            for (int i = 0; i < 1000; i++) all_once &= c.seen[i] == 1;
+            CHECK(atomic_load(&c.sum) == 999 * 1000 / 2 && all_once, "threads %d rep %d", nt, rep);
+        }
+        tkr_pool_free(p);
+    }
+}
+
+int main(void) {
+    RUN(test_fail_sets_message);
+    RUN(test_checked_arith);
+    RUN(test_file_view);
+    RUN(test_pool);
+    return test_summary();
+}
