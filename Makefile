@@ -6,9 +6,9 @@
 # Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled and chosen at run time.
 
 CC       ?= cc
-PKGS     := jansson libutf8proc libpng libwebp libjpeg libmicrohttpd
+PKGS     := jansson libutf8proc libpng libwebp libjpeg libmicrohttpd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd -lcurl)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L

@@ -4,6 +4,7 @@
 #   libutf8proc   Unicode NFC and character categories for the tokenizer
 #   libjpeg-turbo, libpng, libwebp   image decoding
 #   libmicrohttpd the HTTP server
+#   libcurl       the server's optional http(s) image fetching (--allow-remote-images)
 #   curl, nodejs/npm  used by the server tests (curl and the official openai npm client)
 set -euo pipefail
 SUDO=""
@@ -12,6 +13,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config ca-certificates \
-  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev \
+  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev libcurl4-openssl-dev \
   curl python3 >/dev/null
 echo "install-deps: done"

@@ -1,0 +1,144 @@
+/* engine_model.c - see engine_model.h.
+ *
+ * Token counts for limits and batching come from the model's own tokenizer: the item's text,
+ * plus the Ops-MM prompt around it (spec 1.2), plus image tokens from the image header and the
+ * Qwen2-VL resize policy. The engine's results carry the exact counts that usage reports. */
+#include "server/engine_model.h"
+#include "server/image_probe.h"
+#include "server/sbuf.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_INSTRUCTION "You are a helpful assistant."
+
+typedef struct {
+    tkr_model *model;
+    const tkr_tokenizer *tok;
+    int min_image_tokens, max_image_tokens;
+    int default_template_tokens;     /* with the default instruction and no image */
+    int image_marker_tokens;         /* tokens of one image block without its image tokens */
+    char name[260];
+} model_engine;
+
+static tkr_status me_embed(void *impl, const tkr_item *items, void *const *prepared, int n,
+                           float *out, tkr_result *results, tkr_error *err) {
+    model_engine *m = impl;
+    return tkr_embed(m->model, items, n, out, results, err);
+}
+
+static tkr_status me_tokenize(void *impl, const char *text, size_t len, int32_t **ids,
+                              size_t *n_ids, tkr_error *err) {
+    model_engine *m = impl;
+    int32_t *lib_ids = NULL;
+    size_t n = 0;
+    *ids = NULL;
+    *n_ids = 0;
+    tkr_status st = tkr_tokenize(m->tok, text, len, &lib_ids, &n, err);
+    if (st != TKR_OK) return st;
+    /* the server frees with free(); the library's memory goes back through tkr_free */
+    int32_t *copy = malloc(sizeof(int32_t) * (n ? n : 1));
+    if (!copy) {
+        tkr_free(lib_ids);
+        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory tokenizing");
+    }
+    if (n) memcpy(copy, lib_ids, sizeof(int32_t) * n);
+    tkr_free(lib_ids);
+    *ids = copy;
+    *n_ids = n;
+    return TKR_OK;
+}
+
+/* Counts the tokens of a string through the model's tokenizer (special tokens matched). */
+static tkr_status count_tokens(model_engine *m, const char *s, size_t len, int *n, tkr_error *err) {
+    int32_t *ids = NULL;
+    size_t k = 0;
+    tkr_status st = tkr_tokenize(m->tok, s, len, &ids, &k, err);
+    if (st != TKR_OK) return st;
+    tkr_free(ids);
+    *n = (int)k;
+    return TKR_OK;
+}
+
+/* The Ops-MM prompt with empty content; image blocks count their markers (the image tokens
+ * themselves are counted from the image). */
+static tkr_status me_template_tokens(void *impl, const char *instruction, int n_images,
+                                     int *n_tokens, tkr_error *err) {
+    model_engine *m = impl;
+    int base = m->default_template_tokens;
+    if (instruction) {
+        sbuf b;
+        sbuf_init(&b, 0);
+        sbuf_puts(&b, "<|im_start|>system\n");
+        sbuf_puts(&b, instruction);
+        sbuf_puts(&b, "<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n<|endoftext|>");
+        if (!sbuf_ok(&b)) { sbuf_free(&b); return tkr_fail(err, TKR_ERR_NOMEM, "out of memory"); }
+        tkr_status st = count_tokens(m, b.data, b.len, &base, err);
+        sbuf_free(&b);
+        if (st != TKR_OK) return st;
+    }
+    *n_tokens = base + n_images * m->image_marker_tokens;
+    return TKR_OK;
+}
+
+static int me_image_tokens(void *impl, int width, int height) {
+    model_engine *m = impl;
+    return tkr_qwen2vl_image_tokens(width, height, m->min_image_tokens, m->max_image_tokens);
+}
+
+static void me_destroy(void *impl) {
+    model_engine *m = impl;
+    if (!m) return;
+    tkr_model_free(m->model);
+    free(m);
+}
+
+tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_engine *out,
+                                 tkr_error *err) {
+    memset(out, 0, sizeof *out);
+    model_engine *m = calloc(1, sizeof *m);
+    if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    tkr_model_params p = tkr_model_default_params();
+    p.n_threads = cfg->n_threads;
+    p.min_image_tokens = cfg->min_image_tokens;
+    p.max_image_tokens = cfg->max_image_tokens;
+    p.max_images_per_item = cfg->max_images_per_item;
+    p.max_image_bytes = cfg->max_image_bytes;
+    p.max_image_pixels = cfg->max_image_pixels;
+    p.max_tokens_per_item = cfg->max_tokens_per_item;
+    p.max_batch_tokens = cfg->max_batch_tokens;
+    p.truncate = false;     /* the server truncates, per request, before the engine sees it */
+    tkr_status st = tkr_model_load(cfg->model_dir, &p, &m->model, err);
+    if (st != TKR_OK) {
+        free(m);
+        return st;
+    }
+    m->tok = tkr_model_tokenizer(m->model);
+    m->min_image_tokens = cfg->min_image_tokens;
+    m->max_image_tokens = cfg->max_image_tokens;
+    snprintf(m->name, sizeof m->name, "%s", cfg->model_name ? cfg->model_name : tkr_model_name(m->model));
+    static const char tmpl[] = "<|im_start|>system\n" DEFAULT_INSTRUCTION
+                               "<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"
+                               "<|endoftext|>";
+    static const char block[] = "<|vision_start|><|image_pad|><|vision_end|>";
+    int block_tokens = 0;
+    if ((st = count_tokens(m, tmpl, sizeof tmpl - 1, &m->default_template_tokens, err)) != TKR_OK ||
+        (st = count_tokens(m, block, sizeof block - 1, &block_tokens, err)) != TKR_OK) {
+        me_destroy(m);
+        return st;
+    }
+    m->image_marker_tokens = block_tokens > 0 ? block_tokens - 1 : 0;   /* the pad becomes the image */
+    out->impl = m;
+    out->dim = tkr_model_dim(m->model);
+    out->model_name = m->name;
+    out->has_vision = tkr_model_has_vision(m->model);
+    out->vocab_size = tkr_tokenizer_vocab_size(m->tok);
+    out->embed = me_embed;
+    out->tokenize = me_tokenize;
+    out->template_tokens = me_template_tokens;
+    out->image_tokens = me_image_tokens;
+    out->destroy = me_destroy;
+    return TKR_OK;
+}
