@@ -31,6 +31,9 @@ enum { STATE_LOADING, STATE_READY, STATE_DRAINING, STATE_FAILED };
 /* How often a waiting handler looks at its client and its deadline. */
 #define WAIT_SLICE_S 0.1
 
+/* After the drain timeout, how long a model call already under way may take to be answered. */
+#define STOP_GRACE_S 2.0
+
 struct tkr_server {
     const tkr_server_config *cfg;
     struct MHD_Daemon *daemon;
@@ -66,9 +69,13 @@ typedef struct {
 
 /* ---- logging ------------------------------------------------------------------------------ */
 
+/* libmicrohttpd's own messages, in our log format. "Application reported internal error" is
+ * what MHD says when a handler drops a connection on purpose (client gone, body too slow);
+ * the handler logs the real reason, so that line is left out. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    if (strstr(msg, "Application reported internal error")) return;
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
     tkr_log("http: %s", msg);
@@ -400,10 +407,9 @@ static enum MHD_Result method_not_allowed(req_ctx *rc, struct MHD_Connection *co
     return respond(rc, conn, 405, "application/json", &b, MHD_HTTP_HEADER_ALLOW, allow);
 }
 
-/* The first call for a request: headers are in, the body (if any) is not. Everything that
- * can be refused without the body is refused here, auth first, so that an unauthenticated or
- * oversized request costs no body buffering. */
-static enum MHD_Result begin_request(req_ctx *rc, struct MHD_Connection *conn, const char *url) {
+/* Answers every request except an embeddings POST: called once the request is complete
+ * (answering in MHD's first call would make it close the connection, losing keep-alive). */
+static enum MHD_Result dispatch(req_ctx *rc, struct MHD_Connection *conn, const char *url) {
     tkr_server *s = rc->srv;
     if (rc->route == TKR_ROUTE_HEALTH)
         return is_get(rc->method) ? handle_health(rc, conn) : method_not_allowed(rc, conn, "GET");
@@ -417,18 +423,29 @@ static enum MHD_Result begin_request(req_ctx *rc, struct MHD_Connection *conn, c
     case TKR_ROUTE_METRICS:
         return is_get(rc->method) ? handle_metrics(rc, conn) : method_not_allowed(rc, conn, "GET");
     case TKR_ROUTE_EMBEDDINGS:
-        break;
+        return method_not_allowed(rc, conn, "POST");
     default: {
         char msg[256];
         snprintf(msg, sizeof msg, "unknown route: %s %s", rc->method, rc->path);
         return respond_errorf(rc, conn, 404, "invalid_request_error", "unknown_url", NULL, msg);
     }
     }
-    if (strcmp(rc->method, "POST") != 0) return method_not_allowed(rc, conn, "POST");
+}
+
+/* The first call for an embeddings POST: headers are in, the body is not. What can be refused
+ * without the body is refused here, auth first, so that an unauthenticated, oversized or
+ * untimely request costs no body buffering (MHD then closes the connection, as it should with
+ * an unread body). */
+static enum MHD_Result begin_embeddings(req_ctx *rc, struct MHD_Connection *conn) {
+    tkr_server *s = rc->srv;
     pthread_mutex_lock(&s->mu);
     s->in_flight++;
     pthread_mutex_unlock(&s->mu);
     rc->counted = true;
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!tkr_auth_check(authz, s->cfg->api_keys, s->cfg->n_api_keys))
+        return respond_errorf(rc, conn, 401, "authentication_error", "invalid_api_key", NULL,
+                              authz ? "invalid API key" : "missing API key (send 'Authorization: Bearer <key>')");
     if (atomic_load(&s->state) != STATE_READY) return respond_not_ready(rc, conn);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -458,12 +475,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(rc->method, sizeof rc->method, "%s", method);
         snprintf(rc->path, sizeof rc->path, "%s", url);
         *con_cls = rc;
-        return begin_request(rc, conn, url);
+        if (rc->route == TKR_ROUTE_EMBEDDINGS && !strcmp(method, "POST")) return begin_embeddings(rc, conn);
+        return MHD_YES;   /* everything else is answered once the request is complete */
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!rc->reading_body || rc->responded) return MHD_YES;   /* answered already: discard */
+        if (!rc->reading_body || rc->responded) return MHD_YES;   /* not needed: discard */
         if (tkr_now_seconds() - rc->t_start > s->cfg->read_timeout_s) {
             if (!s->cfg->quiet) tkr_log("%s %s: body not received within %.3g s, closing", rc->method, rc->path, s->cfg->read_timeout_s);
             return MHD_NO;
@@ -481,7 +499,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
-    if (rc->responded || !rc->reading_body) return MHD_YES;
+    if (rc->responded) return MHD_YES;
+    if (!rc->reading_body) return dispatch(rc, conn, url);
     rc->reading_body = false;
     return finish_embeddings(rc, conn);
 }
@@ -549,13 +568,13 @@ tkr_status tkr_server_start(const tkr_server_config *cfg, tkr_server **out, tkr_
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,   /* must come first */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
@@ -611,8 +630,20 @@ int tkr_server_stop(tkr_server *s) {
         if (left == 0 || tkr_now_seconds() >= until) break;
         nanosleep(&tick, NULL);
     }
-    /* whatever is still queued fails with 503; handlers wake up, answer, and end */
+    /* past the drain timeout: whatever is still queued fails with 503 (handlers wake up and
+     * answer); a model call under way gets a short grace to finish and be answered, then every
+     * connection is closed */
     if (s->batcher) tkr_batcher_stop(s->batcher, false);
+    if (left > 0) {
+        double grace = tkr_now_seconds() + STOP_GRACE_S;
+        long now_left;
+        do {
+            nanosleep(&tick, NULL);
+            pthread_mutex_lock(&s->mu);
+            now_left = s->in_flight;
+            pthread_mutex_unlock(&s->mu);
+        } while (now_left > 0 && tkr_now_seconds() < grace);
+    }
     MHD_stop_daemon(s->daemon);
     if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
     tkr_batcher_free(s->batcher);

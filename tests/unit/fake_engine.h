@@ -165,7 +165,10 @@ static inline uint64_t fake_item_key(const tkr_item *item) {
 static inline tkr_status fake_embed(void *impl, const tkr_item *items, void *const *prepared,
                                     int n, float *out, tkr_result *results, tkr_error *err) {
     fake_engine *f = impl;
-    if (!atomic_exchange(&f->embed_thread_set, 1)) f->embed_thread = pthread_self();
+    if (!atomic_load(&f->embed_thread_set)) {   /* only the batcher thread calls embed */
+        f->embed_thread = pthread_self();
+        atomic_store(&f->embed_thread_set, 1);
+    }
     atomic_fetch_add(&f->calls, 1);
     int seen = atomic_load(&f->max_batch);
     while (n > seen && !atomic_compare_exchange_weak(&f->max_batch, &seen, n)) {}
