@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -634,6 +635,45 @@ static void test_fuzz_header_flips(void) {
     free(img);
 }
 
+/* Offsets past 4 GiB (a 7B shard is ~4-5 GB): a sparse file, so nothing big is written. */
+static void test_offsets_past_4gib(void) {
+    const uint64_t big_elems = ((uint64_t)1 << 31) + 8;   /* BF16: 4 GiB + 16 bytes */
+    char header[256];
+    int hl = snprintf(header, sizeof header,
+                      "{\"big\":{\"dtype\":\"BF16\",\"shape\":[%llu],\"data_offsets\":[0,%llu]},"
+                      "\"tail\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[%llu,%llu]}}",
+                      (unsigned long long)big_elems, (unsigned long long)(2 * big_elems),
+                      (unsigned long long)(2 * big_elems), (unsigned long long)(2 * big_elems + 16));
+    const float tail[4] = {1.5f, -2.0f, 3.25f, 4.0f};
+    size_t len;
+    uint8_t *img = assemble(header, (size_t)hl, 8, NULL, 0, &len);
+    const char *dir = fresh_dir("big");
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(img, 1, len, f) == len;
+    ok = ok && fseeko(f, (off_t)(len + 2 * big_elems), SEEK_SET) == 0 &&
+         fwrite(tail, 1, sizeof tail, f) == sizeof tail;
+    if (f) ok = fclose(f) == 0 && ok;
+    CHECK(ok, "write sparse %s", path);
+    tkr_safetensors *st = NULL;
+    tkr_error e = {0};
+    CHECK(tkr_safetensors_open(path, 1, &st, &e) == TKR_OK, "open: %s", e.message);
+    if (st) {
+        const tkr_tensor *b = tkr_safetensors_find(st, "big"), *t = tkr_safetensors_find(st, "tail");
+        CHECK(b && b->nbytes == 2 * big_elems && b->shape[0] == (int64_t)big_elems, "big tensor");
+        CHECK(t && (const uint8_t *)t->data - (const uint8_t *)b->data == (ptrdiff_t)(2 * big_elems),
+              "tail is 4 GiB after big");
+        float got[4] = {0};
+        if (t) memcpy(got, t->data, sizeof got);
+        CHECK(!memcmp(got, tail, sizeof got), "tail values %g %g %g %g", got[0], got[1], got[2],
+              got[3]);
+        tkr_safetensors_close(st);
+    }
+    unlink(path);
+    free(img);
+}
+
 /* ---- model directories ---------------------------------------------------------------------- */
 
 static const tspec old_layout[] = {
@@ -879,6 +919,7 @@ int main(void) {
     RUN(test_bad_lengths_and_limits);
     RUN(test_truncation_everywhere);
     RUN(test_fuzz_header_flips);
+    RUN(test_offsets_past_4gib);
     RUN(test_weights_single_old_layout);
     RUN(test_weights_sharded_new_layout);
     RUN(test_weights_bad_dirs);
