@@ -33,7 +33,7 @@ tkr_tokenizer_limits tkr_tokenizer_default_limits(void) {
     l.max_file_bytes = (size_t)64 << 20;
     l.max_ids = 1 << 24;
     l.max_token_bytes = 4096;
-    l.max_added = 65536;
+    l.max_added = 8192;
     return l;
 }
 

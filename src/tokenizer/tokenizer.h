@@ -31,7 +31,7 @@ typedef struct {
     size_t max_file_bytes;   /* any one tokenizer file (tokenizer.json, vocab.json...)  64 MiB */
     int32_t max_ids;         /* ids must be in [0, max_ids)                              1<<24  */
     size_t max_token_bytes;  /* one vocabulary / added token string                      4096   */
-    int32_t max_added;       /* number of added tokens                                   65536  */
+    int32_t max_added;       /* number of added tokens                                   8192   */
 } tkr_tokenizer_limits;
 
 tkr_tokenizer_limits tkr_tokenizer_default_limits(void);

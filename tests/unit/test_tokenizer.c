@@ -804,6 +804,39 @@ static void test_added_token_flags(void) {
     tmpdir_remove(&t);
 }
 
+/* split_special_tokens=true in tokenizer_config.json: special tokens are ordinary text, so
+ * the ids equal those of a tokenizer.json without any added tokens. */
+static void test_split_special_tokens(void) {
+    json_t *root = build_tokenizer_json(0);
+    CHECK(root != NULL, "building tokenizer.json");
+    if (!root) return;
+    tmpdir plain, split;
+    tmpdir_make(&plain);
+    tmpdir_make(&split);
+    CHECK(dump_tokenizer_json(root, &split), "write");
+    json_object_set_new(root, "added_tokens", json_array());
+    CHECK(dump_tokenizer_json(root, &plain), "write");
+    json_decref(root);
+    char p[512];
+    tmpdir_path(&split, "tokenizer_config.json", p, sizeof p);
+    CHECK(write_file(p, "{\"split_special_tokens\": true}"), "write config");
+    tkr_tokenizer *a = load_or_fail(plain.dir), *b = load_or_fail(split.dir);
+    const char *text = "a<|im_end|>\n<|im_start|>b";
+    int32_t *ia = NULL;
+    size_t na = 0;
+    tkr_error e;
+    if (a && b && tkr_tokenize(a, text, strlen(text), &ia, &na, &e) == TKR_OK) {
+        CHECK(na > 6, "special tokens spelled out: %zu ids", na);
+        CHECK(check_ids(b, text, strlen(text), ia, na, "split_special"), "split_special_tokens");
+        CHECK(tkr_tokenizer_token_id(b, "<|im_end|>") == 151645, "still a known token");
+    }
+    free(ia);
+    tkr_tokenizer_free(a);
+    tkr_tokenizer_free(b);
+    tmpdir_remove(&plain);
+    tmpdir_remove(&split);
+}
+
 /* ---- load errors ------------------------------------------------------------------------------ */
 
 static tkr_status load_expect(const char *dir, tkr_status want, const char *needle,
@@ -948,6 +981,7 @@ int main(void) {
     RUN(test_threads);
     RUN(test_nfc_inert_ranges);
     RUN(test_added_token_flags);
+    RUN(test_split_special_tokens);
     RUN(test_load_errors);
     return test_summary();
 }
