@@ -25,20 +25,21 @@ void tkr_rgb_image_free(tkr_rgb_image *img) {
 tkr_status tkr_image_alloc_rgb(uint64_t width, uint64_t height, const tkr_image_limits *lim,
                                const char *format, tkr_rgb_image *out, tkr_error *err) {
     uint64_t max_pixels = lim->max_pixels ? lim->max_pixels : TKR_IMAGE_DEFAULT_MAX_PIXELS;
+    const char *name = strcmp(format, "WEBP") ? format : "WebP"; /* for messages */
     if (width == 0 || height == 0)
-        return tkr_fail(err, TKR_ERR_IMAGE, "%s: image has zero size (%llux%llu)", format,
+        return tkr_fail(err, TKR_ERR_IMAGE, "%s: image has zero size (%llux%llu)", name,
                         (unsigned long long)width, (unsigned long long)height);
     if (width > INT32_MAX || height > INT32_MAX || width * height > max_pixels)
         return tkr_fail(err, TKR_ERR_LIMIT,
                         "%s: image is %llux%llu = %llu pixels, over the limit of %llu pixels",
-                        format, (unsigned long long)width, (unsigned long long)height,
+                        name, (unsigned long long)width, (unsigned long long)height,
                         (unsigned long long)(width * height), (unsigned long long)max_pixels);
     size_t bytes;
     if (!tkr_mul_size((size_t)width * (size_t)height, 3, &bytes))
-        return tkr_fail(err, TKR_ERR_LIMIT, "%s: image too large", format);
+        return tkr_fail(err, TKR_ERR_LIMIT, "%s: image too large", name);
     out->rgb = malloc(bytes);
     if (!out->rgb)
-        return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory for a %llux%llu image", format,
+        return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory for a %llux%llu image", name,
                         (unsigned long long)width, (unsigned long long)height);
     out->width = (int)width;
     out->height = (int)height;

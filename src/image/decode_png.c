@@ -174,16 +174,32 @@ static tkr_status png_run(png_job *job, const tkr_image_limits *lim, tkr_rgb_ima
     return TKR_OK;
 }
 
-/* Walks the chunk list before libpng sees it. libpng allocates (and zero-fills) a buffer of
- * the declared length before reading an ancillary chunk, so a 60-byte file claiming a 1 GiB
- * tEXt chunk would cost 1 GiB. A non-IDAT chunk longer than the rest of the file is a truncated
- * file, which Pillow also refuses ("Truncated File Read"); an IDAT that runs past the end is
- * left to libpng, as the rows may be complete before the data ends. */
-static tkr_status png_prescan(const uint8_t *d, size_t n, tkr_error *err) {
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Walks the chunk list before libpng sees it.
+ * - The IHDR size is checked against the pixel budget here, so the limit holds whatever
+ *   libpng would complain about first (libpng only reports the size after finding IDAT).
+ * - libpng allocates (and zero-fills) a buffer of the declared length before reading an
+ *   ancillary chunk, so a 60-byte file claiming a 1 GiB tEXt chunk would cost 1 GiB. A non-IDAT
+ *   chunk longer than the rest of the file is a truncated file, which Pillow also refuses
+ *   ("Truncated File Read"); an IDAT that runs past the end is left to libpng, as the rows may
+ *   be complete before the data ends. */
+static tkr_status png_prescan(const uint8_t *d, size_t n, const tkr_image_limits *lim,
+                              tkr_error *err) {
+    if (n >= 8 + 8 + 13 && be32(d + 8) == 13 && !memcmp(d + 12, "IHDR", 4)) {
+        uint64_t w = be32(d + 16), h = be32(d + 20);
+        uint64_t max_pixels = lim->max_pixels ? lim->max_pixels : TKR_IMAGE_DEFAULT_MAX_PIXELS;
+        if (w * h > max_pixels)
+            return tkr_fail(err, TKR_ERR_LIMIT,
+                            "PNG: image is %llux%llu = %llu pixels, over the limit of %llu pixels",
+                            (unsigned long long)w, (unsigned long long)h,
+                            (unsigned long long)(w * h), (unsigned long long)max_pixels);
+    }
     size_t pos = 8;
     while (n - pos >= 8) {
-        uint32_t len = (uint32_t)d[pos] << 24 | (uint32_t)d[pos + 1] << 16 |
-                       (uint32_t)d[pos + 2] << 8 | d[pos + 3];
+        uint32_t len = be32(d + pos);
         const uint8_t *type = d + pos + 4;
         size_t avail = n - pos - 8;
         if (!memcmp(type, "IEND", 4) || !memcmp(type, "IDAT", 4)) return TKR_OK;
@@ -203,7 +219,7 @@ static tkr_status png_prescan(const uint8_t *d, size_t n, tkr_error *err) {
 
 tkr_status tkr_decode_png(const uint8_t *data, size_t size, const tkr_image_limits *lim,
                           tkr_rgb_image *out, tkr_error *err) {
-    tkr_status pre = png_prescan(data, size, err);
+    tkr_status pre = png_prescan(data, size, lim, err);
     if (pre != TKR_OK) return pre;
     png_job *job = calloc(1, sizeof *job);
     if (!job) return tkr_fail(err, TKR_ERR_NOMEM, "PNG: out of memory");
