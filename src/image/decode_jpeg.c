@@ -156,7 +156,7 @@ static tkr_status jpeg_run(jpeg_job *job, const uint8_t *data, size_t size,
     if (!jpeg_start_decompress(ci)) return truncated(err, "before the first scanline");
     int comps = ci->output_components;
     if ((int)ci->output_width != out->width || (int)ci->output_height != out->height ||
-        comps != (ci->num_components == 4 ? 4 : ci->num_components))
+        comps != ci->num_components)
         return tkr_fail(err, TKR_ERR_INTERNAL, "JPEG: unexpected output geometry");
     job->row = malloc((size_t)out->width * (size_t)comps);
     if (!job->row) return tkr_fail(err, TKR_ERR_NOMEM, "JPEG: out of memory");
