@@ -48,12 +48,17 @@ void tkr_add_inplace(float *x, const float *y, size_t n) {
 
 void tkr_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cos_t,
                     const float *sin_t) {
+    tkr_rope_apply_strided(x, T, n_heads * head_dim, n_heads, head_dim, cos_t, sin_t);
+}
+
+void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int head_dim,
+                            const float *cos_t, const float *sin_t) {
     int half = head_dim / 2;
     for (int t = 0; t < T; t++) {
         const float *c = cos_t + (size_t)t * half;
         const float *s = sin_t + (size_t)t * half;
         for (int h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)t * n_heads + h) * head_dim;
+            float *v = x + (size_t)t * row_stride + (size_t)h * head_dim;
             for (int d = 0; d < half; d++) {
                 float a = v[d], b = v[d + half];
                 v[d] = a * c[d] - b * s[d];

@@ -61,6 +61,9 @@ void tkr_add_inplace(float *x, const float *y, size_t n);
  * with per-token tables cos/sin [T, head_dim/2]. */
 void tkr_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cos_t,
                     const float *sin_t);
+/* The same on rows of row_stride floats (e.g. q and k inside a fused qkv buffer). */
+void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int head_dim,
+                            const float *cos_t, const float *sin_t);
 
 /* Multi-head attention over one or more independent sequences packed along T.
  *   q [T, n_heads, hd], k/v [T, n_kv, hd] (rows of stride q_stride/kv_stride floats),
