@@ -50,28 +50,22 @@ static tkr_status check_params(const tkr_model_params *p, tkr_error *err) {
     return TKR_OK;
 }
 
-/* Binds "layers.<l>.<suffix>" with an expected shape. */
-static tkr_status bind_text(const tkr_model *m, int layer, const char *suffix, int ndim, int64_t d0,
-                            int64_t d1, const tkr_tensor **out, tkr_error *err) {
+/* Binds "<group>.<index>.<suffix>" (or just "<suffix>" when index < 0) of the text decoder
+ * ("layers") or the vision tower ("blocks") with an expected shape; the io layer resolves both
+ * weight-name layouts. */
+static tkr_status bind(const tkr_model *m, bool vision, int index, const char *suffix, int ndim,
+                       int64_t d0, int64_t d1, const tkr_tensor **out, tkr_error *err) {
     char name[256];
-    if (layer >= 0)
-        snprintf(name, sizeof name, "layers.%d.%s", layer, suffix);
+    if (index >= 0)
+        snprintf(name, sizeof name, "%s.%d.%s", vision ? "blocks" : "layers", index, suffix);
     else
         snprintf(name, sizeof name, "%s", suffix);
     int64_t shape[2] = {d0, d1};
-    return tkr_weights_require_text(m->weights, name, ndim, shape, out, err);
+    return vision ? tkr_weights_require_vision(m->weights, name, ndim, shape, out, err)
+                  : tkr_weights_require_text(m->weights, name, ndim, shape, out, err);
 }
-
-static tkr_status bind_vision(const tkr_model *m, int block, const char *suffix, int ndim, int64_t d0,
-                              int64_t d1, const tkr_tensor **out, tkr_error *err) {
-    char name[256];
-    if (block >= 0)
-        snprintf(name, sizeof name, "blocks.%d.%s", block, suffix);
-    else
-        snprintf(name, sizeof name, "%s", suffix);
-    int64_t shape[2] = {d0, d1};
-    return tkr_weights_require_vision(m->weights, name, ndim, shape, out, err);
-}
+#define bind_text(m, i, s, nd, a, b, o, e) bind(m, false, i, s, nd, a, b, o, e)
+#define bind_vision(m, i, s, nd, a, b, o, e) bind(m, true, i, s, nd, a, b, o, e)
 
 #define BIND(call)                                                                              \
     do {                                                                                        \
