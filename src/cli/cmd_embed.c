@@ -33,6 +33,8 @@ static void usage(FILE *f) {
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
             "  --max-tokens N           tokens per item (default 32768)\n"
+            "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
+            "                           and images) instead of failing the item\n"
             "  -h, --help               this help\n");
 }
 
@@ -236,6 +238,8 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "--truncate")) {
+            mp.truncate = true;
         } else if (!strcmp(a, "--threads")) {
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
             mp.n_threads = (int)v;

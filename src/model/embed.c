@@ -133,6 +133,7 @@ tkr_status tkr_embed(tkr_model *m, const tkr_item *items, int n_items, float *ou
         results[i].status = TKR_OK;
         results[i].prompt_tokens = prep[i].prompt.n;
         results[i].image_tokens = prep[i].image_tokens;
+        results[i].truncated_tokens = prep[i].prompt.truncated;
     }
     /* pack consecutive ok items into batches of at most max_batch_tokens (an item larger than
      * the budget runs alone) */

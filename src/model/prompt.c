@@ -42,6 +42,22 @@ static tkr_status tokenize_string(const tkr_model *m, const char *s, size_t n, i
     return tkr_tokenize(m->tok, s, n, ids, n_ids, err);
 }
 
+/* The template ends with <|im_end|> \n <|im_start|> assistant \n <|endoftext|>: six tokens. */
+enum { SUFFIX_TOKENS = 6 };
+
+/* How many tokens can be cut from the end of the user's text to remove `excess` tokens: the
+ * text runs from after the last special token of the prefix (<|vision_end|>, or <|im_start|>
+ * of the user turn followed by "user" "\n") up to the suffix. Returns min(excess, available),
+ * or 0 when the text cannot absorb the whole excess (the caller then reports the limit). */
+static size_t truncate_text(const tkr_model *m, const int32_t *ids, size_t n, size_t excess) {
+    if (n < SUFFIX_TOKENS + 1) return 0;
+    size_t end = n - SUFFIX_TOKENS, start = end;
+    while (start > 0 && ids[start - 1] != m->tok_vision_end && ids[start - 1] != m->tok_im_start) start--;
+    if (start > 0 && ids[start - 1] == m->tok_im_start) start += 2; /* keep "user" "\n" */
+    size_t avail = end > start ? end - start : 0;
+    return excess <= avail ? excess : 0;
+}
+
 /* Text positions advance by one; an image of H x W merged tokens takes (base, base+r, base+c)
  * and the text after it resumes at base + max(H, W). */
 static void rope_positions(const int32_t *ids, int n, int32_t image_pad, const int *tok_h,
@@ -134,10 +150,23 @@ tkr_status tkr_prompt_build(const tkr_model *m, const tkr_item *item, const int 
     }
     size_t total = n_ids - (size_t)n_images;
     for (int i = 0; i < n_images; i++) total += (size_t)tok_h[i] * (size_t)tok_w[i];
-    if (total > (size_t)m->params.max_tokens_per_item) {
+    size_t limit = (size_t)m->params.max_tokens_per_item;
+    if (total > limit && (item->truncate || m->params.truncate)) {
+        size_t cut = truncate_text(m, ids, n_ids, total - limit);
+        if (cut) {
+            /* keep the template's suffix: move it over the dropped text tokens */
+            memmove(ids + n_ids - SUFFIX_TOKENS - cut, ids + n_ids - SUFFIX_TOKENS,
+                    SUFFIX_TOKENS * sizeof(int32_t));
+            n_ids -= cut;
+            total -= cut;
+            out->truncated = (int)cut;
+        }
+    }
+    if (total > limit) {
         free(ids);
-        return tkr_fail(err, TKR_ERR_LIMIT, "the item has %zu tokens, more than the limit of %d",
-                        total, m->params.max_tokens_per_item);
+        return tkr_fail(err, TKR_ERR_LIMIT, "the item has %zu tokens, more than the limit of %zu%s",
+                        total, limit,
+                        item->truncate || m->params.truncate ? " even with its text truncated" : "");
     }
     int n = (int)total;
     int32_t *full = malloc(sizeof(int32_t) * (size_t)n * 4);

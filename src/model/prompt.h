@@ -8,6 +8,7 @@ typedef struct {
     int32_t *ids;   /* [n]                                   */
     int32_t *pos;   /* [3][n]: t, h, w (same allocation)     */
     int n;
+    int truncated;  /* text tokens dropped to fit max_tokens_per_item */
 } tkr_prompt;
 
 /* tok_h/tok_w: merged-token grid (grid / merge) of each of the item's images. */

@@ -132,7 +132,40 @@ static void test_limits_and_params(void) {
     CHECK(tkr_embed(NULL, &it, 1, v, &r, &e) == TKR_ERR_INVALID_ARG, "NULL model");
 }
 
+/* Truncation keeps the template: the result equals the token-id input of the first k text
+ * tokens, and the prompt is exactly at the limit. */
+static void test_truncation(void) {
+    tkr_model_params mp = tkr_model_default_params();
+    mp.max_tokens_per_item = 30;
+    tkr_model *m = load_m1(&mp);
+    CHECK(m != NULL, "model loads");
+    if (!m) return;
+    const char *text = "one two three four five six seven eight nine ten eleven twelve thirteen";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    tkr_error e;
+    CHECK(tkr_tokenize(tkr_model_tokenizer(m), text, strlen(text), &ids, &n, &e) == TKR_OK, "tokenize");
+    tkr_item a = tkr_item_default();
+    a.text = text;
+    a.truncate = true;
+    float va[64], vb[64];
+    tkr_result ra, rb;
+    CHECK(tkr_embed(m, &a, 1, va, &ra, &e) == TKR_OK && ra.status == TKR_OK, "truncated ok: %s", ra.message);
+    CHECK(ra.prompt_tokens == 30, "at the limit: %d", ra.prompt_tokens);
+    CHECK(ra.truncated_tokens == (int)n + 20 - 30, "dropped %d of %zu", ra.truncated_tokens, n);
+    tkr_item b = tkr_item_default();
+    b.token_ids = ids;
+    b.n_token_ids = n - (size_t)ra.truncated_tokens;
+    CHECK(tkr_embed(m, &b, 1, vb, &rb, &e) == TKR_OK && rb.status == TKR_OK, "prefix ids");
+    CHECK(!memcmp(va, vb, sizeof(float) * (size_t)tkr_model_dim(m)), "same as the first tokens");
+    a.truncate = false;
+    CHECK(tkr_embed(m, &a, 1, va, &ra, &e) == TKR_OK && ra.status == TKR_ERR_LIMIT, "no truncation: limit");
+    tkr_free(ids);
+    tkr_model_free(m);
+}
+
 int main(void) {
+    RUN(test_truncation);
     RUN(test_batch_invariance);
     RUN(test_item_errors_are_isolated);
     RUN(test_token_ids_equal_text);
