@@ -97,7 +97,7 @@ typedef struct {
     uint64_t max_image_pixels;   /* decoded width*height, checked from the header; 64 Mpx  */
     int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 32768         */
     int max_batch_tokens;        /* tokens per model call when batching; default 8192      */
-    bool truncate;               /* over-long text: truncate (true) or fail (false)         */
+    bool truncate;               /* over-long text: truncate every item (see tkr_item)      */
     bool use_mmap;               /* map weights in place where possible; default true       */
 } tkr_model_params;
 
@@ -133,6 +133,8 @@ typedef struct {
     const char *instruction;
     const tkr_image_input *images;
     int n_images;
+    bool truncate;               /* over max_tokens_per_item: cut the end of the text (keeping
+                                    the template and images) instead of failing the item     */
 } tkr_item;
 
 tkr_item tkr_item_default(void);
@@ -141,6 +143,7 @@ typedef struct {
     tkr_status status;           /* per item: TKR_OK or why this item failed               */
     int prompt_tokens;           /* tokens fed to the decoder, image tokens included       */
     int image_tokens;
+    int truncated_tokens;        /* text tokens dropped by truncation (0 if none)          */
     char message[TKR_ERROR_MESSAGE_MAX];
 } tkr_result;
 

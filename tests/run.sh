@@ -40,6 +40,15 @@ run_script() {
   else fail=$((fail+1)); failed_names+=("$label"); printf '%s\n' "$out" | sed "s|^|[$label] |"; note "FAIL $label"; fi
 }
 
+# the fixture model the C model tests load (tokenizer files come from the shared data)
+model_tmp=$(mktemp -d)
+trap 'rm -rf "$model_tmp"' EXIT
+if ( source tests/lib/modeldir.sh && make_model_dir m1-flat-f32 "$model_tmp/m1" ); then
+  export TKR_MODEL_M1="$model_tmp/m1"
+else
+  note "FAIL could not assemble the fixture model (shared data missing?)"; fail=$((fail+1)); failed_names+=("fixture model")
+fi
+
 for variant in build build-san; do
   if [ "$variant" = build ]; then build || continue; else build SAN=1 || continue; fi
   export TKR_BUILD="$PWD/$variant"

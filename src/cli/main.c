@@ -1,4 +1,5 @@
 /* main.c - the tkr-embed program: dispatches to the sub-commands. */
+#include "cli/cli.h"
 #include "tkr_embed.h"
 
 #include <stdio.h>
@@ -28,6 +29,8 @@ int main(int argc, char **argv) {
         printf("tkr-embed %s\n", TKR_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "embed")) return tkr_cmd_embed(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tokenize")) return tkr_cmd_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "tkr-embed: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

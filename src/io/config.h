@@ -1,0 +1,63 @@
+/* config.h - config.json of a Qwen2-VL (Ops-MM-embedding) model, parsed and range-checked.
+ *
+ * Two shapes are accepted and give the same struct:
+ *   - flat (transformers < 4.5x, e.g. Qwen2-VL-2B-Instruct): text keys at the top level,
+ *     "vision_config" nested, rope in "rope_scaling": {"type": "mrope", "mrope_section": [..]}
+ *     and "rope_theta" at the top;
+ *   - nested (transformers >= 4.5x / 5.x): "text_config": {...} and "vision_config": {...};
+ *     rope in "rope_scaling" or "rope_parameters" ({"rope_type": "default", "mrope_section",
+ *     "rope_theta"}), at the top or inside text_config.
+ * Text keys are looked up in text_config first, then at the top; token ids at the top first,
+ * then in text_config. tie_word_embeddings is true when either place says true.
+ *
+ * Required: hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+ * intermediate_size, vocab_size, and an mrope_section. Everything else takes the Hugging Face
+ * default when missing (or null): max_position_embeddings 32768, rms_norm_eps 1e-6,
+ * rope_theta 1e6, hidden_act "silu", token ids 151652/151653/151655/151656; vision keys the
+ * Qwen2VLVisionConfig defaults (depth 32, embed_dim 1280, num_heads 16, mlp_ratio 4,
+ * in_channels 3, patch 14, merge 2, temporal 2, quick_gelu, hidden_size 3584).
+ * A config without "vision_config" is text-only (has_vision false, vision zeroed).
+ *
+ * Wrong JSON types and out-of-range values are TKR_ERR_FORMAT naming the key
+ * ("config.json: 'hidden_size' must be an integer"); valid but unsupported settings (another
+ * model_type such as qwen2_5_vl, another activation or rope type, sliding-window attention)
+ * are TKR_ERR_UNSUPPORTED. */
+#ifndef TKR_IO_CONFIG_H
+#define TKR_IO_CONFIG_H
+
+#include "tkr_embed.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    int hidden_size, num_layers, num_heads, num_kv_heads, head_dim, intermediate_size, vocab_size;
+    int max_position_embeddings;
+    double rms_norm_eps, rope_theta;
+    int mrope_section[3];          /* sums to head_dim/2 */
+    bool tie_word_embeddings;
+    char hidden_act[32];           /* "silu" */
+} tkr_text_config;
+
+typedef struct {
+    int depth, embed_dim, num_heads, head_dim, mlp_hidden /* embed_dim*mlp_ratio */, out_hidden_size;
+    int in_channels, patch_size, temporal_patch_size, spatial_merge_size;
+    char hidden_act[32];           /* "quick_gelu" */
+} tkr_vision_config;
+
+typedef struct {
+    char model_type[64];           /* "qwen2_vl" */
+    tkr_text_config text;
+    tkr_vision_config vision;
+    bool has_vision;
+    int image_token_id, video_token_id, vision_start_token_id, vision_end_token_id;
+} tkr_model_config;
+
+/* Largest config.json tkr_config_load reads. */
+#define TKR_CONFIG_MAX_BYTES (4u << 20)
+
+/* Parses json[0..len). On failure *out is zeroed and err says why ("config.json: ..."). */
+tkr_status tkr_config_parse(const char *json, size_t len, tkr_model_config *out, tkr_error *err);
+/* Reads model_dir/config.json; messages name that path. */
+tkr_status tkr_config_load(const char *model_dir, tkr_model_config *out, tkr_error *err);
+
+#endif

@@ -1,0 +1,86 @@
+/* kernels.h - the compute kernels behind the model code.
+ *
+ * Each kernel has a portable reference version (plain C, float32 accumulation) and, where it
+ * matters, a per-ISA version (*_avx2.c) chosen at run time. The model code only sees this header,
+ * so other backends and quantized weight types plug in here.
+ *
+ * Shapes are row-major and written as [rows, cols]. Weights are tkr_tensor views (F32, F16 or BF16)
+ * read in place; activations are float32.
+ *
+ * Batch invariance: every output element of tkr_linear is computed by the same instruction
+ * sequence whatever the number of rows M, so a vector never depends on what else was batched. */
+#ifndef TKR_KERNELS_H
+#define TKR_KERNELS_H
+
+#include "io/tensor.h"
+#include "util/threadpool.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    tkr_pool *pool;          /* may be NULL: single-threaded */
+    bool avx2;               /* use the AVX2/FMA/F16C kernels */
+} tkr_kctx;
+
+/* Fills ctx for this CPU (run-time detection); force_generic disables ISA kernels (tests). */
+void tkr_kctx_init(tkr_kctx *ctx, tkr_pool *pool, bool force_generic);
+
+/* Scalar conversions (exact: every F16/BF16 value is representable in float32). */
+float tkr_f16_to_f32(uint16_t h);
+float tkr_bf16_to_f32(uint16_t b);
+uint16_t tkr_f32_to_bf16(float f);   /* round to nearest even */
+uint16_t tkr_f32_to_f16(float f);    /* round to nearest even */
+
+/* out[n] = float32 of row `row` of a 2-D weight W [rows, n] */
+void tkr_weight_row_f32(const tkr_tensor *w, int64_t row, float *out);
+
+/* y[M,N] = x[M,K] @ W[N,K]^T (+ bias[N]). W: F32/F16/BF16 [N, K]; bias F32/F16/BF16 or NULL. */
+void tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                const tkr_tensor *bias, float *y);
+
+/* RMSNorm per row: y = w * x / sqrt(mean(x^2) + eps). x, y [M, D] (y may equal x). */
+void tkr_rmsnorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w, float eps,
+                 float *y);
+
+/* LayerNorm per row: y = (x - mean) / sqrt(var + eps) * w + b. */
+void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w,
+                   const tkr_tensor *b, float eps, float *y);
+
+/* gate[i] = silu(gate[i]) * up[i] over n values (the SwiGLU MLP). */
+void tkr_silu_mul(const tkr_kctx *ctx, float *gate, const float *up, size_t n);
+/* x * sigmoid(1.702 x) in place (the vision blocks' QuickGELU). */
+void tkr_quick_gelu(const tkr_kctx *ctx, float *x, size_t n);
+/* exact erf GELU in place (the patch merger). */
+void tkr_gelu_erf(const tkr_kctx *ctx, float *x, size_t n);
+
+/* x[i] += y[i] */
+void tkr_add_inplace(float *x, const float *y, size_t n);
+
+/* Rotary embedding in NeoX pairing (d, d + half) applied in place to x [T, n_heads, head_dim]
+ * with per-token tables cos/sin [T, head_dim/2]. */
+void tkr_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cos_t,
+                    const float *sin_t);
+/* The same on rows of row_stride floats (e.g. q and k inside a fused qkv buffer). */
+void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int head_dim,
+                            const float *cos_t, const float *sin_t);
+
+/* Multi-head attention over one or more independent sequences packed along T.
+ *   q [T, n_heads, hd], k/v [T, n_kv, hd] (rows of stride q_stride/kv_stride floats),
+ *   out [T, n_heads, hd]; seq_start[n_seq + 1] gives the row ranges; causal masks the future.
+ * Grouped-query: head h reads kv head h / (n_heads / n_kv). Softmax in float32. */
+typedef struct {
+    const float *q, *k, *v;
+    int q_stride, kv_stride;        /* floats between consecutive token rows */
+    float *out;
+    int out_stride;
+    int n_heads, n_kv, head_dim;
+    const int *seq_start;
+    int n_seq;
+    bool causal;
+} tkr_attention_args;
+
+/* scratch: per-thread buffer need, see tkr_attention_scratch_floats */
+void tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a);
+
+#endif

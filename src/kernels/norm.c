@@ -1,0 +1,64 @@
+/* norm.c - RMSNorm (text decoder) and LayerNorm (vision tower), one row per task chunk.
+ * Sums are taken in double: cheap next to the matrix products, and it keeps the result close to
+ * the float32 reference whatever the row length. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    const float *x;
+    int M, D;
+    const tkr_tensor *w, *b;
+    float eps;
+    float *y;
+    int rms;
+} norm_job;
+
+enum { NORM_ROWS_PER_TASK = 16 };
+
+static void norm_task(void *p, int task, int thread) {
+    norm_job *j = p;
+    float *w = malloc(sizeof(float) * (size_t)j->D * 2);
+    if (!w) return;
+    float *b = w + j->D;
+    tkr_weight_row_f32(j->w, 0, w);
+    if (j->b) tkr_weight_row_f32(j->b, 0, b);
+    int m0 = task * NORM_ROWS_PER_TASK;
+    int m1 = m0 + NORM_ROWS_PER_TASK < j->M ? m0 + NORM_ROWS_PER_TASK : j->M;
+    for (int m = m0; m < m1; m++) {
+        const float *xr = j->x + (size_t)m * j->D;
+        float *yr = j->y + (size_t)m * j->D;
+        if (j->rms) {
+            double ss = 0;
+            for (int i = 0; i < j->D; i++) ss += (double)xr[i] * xr[i];
+            float inv = (float)(1.0 / sqrt(ss / j->D + j->eps));
+            for (int i = 0; i < j->D; i++) yr[i] = w[i] * (xr[i] * inv);
+        } else {
+            double s = 0;
+            for (int i = 0; i < j->D; i++) s += xr[i];
+            double mean = s / j->D, var = 0;
+            for (int i = 0; i < j->D; i++) var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+            float inv = (float)(1.0 / sqrt(var / j->D + j->eps));
+            float fm = (float)mean;
+            for (int i = 0; i < j->D; i++) yr[i] = (xr[i] - fm) * inv * w[i] + (j->b ? b[i] : 0.0f);
+        }
+    }
+    free(w);
+}
+
+static void run_norm(const tkr_kctx *ctx, norm_job *j) {
+    tkr_pool_run(ctx->pool, (j->M + NORM_ROWS_PER_TASK - 1) / NORM_ROWS_PER_TASK, norm_task, j);
+}
+
+void tkr_rmsnorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w, float eps,
+                 float *y) {
+    norm_job j = {x, M, D, w, NULL, eps, y, 1};
+    run_norm(ctx, &j);
+}
+
+void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w,
+                   const tkr_tensor *b, float eps, float *y) {
+    norm_job j = {x, M, D, w, b, eps, y, 0};
+    run_norm(ctx, &j);
+}

@@ -1,0 +1,70 @@
+/* model.h - the loaded Qwen2-VL model (internal). */
+#ifndef TKR_MODEL_H
+#define TKR_MODEL_H
+
+#include "tkr_embed.h"
+#include "io/config.h"
+#include "io/tensor.h"
+#include "io/weights.h"
+#include "kernels/kernels.h"
+#include "util/threadpool.h"
+
+typedef struct {
+    const tkr_tensor *input_norm;     /* [D]                     */
+    const tkr_tensor *q_w, *q_b;      /* [H*hd, D], [H*hd]       */
+    const tkr_tensor *k_w, *k_b;      /* [KV*hd, D], [KV*hd]     */
+    const tkr_tensor *v_w, *v_b;      /* [KV*hd, D], [KV*hd]     */
+    const tkr_tensor *o_w;            /* [D, H*hd]               */
+    const tkr_tensor *post_norm;      /* [D]                     */
+    const tkr_tensor *gate_w, *up_w;  /* [I, D]                  */
+    const tkr_tensor *down_w;         /* [D, I]                  */
+} tkr_text_layer;
+
+typedef struct {
+    const tkr_tensor *norm1_w, *norm1_b;   /* [E]                */
+    const tkr_tensor *qkv_w, *qkv_b;       /* [3E, E], [3E]      */
+    const tkr_tensor *proj_w, *proj_b;     /* [E, E], [E]        */
+    const tkr_tensor *norm2_w, *norm2_b;   /* [E]                */
+    const tkr_tensor *fc1_w, *fc1_b;       /* [F, E], [F]        */
+    const tkr_tensor *fc2_w, *fc2_b;       /* [E, F], [E]        */
+} tkr_vision_block;
+
+typedef struct {
+    const tkr_tensor *patch_embed;         /* [E, C, tp, p, p] = [E, 1176] */
+    tkr_vision_block *blocks;              /* [depth]                       */
+    const tkr_tensor *ln_q_w, *ln_q_b;     /* [E]                           */
+    const tkr_tensor *mlp0_w, *mlp0_b;     /* [4E, 4E], [4E]                */
+    const tkr_tensor *mlp2_w, *mlp2_b;     /* [D, 4E], [D]                  */
+} tkr_vision_weights;
+
+struct tkr_model {
+    char name[256];
+    char dir[4096];
+    tkr_model_params params;
+    tkr_model_config cfg;
+    tkr_weights *weights;
+    tkr_tokenizer *tok;
+    tkr_pool *pool;
+    tkr_kctx kctx;
+    const tkr_tensor *embed;               /* [V, D] */
+    const tkr_tensor *final_norm;          /* [D]    */
+    tkr_text_layer *layers;                /* [L]    */
+    float *inv_freq;                       /* [hd/2] text rotary frequencies */
+    bool has_vision;
+    tkr_vision_weights vis;
+    /* prompt pieces, tokenized once */
+    int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
+};
+
+/* text.c: the decoder over packed sequences.
+ *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);
+ *   seq_start [n_seq + 1]; out [n_seq, D]: final-normed hidden state of each sequence's last token. */
+tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, const int *seq_start,
+                            int n_seq, float *out, tkr_error *err);
+
+/* vision.c: the vision tower + merger for one or more images packed along the patch axis.
+ *   patches [P, 1176] in Qwen2-VL order, grids (gh, gw) per image; out [P/4, D]. */
+tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, const int *grid_h,
+                              const int *grid_w, float *out, tkr_error *err);
+
+#endif

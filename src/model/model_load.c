@@ -1,0 +1,247 @@
+/* model_load.c - opening a Hugging Face Qwen2-VL directory: config, weights, tokenizer, and
+ * binding every tensor the forward passes use, with its shape checked once here so that the
+ * compute code can trust them. */
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/platform.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+tkr_model_params tkr_model_default_params(void) {
+    tkr_model_params p;
+    memset(&p, 0, sizeof p);
+    p.n_threads = 0;
+    p.min_image_tokens = 256;
+    p.max_image_tokens = 1280;
+    p.max_images_per_item = 16;
+    p.max_image_bytes = 32u << 20;
+    p.max_image_pixels = 64ull << 20;
+    p.max_tokens_per_item = 32768;
+    p.max_batch_tokens = 8192;
+    p.truncate = false;
+    p.use_mmap = true;
+    return p;
+}
+
+tkr_item tkr_item_default(void) {
+    tkr_item it;
+    memset(&it, 0, sizeof it);
+    return it;
+}
+
+static tkr_status check_params(const tkr_model_params *p, tkr_error *err) {
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "n_threads must be in [0, 1024], got %d", p->n_threads);
+    if (p->min_image_tokens < 1 || p->max_image_tokens < p->min_image_tokens ||
+        p->max_image_tokens > 16384)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG,
+                        "image tokens must satisfy 1 <= min (%d) <= max (%d) <= 16384",
+                        p->min_image_tokens, p->max_image_tokens);
+    if (p->max_images_per_item < 0 || p->max_images_per_item > 1024)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_images_per_item must be in [0, 1024]");
+    if (p->max_tokens_per_item < 16 || p->max_tokens_per_item > (1 << 20))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_tokens_per_item must be in [16, 1048576]");
+    if (p->max_batch_tokens < 16 || p->max_batch_tokens > (1 << 22))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_batch_tokens must be in [16, 4194304]");
+    return TKR_OK;
+}
+
+/* Binds "<group>.<index>.<suffix>" (or just "<suffix>" when index < 0) of the text decoder
+ * ("layers") or the vision tower ("blocks") with an expected shape; the io layer resolves both
+ * weight-name layouts. */
+static tkr_status bind(const tkr_model *m, bool vision, int index, const char *suffix, int ndim,
+                       int64_t d0, int64_t d1, const tkr_tensor **out, tkr_error *err) {
+    char name[256];
+    if (index >= 0)
+        snprintf(name, sizeof name, "%s.%d.%s", vision ? "blocks" : "layers", index, suffix);
+    else
+        snprintf(name, sizeof name, "%s", suffix);
+    int64_t shape[2] = {d0, d1};
+    return vision ? tkr_weights_require_vision(m->weights, name, ndim, shape, out, err)
+                  : tkr_weights_require_text(m->weights, name, ndim, shape, out, err);
+}
+#define bind_text(m, i, s, nd, a, b, o, e) bind(m, false, i, s, nd, a, b, o, e)
+#define bind_vision(m, i, s, nd, a, b, o, e) bind(m, true, i, s, nd, a, b, o, e)
+
+#define BIND(call)                                                                              \
+    do {                                                                                        \
+        tkr_status st_ = (call);                                                                \
+        if (st_ != TKR_OK) return st_;                                                          \
+    } while (0)
+
+static tkr_status bind_text_weights(tkr_model *m, tkr_error *err) {
+    const tkr_text_config *c = &m->cfg.text;
+    int64_t D = c->hidden_size, qd = (int64_t)c->num_heads * c->head_dim;
+    int64_t kvd = (int64_t)c->num_kv_heads * c->head_dim, I = c->intermediate_size;
+    BIND(bind_text(m, -1, "embed_tokens.weight", 2, c->vocab_size, D, &m->embed, err));
+    BIND(bind_text(m, -1, "norm.weight", 1, D, 0, &m->final_norm, err));
+    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
+    if (!m->layers) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < c->num_layers; l++) {
+        tkr_text_layer *L = &m->layers[l];
+        BIND(bind_text(m, l, "input_layernorm.weight", 1, D, 0, &L->input_norm, err));
+        BIND(bind_text(m, l, "post_attention_layernorm.weight", 1, D, 0, &L->post_norm, err));
+        BIND(bind_text(m, l, "self_attn.q_proj.weight", 2, qd, D, &L->q_w, err));
+        BIND(bind_text(m, l, "self_attn.q_proj.bias", 1, qd, 0, &L->q_b, err));
+        BIND(bind_text(m, l, "self_attn.k_proj.weight", 2, kvd, D, &L->k_w, err));
+        BIND(bind_text(m, l, "self_attn.k_proj.bias", 1, kvd, 0, &L->k_b, err));
+        BIND(bind_text(m, l, "self_attn.v_proj.weight", 2, kvd, D, &L->v_w, err));
+        BIND(bind_text(m, l, "self_attn.v_proj.bias", 1, kvd, 0, &L->v_b, err));
+        BIND(bind_text(m, l, "self_attn.o_proj.weight", 2, D, qd, &L->o_w, err));
+        BIND(bind_text(m, l, "mlp.gate_proj.weight", 2, I, D, &L->gate_w, err));
+        BIND(bind_text(m, l, "mlp.up_proj.weight", 2, I, D, &L->up_w, err));
+        BIND(bind_text(m, l, "mlp.down_proj.weight", 2, D, I, &L->down_w, err));
+    }
+    return TKR_OK;
+}
+
+/* The vision tower is optional: a text-only checkpoint simply has no visual.* tensors. A
+ * checkpoint that has some of them must have all of them with the right shapes. */
+static tkr_status bind_vision_weights(tkr_model *m, tkr_error *err) {
+    const tkr_vision_config *v = &m->cfg.vision;
+    if (!m->cfg.has_vision || !tkr_weights_vision(m->weights, "patch_embed.proj.weight")) {
+        m->has_vision = false;
+        return TKR_OK;
+    }
+    int64_t E = v->embed_dim, F = v->mlp_hidden, M4 = E * v->spatial_merge_size * v->spatial_merge_size;
+    int64_t patch = (int64_t)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    const tkr_tensor *pe = tkr_weights_vision(m->weights, "patch_embed.proj.weight");
+    int64_t numel = 1;
+    for (int i = 1; i < pe->ndim; i++) numel *= pe->shape[i];
+    if (pe->shape[0] != E || numel != patch)
+        return tkr_fail(err, TKR_ERR_FORMAT,
+                        "tensor 'patch_embed.proj.weight': expected %lld x %lld values per row",
+                        (long long)E, (long long)patch);
+    m->vis.patch_embed = pe;
+    m->vis.blocks = calloc((size_t)v->depth, sizeof *m->vis.blocks);
+    if (!m->vis.blocks) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < v->depth; b++) {
+        tkr_vision_block *B = &m->vis.blocks[b];
+        BIND(bind_vision(m, b, "norm1.weight", 1, E, 0, &B->norm1_w, err));
+        BIND(bind_vision(m, b, "norm1.bias", 1, E, 0, &B->norm1_b, err));
+        BIND(bind_vision(m, b, "norm2.weight", 1, E, 0, &B->norm2_w, err));
+        BIND(bind_vision(m, b, "norm2.bias", 1, E, 0, &B->norm2_b, err));
+        BIND(bind_vision(m, b, "attn.qkv.weight", 2, 3 * E, E, &B->qkv_w, err));
+        BIND(bind_vision(m, b, "attn.qkv.bias", 1, 3 * E, 0, &B->qkv_b, err));
+        BIND(bind_vision(m, b, "attn.proj.weight", 2, E, E, &B->proj_w, err));
+        BIND(bind_vision(m, b, "attn.proj.bias", 1, E, 0, &B->proj_b, err));
+        BIND(bind_vision(m, b, "mlp.fc1.weight", 2, F, E, &B->fc1_w, err));
+        BIND(bind_vision(m, b, "mlp.fc1.bias", 1, F, 0, &B->fc1_b, err));
+        BIND(bind_vision(m, b, "mlp.fc2.weight", 2, E, F, &B->fc2_w, err));
+        BIND(bind_vision(m, b, "mlp.fc2.bias", 1, E, 0, &B->fc2_b, err));
+    }
+    BIND(bind_vision(m, -1, "merger.ln_q.weight", 1, E, 0, &m->vis.ln_q_w, err));
+    BIND(bind_vision(m, -1, "merger.ln_q.bias", 1, E, 0, &m->vis.ln_q_b, err));
+    BIND(bind_vision(m, -1, "merger.mlp.0.weight", 2, M4, M4, &m->vis.mlp0_w, err));
+    BIND(bind_vision(m, -1, "merger.mlp.0.bias", 1, M4, 0, &m->vis.mlp0_b, err));
+    BIND(bind_vision(m, -1, "merger.mlp.2.weight", 2, m->cfg.text.hidden_size, M4, &m->vis.mlp2_w, err));
+    BIND(bind_vision(m, -1, "merger.mlp.2.bias", 1, m->cfg.text.hidden_size, 0, &m->vis.mlp2_b, err));
+    m->has_vision = true;
+    return TKR_OK;
+}
+
+/* The special tokens the prompt needs must exist in the tokenizer with the ids the config names. */
+static tkr_status bind_tokens(tkr_model *m, tkr_error *err) {
+    struct {
+        const char *s;
+        int32_t *dst;
+        int expect;
+    } t[] = {
+        {"<|im_start|>", &m->tok_im_start, -1},
+        {"<|im_end|>", &m->tok_im_end, -1},
+        {"<|endoftext|>", &m->tok_endoftext, -1},
+        {"<|vision_start|>", &m->tok_vision_start, m->cfg.vision_start_token_id},
+        {"<|vision_end|>", &m->tok_vision_end, m->cfg.vision_end_token_id},
+        {"<|image_pad|>", &m->tok_image_pad, m->cfg.image_token_id},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int32_t id = tkr_tokenizer_token_id(m->tok, t[i].s);
+        if (id < 0) {
+            if (i >= 3 && !m->has_vision) { /* vision tokens are only needed with images */
+                *t[i].dst = -1;
+                continue;
+            }
+            return tkr_fail(err, TKR_ERR_FORMAT, "tokenizer has no %s token", t[i].s);
+        }
+        if (t[i].expect >= 0 && id != t[i].expect)
+            return tkr_fail(err, TKR_ERR_FORMAT, "tokenizer maps %s to %d but config.json says %d",
+                            t[i].s, id, t[i].expect);
+        if (id >= m->cfg.text.vocab_size)
+            return tkr_fail(err, TKR_ERR_FORMAT, "token %s id %d is outside the embedding table (%d rows)",
+                            t[i].s, id, m->cfg.text.vocab_size);
+        *t[i].dst = id;
+    }
+    return TKR_OK;
+}
+
+tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
+                          tkr_error *err) {
+    *out = NULL;
+    if (!model_dir || !*model_dir) return tkr_fail(err, TKR_ERR_INVALID_ARG, "no model directory given");
+    tkr_model_params p = params ? *params : tkr_model_default_params();
+    tkr_status st = check_params(&p, err);
+    if (st != TKR_OK) return st;
+    tkr_model *m = calloc(1, sizeof *m);
+    if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    m->params = p;
+    size_t dl = strlen(model_dir);
+    if (dl >= sizeof m->dir) {
+        free(m);
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "model directory path too long");
+    }
+    memcpy(m->dir, model_dir, dl + 1);
+    while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = '\0';
+    const char *base = strrchr(m->dir, '/');
+    base = base ? base + 1 : m->dir;
+    size_t bl = strlen(base);
+    if (bl >= sizeof m->name) bl = sizeof m->name - 1;
+    memcpy(m->name, base, bl);
+    m->name[bl] = '\0';
+
+    if ((st = tkr_config_load(model_dir, &m->cfg, err)) != TKR_OK) goto fail;
+    if ((st = tkr_tokenizer_load(model_dir, &m->tok, err)) != TKR_OK) goto fail;
+    if ((st = tkr_weights_open(model_dir, p.use_mmap, &m->weights, err)) != TKR_OK) goto fail;
+    if ((st = bind_text_weights(m, err)) != TKR_OK) goto fail_named;
+    if ((st = bind_vision_weights(m, err)) != TKR_OK) goto fail_named;
+    if ((st = bind_tokens(m, err)) != TKR_OK) goto fail_named;
+
+    int hd = m->cfg.text.head_dim;
+    m->inv_freq = malloc(sizeof(float) * (size_t)(hd / 2));
+    if (!m->inv_freq) {
+        st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* as HF computes it, in float32: 1 / theta ^ (2j / hd) */
+    for (int j = 0; j < hd / 2; j++)
+        m->inv_freq[j] = 1.0f / powf((float)m->cfg.text.rope_theta, (float)(2 * j) / (float)hd);
+    int threads = p.n_threads > 0 ? p.n_threads : tkr_cpu_count();
+    if ((st = tkr_pool_init(threads, &m->pool, err)) != TKR_OK) goto fail;
+    tkr_kctx_init(&m->kctx, m->pool, getenv("TKR_FORCE_GENERIC") != NULL);
+    *out = m;
+    return TKR_OK;
+fail_named:
+    tkr_error_prefix(err, "%s: ", model_dir);
+fail:
+    tkr_model_free(m);
+    return st;
+}
+
+void tkr_model_free(tkr_model *m) {
+    if (!m) return;
+    tkr_pool_free(m->pool);
+    free(m->inv_freq);
+    free(m->layers);
+    free(m->vis.blocks);
+    tkr_weights_free(m->weights);
+    tkr_tokenizer_free(m->tok);
+    free(m);
+}
+
+int tkr_model_dim(const tkr_model *m) { return m->cfg.text.hidden_size; }
+const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *m) { return m->tok; }
+const char *tkr_model_name(const tkr_model *m) { return m->name; }
+bool tkr_model_has_vision(const tkr_model *m) { return m->has_vision; }

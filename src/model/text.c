@@ -1,0 +1,84 @@
+/* text.c - the Qwen2 decoder of Qwen2-VL over packed sequences.
+ *
+ *   h = x + o_proj(attn(rmsnorm_in(x)))              q/k/v with bias, M-RoPE, causal, GQA
+ *   x = h + down(silu(gate(rmsnorm_post(h))) * up(rmsnorm_post(h)))
+ *   final RMSNorm, applied only to the rows that are pooled (each sequence's last token).
+ *
+ * All sequences of a batch share every matrix product (rows are independent, see kernels.h)
+ * and attend only within themselves, so the result for one item does not depend on the batch. */
+#include "model/model.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cos/sin tables [T, hd/2]: frequency j takes its position from axis t, h or w according to
+ * mrope_section, exactly as HF splits the duplicated 128-wide table into [16,24,24] x 2. */
+static void mrope_tables(const tkr_model *m, const int32_t *pos, int T, float *cos_t, float *sin_t) {
+    const tkr_text_config *c = &m->cfg.text;
+    int half = c->head_dim / 2;
+    int s0 = c->mrope_section[0], s1 = c->mrope_section[1];
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < half; j++) {
+            int axis = j < s0 ? 0 : j < s0 + s1 ? 1 : 2;
+            float angle = (float)pos[(size_t)axis * T + t] * m->inv_freq[j];
+            cos_t[(size_t)t * half + j] = cosf(angle);
+            sin_t[(size_t)t * half + j] = sinf(angle);
+        }
+    }
+}
+
+tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, const int *seq_start,
+                            int n_seq, float *out, tkr_error *err) {
+    const tkr_text_config *c = &m->cfg.text;
+    const tkr_kctx *k = &m->kctx;
+    int D = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads, hd = c->head_dim;
+    int I = c->intermediate_size, half = hd / 2;
+    size_t nT = (size_t)T;
+    /* one allocation for every activation buffer of the pass */
+    size_t sz_xn = nT * D, sz_q = nT * H * hd, sz_kv = nT * KV * hd, sz_mlp = nT * I;
+    size_t sz_tab = nT * half;
+    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 2;
+    float *buf = malloc(total * sizeof(float));
+    if (!buf) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d tokens (%zu MB)", T,
+                              total * sizeof(float) >> 20);
+    float *xn = buf;                 /* [T, D]     normed input           */
+    float *tmp = xn + sz_xn;         /* [T, D]     o_proj / down output   */
+    float *q = tmp + sz_xn;          /* [T, H*hd]                         */
+    float *att = q + sz_q;           /* [T, H*hd]  attention output       */
+    float *kk = att + sz_q;          /* [T, KV*hd]                        */
+    float *vv = kk + sz_kv;          /* [T, KV*hd]                        */
+    float *gate = vv + sz_kv;        /* [T, I]                            */
+    float *up = gate + sz_mlp;       /* [T, I]                            */
+    float *cos_t = up + sz_mlp;      /* [T, hd/2]                         */
+    float *sin_t = cos_t + sz_tab;   /* [T, hd/2]                         */
+    mrope_tables(m, pos, T, cos_t, sin_t);
+    float eps = (float)c->rms_norm_eps;
+    for (int l = 0; l < c->num_layers; l++) {
+        const tkr_text_layer *L = &m->layers[l];
+        tkr_rmsnorm(k, x, T, D, L->input_norm, eps, xn);
+        tkr_linear(k, xn, T, D, L->q_w, L->q_b, q);
+        tkr_linear(k, xn, T, D, L->k_w, L->k_b, kk);
+        tkr_linear(k, xn, T, D, L->v_w, L->v_b, vv);
+        tkr_rope_apply(q, T, H, hd, cos_t, sin_t);
+        tkr_rope_apply(kk, T, KV, hd, cos_t, sin_t);
+        tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
+                                seq_start, n_seq, true};
+        tkr_attention(k, &a);
+        tkr_linear(k, att, T, H * hd, L->o_w, NULL, tmp);
+        tkr_add_inplace(x, tmp, sz_xn);
+        tkr_rmsnorm(k, x, T, D, L->post_norm, eps, xn);
+        tkr_linear(k, xn, T, D, L->gate_w, NULL, gate);
+        tkr_linear(k, xn, T, D, L->up_w, NULL, up);
+        tkr_silu_mul(k, gate, up, sz_mlp);
+        tkr_linear(k, gate, T, I, L->down_w, NULL, tmp);
+        tkr_add_inplace(x, tmp, sz_xn);
+    }
+    for (int s = 0; s < n_seq; s++) {
+        const float *last = x + (size_t)(seq_start[s + 1] - 1) * D;
+        tkr_rmsnorm(k, last, 1, D, m->final_norm, eps, out + (size_t)s * D);
+    }
+    free(buf);
+    return TKR_OK;
+}

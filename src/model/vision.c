@@ -1,0 +1,107 @@
+/* vision.c - the Qwen2-VL vision tower and patch merger.
+ *
+ *   x = patch_embed(patches)                         Conv3d as a [E, 1176] matrix product
+ *   per block: x += proj(attn(LN1(x)));  x += fc2(quick_gelu(fc1(LN2(x))))
+ *              attention is full within an image, never across images; 2-D rotary on q, k
+ *   merger:    LN_q per patch, 4 consecutive patches (one 2x2 block) -> mlp.0 -> GELU(erf) -> mlp.2
+ */
+#include "model/model.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rotary tables [P, hd/2]: (h * inv_freq, w * inv_freq) for each patch, where patches come in
+ * 2x2-block raster order: block (bh, bw), then (mh, mw) inside it. */
+static void vision_rope_tables(const tkr_model *m, int n_images, const int *grid_h, const int *grid_w,
+                               float *cos_t, float *sin_t) {
+    const tkr_vision_config *v = &m->cfg.vision;
+    int hd = v->embed_dim / v->num_heads;
+    int quarter = hd / 4, half = hd / 2, ms = v->spatial_merge_size;
+    float inv[512];
+    for (int k = 0; k < quarter; k++)
+        inv[k] = 1.0f / powf(10000.0f, (float)(2 * k) / (float)half);
+    size_t p = 0;
+    for (int im = 0; im < n_images; im++) {
+        int gh = grid_h[im], gw = grid_w[im];
+        for (int bh = 0; bh < gh / ms; bh++)
+            for (int bw = 0; bw < gw / ms; bw++)
+                for (int mh = 0; mh < ms; mh++)
+                    for (int mw = 0; mw < ms; mw++, p++) {
+                        float hpos = (float)(bh * ms + mh), wpos = (float)(bw * ms + mw);
+                        for (int k = 0; k < quarter; k++) {
+                            float a = hpos * inv[k], b = wpos * inv[k];
+                            cos_t[p * half + k] = cosf(a);
+                            sin_t[p * half + k] = sinf(a);
+                            cos_t[p * half + quarter + k] = cosf(b);
+                            sin_t[p * half + quarter + k] = sinf(b);
+                        }
+                    }
+    }
+}
+
+tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, const int *grid_h,
+                              const int *grid_w, float *out, tkr_error *err) {
+    const tkr_vision_config *v = &m->cfg.vision;
+    const tkr_kctx *k = &m->kctx;
+    int E = v->embed_dim, H = v->num_heads, hd = E / H, F = v->mlp_hidden;
+    int ms2 = v->spatial_merge_size * v->spatial_merge_size;
+    int D = m->cfg.text.hidden_size;
+    int patch_dim = v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    int *seq = malloc(sizeof(int) * (size_t)(n_images + 1));
+    if (!seq) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    seq[0] = 0;
+    for (int i = 0; i < n_images; i++) seq[i + 1] = seq[i] + grid_h[i] * grid_w[i];
+    int P = seq[n_images];
+    size_t nP = (size_t)P;
+    size_t total = nP * E * 3 /* x, xn, tmp */ + nP * 3 * E /* qkv */ + nP * E /* att */ +
+                   nP * (size_t)(F > E * ms2 ? F : E * ms2) /* mlp */ + nP * hd /* tables */;
+    float *buf = malloc(total * sizeof(float));
+    if (!buf) {
+        free(seq);
+        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d image patches", P);
+    }
+    float *x = buf;                     /* [P, E]     */
+    float *xn = x + nP * E;             /* [P, E]     */
+    float *tmp = xn + nP * E;           /* [P, E]     */
+    float *qkv = tmp + nP * E;          /* [P, 3E]    */
+    float *att = qkv + nP * 3 * E;      /* [P, E]     */
+    float *mlp = att + nP * E;          /* [P, max(F, 4E)] */
+    float *cos_t = mlp + nP * (size_t)(F > E * ms2 ? F : E * ms2); /* [P, hd/2] */
+    float *sin_t = cos_t + nP * (size_t)(hd / 2);
+
+    tkr_tensor pe = *m->vis.patch_embed; /* the Conv3d weight viewed as [E, 1176] */
+    pe.ndim = 2;
+    pe.shape[1] = patch_dim;
+    tkr_linear(k, patches, P, patch_dim, &pe, NULL, x);
+    vision_rope_tables(m, n_images, grid_h, grid_w, cos_t, sin_t);
+    const float eps = 1e-6f;
+    for (int b = 0; b < v->depth; b++) {
+        const tkr_vision_block *B = &m->vis.blocks[b];
+        tkr_layernorm(k, x, P, E, B->norm1_w, B->norm1_b, eps, xn);
+        tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv);
+        tkr_rope_apply_strided(qkv, P, 3 * E, H, hd, cos_t, sin_t);
+        tkr_rope_apply_strided(qkv + E, P, 3 * E, H, hd, cos_t, sin_t);
+        tkr_attention_args a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd,
+                                seq, n_images, false};
+        tkr_attention(k, &a);
+        tkr_linear(k, att, P, E, B->proj_w, B->proj_b, tmp);
+        tkr_add_inplace(x, tmp, nP * E);
+        tkr_layernorm(k, x, P, E, B->norm2_w, B->norm2_b, eps, xn);
+        tkr_linear(k, xn, P, E, B->fc1_w, B->fc1_b, mlp);
+        tkr_quick_gelu(k, mlp, nP * F);
+        tkr_linear(k, mlp, P, F, B->fc2_w, B->fc2_b, tmp);
+        tkr_add_inplace(x, tmp, nP * E);
+    }
+    /* merger: rows of 4E are 4 consecutive normed patches, already contiguous in xn */
+    tkr_layernorm(k, x, P, E, m->vis.ln_q_w, m->vis.ln_q_b, eps, xn);
+    int Q = P / ms2;
+    tkr_linear(k, xn, Q, E * ms2, m->vis.mlp0_w, m->vis.mlp0_b, mlp);
+    tkr_gelu_erf(k, mlp, (size_t)Q * E * ms2);
+    tkr_linear(k, mlp, Q, E * ms2, m->vis.mlp2_w, m->vis.mlp2_b, out);
+    (void)D;
+    free(buf);
+    free(seq);
+    return TKR_OK;
+}
