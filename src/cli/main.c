@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "embed")) return tkr_cmd_embed(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return tkr_cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve")) return tkr_cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "tkr-embed: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -65,8 +65,10 @@ static tkr_status parse_token_array(parse_ctx *c, const json_t *arr, const char 
                        i, (long long)id, hi - 1);
         it->ids_owned[i] = (int32_t)id;
     }
-    /* ids over the limit were dropped above only when truncation was asked for */
+    /* ids past the per-item limit can never be used: dropped here (only when truncation was
+     * asked for), the engine cuts the rest of the excess */
     it->truncated = json_array_size(arr) > n;
+    it->item.truncate = it->truncated;
     it->item.token_ids = it->ids_owned;
     it->item.n_token_ids = n;
     return TKR_OK;
@@ -227,8 +229,9 @@ static tkr_status parse_item_object(parse_ctx *c, tkr_api_item *it, const json_t
 }
 
 /* Counts the item's prompt tokens (template + text + images) and applies the per-item limit:
- * an over-long text becomes its first ids (truncate) or a 400. Text that fits is sent as text,
- * so the engine sees exactly what the CLI would. */
+ * an over-long item is a 400, or, when the request asked for truncation and the text can absorb
+ * the excess, goes to the engine with item.truncate set. The engine then cuts the end of the
+ * text and keeps the template and images, exactly as `tkr-embed embed --truncate` does. */
 static tkr_status count_and_limit(parse_ctx *c, tkr_api_item *it, const char *param) {
     const tkr_engine *eng = c->eng;
     tkr_error err;
@@ -242,23 +245,12 @@ static tkr_status count_and_limit(parse_ctx *c, tkr_api_item *it, const char *pa
         return BAD(c, param, "%s: %s", param, err.message);
     long limit = c->cfg->max_tokens_per_item;
     long fixed = (long)tmpl + it->image_tokens;   /* what truncating the text cannot reduce */
-    if (it->item.token_ids) {
-        long total = fixed + (long)it->item.n_token_ids;
-        if (total > limit) {
-            if (!c->truncate || fixed >= limit)
-                return BAD(c, param, "%s has %ld prompt tokens, over the limit of %ld per item%s",
-                           param, total, limit, c->truncate ? "" : " (send \"truncate\": true to cut it)");
-            it->item.n_token_ids = (size_t)(limit - fixed);
-            it->truncated = true;
-        }
-        it->est_tokens = (int)(fixed + (long)it->item.n_token_ids);
-        return TKR_OK;
-    }
-    size_t n_text = 0;
-    int32_t *ids = NULL;
-    if (it->item.text_len > 0) {
+    size_t n_text = it->item.n_token_ids;
+    if (!it->item.token_ids && it->item.text_len > 0) {
         if (eng->tokenize) {
+            int32_t *ids = NULL;
             tkr_status st = eng->tokenize(eng->impl, it->item.text, it->item.text_len, &ids, &n_text, &err);
+            free(ids);
             if (st == TKR_ERR_NOMEM) return out_of_memory(c);
             if (st != TKR_OK) return BAD(c, param, "%s: %s", param, err.message);
         } else {
@@ -267,22 +259,15 @@ static tkr_status count_and_limit(parse_ctx *c, tkr_api_item *it, const char *pa
     }
     long total = fixed + (long)n_text;
     if (total > limit) {
-        if (!c->truncate || fixed >= limit || !ids) {
-            free(ids);
+        if (!c->truncate || fixed >= limit || n_text == 0)
             return BAD(c, param, "%s has %ld prompt tokens, over the limit of %ld per item%s", param,
-                       total, limit, c->truncate ? "" : " (send \"truncate\": true to cut the text)");
-        }
-        /* keep the first ids: the engine wraps them in the same prompt as the text */
-        it->ids_owned = ids;
-        it->item.token_ids = ids;
-        it->item.n_token_ids = (size_t)(limit - fixed);
-        it->item.text = NULL;
-        it->item.text_len = 0;
+                       total, limit,
+                       !c->truncate ? " (send \"truncate\": true to cut the text)"
+                                    : " even with its text cut (template and images alone are too long)");
+        it->item.truncate = true;
         it->truncated = true;
-        it->est_tokens = (int)limit;
-        return TKR_OK;
+        total = limit;
     }
-    free(ids);
     it->est_tokens = (int)total;
     return TKR_OK;
 }

@@ -28,12 +28,12 @@
 typedef struct {
     tkr_item item;             /* text/token_ids/images/instruction for the engine        */
     char *text_owned;          /* joined text parts (item.text points here or into JSON)  */
-    int32_t *ids_owned;        /* token ids sent by the client, or the truncated text's   */
+    int32_t *ids_owned;        /* token ids sent by the client                            */
     tkr_image_input *images;   /* n_images entries; data points into image_data          */
     uint8_t **image_data;      /* decoded image bytes, owned                              */
     int est_tokens;            /* estimated prompt tokens, template and images included   */
     int image_tokens;          /* estimated image tokens                                  */
-    bool truncated;            /* the text was cut to the token limit                     */
+    bool truncated;            /* over the limit: item.truncate is set, the engine cuts   */
     void *prepared;            /* engine->prepare output, NULL without that hook          */
 } tkr_api_item;
 
@@ -69,8 +69,8 @@ int tkr_api_error_set(tkr_api_error *e, int status, const char *type, const char
 
 /* Parses and validates a request body. Loads images (image_source.h), counts tokens with the
  * engine's hooks, applies the limits of cfg (items, tokens per item and per request, images),
- * truncates on request. On failure req is left empty and e is filled (400, or 500 when memory
- * ran out). */
+ * marks over-long items for truncation (item.truncate) when the request asks for it. On
+ * failure req is left empty and e is filled (400, or 500 when memory ran out). */
 tkr_status tkr_api_parse_embeddings(const tkr_server_config *cfg, const tkr_engine *engine,
                                     const tkr_image_source_policy *images, const char *body,
                                     size_t len, tkr_api_request *req, tkr_api_error *e);

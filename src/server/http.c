@@ -345,11 +345,14 @@ static enum MHD_Result run_embeddings(req_ctx *rc, struct MHD_Connection *conn,
                              "could not build the response (out of memory or a non-finite value)");
         goto out;
     }
-    long prompt_tokens = 0;
-    for (int i = 0; i < n; i++) prompt_tokens += results[i].prompt_tokens;
+    long prompt_tokens = 0, truncated = 0;
+    for (int i = 0; i < n; i++) {
+        prompt_tokens += results[i].prompt_tokens;
+        truncated += results[i].truncated_tokens > 0;
+    }
     rc->items = n;
     rc->tokens = prompt_tokens;
-    tkr_metrics_embedded(&s->metrics, n, prompt_tokens, req->n_images, req->n_truncated);
+    tkr_metrics_embedded(&s->metrics, n, prompt_tokens, req->n_images, truncated);
     ret = respond(rc, conn, 200, "application/json", &b, NULL, NULL);
 out:
     tkr_batch_job_destroy(&job);

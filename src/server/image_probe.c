@@ -1,9 +1,8 @@
 /* image_probe.c - see image_probe.h. Every read is bounds-checked against size. */
 #include "server/image_probe.h"
+#include "image/image.h"
 #include "util/error.h"
 
-#include <fenv.h>
-#include <math.h>
 #include <string.h>
 
 static uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
@@ -106,35 +105,14 @@ tkr_status tkr_image_probe(const uint8_t *data, size_t size, tkr_image_format *f
     return tkr_fail(err, TKR_ERR_IMAGE, "not a PNG, JPEG or WebP image (%zu bytes)", size);
 }
 
-/* Python's round() on a double: half to even. nearbyint uses the current rounding mode, which
- * is round-to-nearest-even unless someone changed it; set it explicitly to be sure. */
-static double round_half_even(double x) {
-    int mode = fegetround();
-    if (mode != FE_TONEAREST) fesetround(FE_TONEAREST);
-    double r = nearbyint(x);
-    if (mode != FE_TONEAREST) fesetround(mode);
-    return r;
-}
-
+/* One source of truth for the resize policy: the image module's smart_resize, which the engine
+ * itself uses. An image it refuses (zero size) costs the maximum. */
 int tkr_qwen2vl_image_tokens(int width, int height, int min_tokens, int max_tokens) {
-    const double factor = 28, min_pixels = (double)min_tokens * 784, max_pixels = (double)max_tokens * 784;
-    double h = height, w = width;
-    double h_bar = fmax(factor, round_half_even(h / factor) * factor);
-    double w_bar = fmax(factor, round_half_even(w / factor) * factor);
-    if (h_bar * w_bar > max_pixels) {
-        double beta = sqrt(h * w / max_pixels);
-        h_bar = floor(h / beta / factor) * factor;
-        w_bar = floor(w / beta / factor) * factor;
-    } else if (h_bar * w_bar < min_pixels) {
-        double beta = sqrt(min_pixels / (h * w));
-        h_bar = ceil(h * beta / factor) * factor;
-        w_bar = ceil(w * beta / factor) * factor;
-    }
-    /* the aspect-ratio clamp of Ops-MM (long side at most 200x the short side) */
-    if (h_bar > 200 * w_bar) h_bar = floor(200 * w_bar / factor) * factor;
-    if (w_bar > 200 * h_bar) w_bar = floor(200 * h_bar / factor) * factor;
-    if (h_bar < factor) h_bar = factor;
-    if (w_bar < factor) w_bar = factor;
-    double tokens = (h_bar / factor) * (w_bar / factor);
-    return tokens > 1e9 ? 1000000000 : (int)tokens;
+    const int64_t unit = (int64_t)TKR_IMAGE_FACTOR * TKR_IMAGE_FACTOR;
+    int h = 0, w = 0;
+    tkr_error err;
+    if (tkr_smart_resize(height, width, TKR_IMAGE_FACTOR, (int64_t)min_tokens * unit,
+                         (int64_t)max_tokens * unit, &h, &w, &err) != TKR_OK)
+        return max_tokens;
+    return (h / TKR_IMAGE_FACTOR) * (w / TKR_IMAGE_FACTOR);
 }

@@ -19,9 +19,9 @@ typedef enum { TKR_IMAGE_PNG = 1, TKR_IMAGE_JPEG, TKR_IMAGE_WEBP } tkr_image_for
 tkr_status tkr_image_probe(const uint8_t *data, size_t size, tkr_image_format *format, int *width,
                            int *height, tkr_error *err);
 
-/* The Ops-MM/Qwen2-VL resize policy (smart_resize with factor 28, pixels between
- * min_tokens*784 and max_tokens*784): how many 28x28 tokens an image of this size becomes.
- * Mirrors the spec's section 1.3 in doubles with round-half-even. */
+/* The Ops-MM/Qwen2-VL resize policy (the image module's smart_resize with factor 28, pixels
+ * between min_tokens*784 and max_tokens*784): how many 28x28 tokens an image of this size
+ * becomes. */
 int tkr_qwen2vl_image_tokens(int width, int height, int min_tokens, int max_tokens);
 
 #endif

@@ -20,7 +20,4 @@ typedef tkr_status (*tkr_engine_open_fn)(const tkr_server_config *cfg, void *ctx
 /* argv[0] is the sub-command name ("serve"). Returns the process exit status. */
 int tkr_serve_main(int argc, char **argv, tkr_engine_open_fn open_engine, void *ctx);
 
-/* `tkr-embed serve`: tkr_serve_main with the real model (cmd_serve.c). */
-int tkr_cmd_serve(int argc, char **argv);
-
 #endif

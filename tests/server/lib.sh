@@ -50,7 +50,7 @@ srv_start() {
   PORT=""
   local i
   for i in $(seq 1 200); do
-    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$SRV_LOG" | head -n 1)
+    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$SRV_LOG" 2>/dev/null | head -n 1)
     [ -n "$PORT" ] && return 0
     kill -0 "$SRV_PID" 2>/dev/null || fail "server '$name' exited at start"
     sleep 0.05

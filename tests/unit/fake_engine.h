@@ -6,6 +6,8 @@
  * bytes, L2-normalised in doubles. It depends only on the item, never on the batch.
  * Prompt tokens: 8 + words(instruction) + 3 per image + image tokens + text tokens.
  * Images: sized by the server's header probe and the Qwen2-VL policy with small token bounds.
+ * Limit: with max_tokens_per_item set it fails over-long items, or cuts the end of the text
+ * when item.truncate is set, as the engine does.
  * Hooks for tests: a delay per model call, a text starting with "FAIL:" fails its item, a whole
  * call can be made to fail, and counters record calls, batch sizes and prepare threads. */
 #ifndef TKR_TEST_FAKE_ENGINE_H
@@ -32,6 +34,8 @@ typedef struct {
     int delay_ms;                 /* sleep inside every embed call            */
     bool has_vision;
     bool fail_calls;              /* embed returns TKR_ERR_INTERNAL            */
+    int max_tokens_per_item;      /* 0 = none; else like the engine: fail, or
+                                     cut the text's end when item.truncate   */
     const char *name;
     atomic_int calls;             /* embed calls                               */
     atomic_long items;            /* items embedded                            */
@@ -115,9 +119,6 @@ static inline void fake_embed_one(const fake_engine *f, const tkr_item *item, fl
         n = fake_tokenize_words(item->text, text_len, &ids);
     }
     const int32_t *use = item->token_ids ? item->token_ids : ids;
-    uint64_t h = fake_fnv(1469598103934665603ull, instr, strlen(instr));
-    h = fake_fnv(h, "|", 1);
-    if (n) h = fake_fnv(h, use, sizeof(int32_t) * n);
     int image_tokens = 0;
     for (int k = 0; k < item->n_images; k++) {
         const tkr_image_input *im = &item->images[k];
@@ -131,8 +132,28 @@ static inline void fake_embed_one(const fake_engine *f, const tkr_item *item, fl
             return;
         }
         image_tokens += fake_image_tokens(NULL, w, hh);
+    }
+    int tmpl = 0;
+    fake_template_tokens(NULL, item->instruction, item->n_images, &tmpl, NULL);
+    long total = (long)tmpl + image_tokens + (long)n;
+    if (f->max_tokens_per_item > 0 && total > f->max_tokens_per_item) {
+        long keep = (long)f->max_tokens_per_item - tmpl - image_tokens;
+        if (!item->truncate || keep < 0) {
+            free(ids);
+            res->status = TKR_ERR_LIMIT;
+            snprintf(res->message, sizeof res->message, "the item has %ld tokens, more than the limit of %d",
+                     total, f->max_tokens_per_item);
+            return;
+        }
+        res->truncated_tokens = (int)((long)n - keep);
+        n = (size_t)keep;
+    }
+    uint64_t h = fake_fnv(1469598103934665603ull, instr, strlen(instr));
+    h = fake_fnv(h, "|", 1);
+    if (n) h = fake_fnv(h, use, sizeof(int32_t) * n);
+    for (int k = 0; k < item->n_images; k++) {
         h = fake_fnv(h, "#", 1);
-        h = fake_fnv(h, im->data, im->size);
+        h = fake_fnv(h, item->images[k].data, item->images[k].size);
     }
     free(ids);
     uint64_t x = h ? h : 88172645463325252ull;
@@ -146,8 +167,6 @@ static inline void fake_embed_one(const fake_engine *f, const tkr_item *item, fl
     }
     for (int i = 0; i < f->dim; i++) out[i] = (float)(tmp[i] / sqrt(ss));
     free(tmp);
-    int tmpl = 0;
-    fake_template_tokens(NULL, item->instruction, item->n_images, &tmpl, NULL);
     res->status = TKR_OK;
     res->image_tokens = image_tokens;
     res->prompt_tokens = tmpl + image_tokens + (int)n;

@@ -660,6 +660,29 @@ static void test_graceful_stop(void) {
     resp_free(&d.r);
 }
 
+static void test_truncation(void) {
+    test_server t;
+    ts_config(&t, 8);
+    t.cfg.max_tokens_per_item = 16;      /* 13 template tokens + 3 words */
+    t.fake.max_tokens_per_item = 16;
+    CHECK(ts_start(&t, true), "start");
+    http_resp r;
+    CHECK(http_once(t.port, "POST", "/v1/embeddings", NULL, "{\"model\":\"m\",\"input\":\"one two three four five\"}", &r) &&
+          error_is(&r, 400, "invalid_request_error", NULL, "input", "18 prompt tokens, over the limit of 16"), "over the limit: 400");
+    resp_free(&r);
+    CHECK(http_once(t.port, "POST", "/v1/embeddings", NULL, "{\"model\":\"m\",\"truncate\":true,\"input\":[\"one two three four five\",\"six\"]}", &r) &&
+          r.status == 200, "truncate: 200");
+    float got[16], ref[8];
+    CHECK(response_vectors(r.body, got, 2, 8) == 2, "2 vectors");
+    ref_vector(&t.fake, "one two three", NULL, ref);
+    CHECK(!memcmp(got, ref, sizeof ref), "the text was cut to its first 3 words, template kept");
+    CHECK(strstr(r.body, "\"prompt_tokens\":30,") != NULL, "usage counts what the model read: %s", strstr(r.body, "usage"));
+    resp_free(&r);
+    CHECK(http_once(t.port, "GET", "/metrics", NULL, NULL, &r) && strstr(r.body, "tkr_truncated_items_total 1\n"), "truncations counted");
+    resp_free(&r);
+    ts_stop(&t);
+}
+
 static void test_engine_failure_500(void) {
     test_server t;
     ts_config(&t, 8);
@@ -755,6 +778,7 @@ int main(int argc, char **argv) {
     RUN(test_many_clients);
     RUN(test_slow_clients);
     RUN(test_graceful_stop);
+    RUN(test_truncation);
     RUN(test_engine_failure_500);
     return test_summary();
 }

@@ -477,17 +477,26 @@ static void test_parse_truncate(void) {
     CHECK(parse(&e, "{\"model\":\"m\",\"truncate\":true,\"input\":[\"one two three four five\",\"a b\"]}", &req, &err) == TKR_OK, "truncate: %s", err.message);
     if (req.n_items == 2) {
         tkr_api_item *a = &req.items[0], *b = &req.items[1];
-        CHECK(a->truncated && a->item.text == NULL && a->item.n_token_ids == 3 && a->est_tokens == 16, "cut to 3 ids: %zu", a->item.n_token_ids);
-        int32_t *ids = NULL;
-        size_t n = fake_tokenize_words("one two three", 13, &ids);
-        CHECK(n == 3 && !memcmp(ids, a->item.token_ids, 3 * sizeof(int32_t)), "the first ids of the text");
-        free(ids);
-        CHECK(!b->truncated && b->item.text && b->item.text_len == 3, "short text stays text");
+        CHECK(a->truncated && a->item.truncate && a->item.text && a->item.text_len == 23 && a->est_tokens == 16,
+              "the engine is asked to cut the text: est %d", a->est_tokens);
+        CHECK(!b->truncated && !b->item.truncate && b->item.text_len == 3, "short text untouched");
         CHECK(req.n_truncated == 1, "counted");
+        /* what the engine then computes equals the first 3 words, template kept */
+        e.fake.max_tokens_per_item = 16;
+        float got[16], ref[16];
+        tkr_result r1, r2;
+        fake_embed_one(&e.fake, &a->item, got, &r1);
+        tkr_item short_item;
+        memset(&short_item, 0, sizeof short_item);
+        short_item.text = "one two three";
+        fake_embed_one(&e.fake, &short_item, ref, &r2);
+        CHECK(r1.status == TKR_OK && r1.truncated_tokens == 2 && r1.prompt_tokens == 16 && !memcmp(got, ref, sizeof got),
+              "truncated = the text's first words");
     }
     tkr_api_request_free(&e.eng, &req);
     CHECK(parse(&e, "{\"model\":\"m\",\"truncate\":true,\"input\":[1,2,3,4,5,6,7,8,9]}", &req, &err) == TKR_OK, "ids truncate: %s", err.message);
-    CHECK(req.n_items == 1 && req.items[0].item.n_token_ids == 3 && req.items[0].truncated, "ids cut to 3");
+    CHECK(req.n_items == 1 && req.items[0].item.n_token_ids == 9 && req.items[0].item.truncate && req.items[0].est_tokens == 16,
+          "ids marked for truncation");
     tkr_api_request_free(&e.eng, &req);
     /* a template alone over the limit cannot be truncated */
     e.cfg.max_tokens_per_item = 16;
