@@ -28,6 +28,7 @@ tkr_server_config tkr_server_config_default(void) {
     c.request_timeout_s = 300;
     c.drain_timeout_s = 60;
     c.max_body_bytes = (size_t)32 << 20;
+    c.max_inflight_bytes = (size_t)512 << 20;
     c.max_items_per_request = 256;
     c.max_tokens_per_item = 8192;
     c.max_request_tokens = 300000;
@@ -71,6 +72,8 @@ void tkr_server_usage(FILE *f) {
         "      --api-key-file FILE       keys, one per line ('#' starts a comment)\n"
         "request limits:\n"
         "      --max-body-bytes N        request body size, 413 above (default 32M)\n"
+        "      --max-inflight-bytes N    request bodies held at once over all connections;\n"
+        "                                a request that would pass it gets 429 (default 512M)\n"
         "      --max-items N             items per request (default 256)\n"
         "      --max-tokens-per-item N   prompt tokens of an item, template and image tokens\n"
         "                                included; more is a 400 unless the request sets\n"
@@ -264,6 +267,10 @@ tkr_status tkr_server_config_validate(const tkr_server_config *c, tkr_error *err
         return tkr_fail(err, TKR_ERR_INVALID_ARG,
                         "--max-items (%d) must not exceed --max-queue-items (%d): such a request "
                         "could never be queued", c->max_items_per_request, c->max_queue_items);
+    if (c->max_body_bytes > c->max_inflight_bytes)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG,
+                        "--max-body-bytes (%zu) must not exceed --max-inflight-bytes (%zu)",
+                        c->max_body_bytes, c->max_inflight_bytes);
     if (c->min_image_tokens > c->max_image_tokens)
         return tkr_fail(err, TKR_ERR_INVALID_ARG,
                         "--min-image-tokens (%d) is larger than --max-image-tokens (%d)",
@@ -309,6 +316,7 @@ static const opt_spec options[] = {
     {"--api-key", NULL, K_KEY, 0, 0, 0},
     {"--api-key-file", NULL, K_KEYFILE, 0, 0, 0},
     {"--max-body-bytes", NULL, K_SIZE, F(max_body_bytes), 1024, 4294967296.0},
+    {"--max-inflight-bytes", NULL, K_SIZE, F(max_inflight_bytes), 1024, 1099511627776.0},
     {"--max-items", NULL, K_INT, F(max_items_per_request), 1, 1 << 20},
     {"--max-tokens-per-item", NULL, K_INT, F(max_tokens_per_item), 16, 1 << 20},
     {"--max-request-tokens", NULL, K_LONG, F(max_request_tokens), 16, 1 << 30},

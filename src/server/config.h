@@ -30,6 +30,7 @@ typedef struct {
 
     /* request limits */
     size_t max_body_bytes;
+    size_t max_inflight_bytes;       /* request bodies held at once, all connections        */
     int max_items_per_request;
     int max_tokens_per_item;         /* prompt tokens, template and image tokens included   */
     long max_request_tokens;         /* summed over the items of one request                */

@@ -46,8 +46,9 @@ struct tkr_server {
     long created_unix;                 /* for /v1/models */
     char failed_reason[256];
 
-    pthread_mutex_t mu;                /* guards in_flight */
+    pthread_mutex_t mu;                /* guards in_flight and body_bytes */
     long in_flight;                    /* embedding requests between first call and completion */
+    size_t body_bytes;                 /* request body bytes reserved by requests in flight */
 };
 
 /* Per-request state, MHD's *con_cls. */
@@ -58,6 +59,8 @@ typedef struct {
     bool counted;          /* included in srv->in_flight */
     bool reading_body;     /* an embeddings POST whose body is being collected */
     bool body_too_large;
+    bool over_inflight;    /* the server holds too many body bytes: 429 at the end */
+    size_t reserved;       /* body bytes counted in srv->body_bytes */
     bool responded;
     int status;
     int items;
@@ -234,6 +237,7 @@ static enum MHD_Result handle_metrics(req_ctx *rc, struct MHD_Connection *conn) 
     g.queue_capacity = s->cfg->max_queue_items;
     pthread_mutex_lock(&s->mu);
     g.requests_in_flight = s->in_flight;
+    g.body_bytes = (long)s->body_bytes;
     pthread_mutex_unlock(&s->mu);
     sbuf b;
     sbuf_init(&b, 0);
@@ -435,6 +439,25 @@ static enum MHD_Result dispatch(req_ctx *rc, struct MHD_Connection *conn, const 
     }
 }
 
+/* Counts n more body bytes for this request against --max-inflight-bytes: the bound on the
+ * memory that request bodies (and what is parsed from them) take at once. */
+static bool reserve_body(req_ctx *rc, size_t n) {
+    tkr_server *s = rc->srv;
+    pthread_mutex_lock(&s->mu);
+    bool ok = n <= s->cfg->max_inflight_bytes - s->body_bytes;
+    if (ok) {
+        s->body_bytes += n;
+        rc->reserved += n;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static enum MHD_Result respond_too_many_bytes(req_ctx *rc, struct MHD_Connection *conn) {
+    return respond_errorf(rc, conn, 429, "server_overloaded", "too_many_bytes_in_flight", NULL,
+                          "the server holds too many request bodies at the moment; retry later");
+}
+
 /* The first call for an embeddings POST: headers are in, the body is not. What can be refused
  * without the body is refused here, auth first, so that an unauthenticated, oversized or
  * untimely request costs no body buffering (MHD then closes the connection, as it should with
@@ -458,6 +481,7 @@ static enum MHD_Result begin_embeddings(req_ctx *rc, struct MHD_Connection *conn
             rc->body_too_large = true;
             return finish_embeddings(rc, conn);
         }
+        if (end != cl && *end == '\0' && !reserve_body(rc, (size_t)v)) return respond_too_many_bytes(rc, conn);
     }
     sbuf_init(&rc->body, s->cfg->max_body_bytes);
     rc->reading_body = true;
@@ -489,9 +513,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (!s->cfg->quiet) tkr_log("%s %s: body not received within %.3g s, closing", rc->method, rc->path, s->cfg->read_timeout_s);
             return MHD_NO;
         }
-        if (rc->body_too_large) return MHD_YES;   /* keep reading to the end, then 413 */
+        if (rc->body_too_large || rc->over_inflight) return MHD_YES;   /* read to the end, then refuse */
         if (n > s->cfg->max_body_bytes - rc->body.len) {
             rc->body_too_large = true;
+            sbuf_free(&rc->body);
+            return MHD_YES;
+        }
+        /* a body without Content-Length reserves as it arrives */
+        if (rc->body.len + n > rc->reserved && !reserve_body(rc, rc->body.len + n - rc->reserved)) {
+            rc->over_inflight = true;
             sbuf_free(&rc->body);
             return MHD_YES;
         }
@@ -505,6 +535,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rc->responded) return MHD_YES;
     if (!rc->reading_body) return dispatch(rc, conn, url);
     rc->reading_body = false;
+    if (rc->over_inflight) return respond_too_many_bytes(rc, conn);
     return finish_embeddings(rc, conn);
 }
 
@@ -522,9 +553,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (!s->cfg->quiet) tkr_log("\"%s %s\" 499 %.3fs (client closed the connection or timed out)", rc->method, rc->path, dt);
     }
     sbuf_free(&rc->body);
-    if (rc->counted) {
+    if (rc->counted || rc->reserved) {
         pthread_mutex_lock(&s->mu);
-        s->in_flight--;
+        if (rc->counted) s->in_flight--;
+        s->body_bytes -= rc->reserved;
         pthread_mutex_unlock(&s->mu);
     }
     free(rc);

@@ -150,6 +150,8 @@ void tkr_metrics_render(tkr_metrics *m, const tkr_metrics_gauges *g, sbuf *o) {
     sbuf_printf(o, "tkr_queue_capacity_items %ld\n", g->queue_capacity);
     header(o, "tkr_requests_in_flight", "gauge", "Embedding requests being handled.");
     sbuf_printf(o, "tkr_requests_in_flight %ld\n", g->requests_in_flight);
+    header(o, "tkr_request_body_bytes", "gauge", "Request body bytes held by requests in flight.");
+    sbuf_printf(o, "tkr_request_body_bytes %ld\n", g->body_bytes);
     header(o, "tkr_ready", "gauge", "1 when the model is loaded and requests are served.");
     sbuf_printf(o, "tkr_ready %d\n", g->ready);
 }

@@ -46,6 +46,7 @@ typedef struct {
     long queue_items;        /* items waiting for the model                        */
     long queue_capacity;
     long requests_in_flight; /* embedding requests being handled                   */
+    long body_bytes;         /* request body bytes held (--max-inflight-bytes)      */
 } tkr_metrics_gauges;
 
 int tkr_metrics_init(tkr_metrics *m);   /* 0 on success */

@@ -474,6 +474,37 @@ static void test_overload_429(void) {
     ts_stop(&t);
 }
 
+/* Request bodies held at once are bounded: a request that would pass the bound gets 429. */
+static void test_inflight_bytes(void) {
+    test_server t;
+    ts_config(&t, 8);
+    t.fake.delay_ms = 400;
+    t.cfg.max_body_bytes = 1500;
+    t.cfg.max_inflight_bytes = 2000;
+    CHECK(ts_start(&t, true), "start");
+    static char body_a[1300], body_b[1100];
+    memset(body_a, ' ', sizeof body_a - 1);
+    memcpy(body_a, "{\"model\":\"m\",\"input\":\"a\"}", 25);   /* no NUL: spaces follow */
+    memset(body_b, ' ', sizeof body_b - 1);
+    memcpy(body_b, "{\"model\":\"m\",\"input\":\"b\"}", 25);
+    client_job a = {t.port, body_a, {0}, false, 0};
+    pthread_t ta;
+    pthread_create(&ta, NULL, client_main, &a);
+    CHECK(wait_for(&t.fake.calls, 1, 5), "a computing, its 1299 bytes held");
+    http_resp r;
+    CHECK(http_once(t.port, "POST", "/v1/embeddings", NULL, body_b, &r) &&
+          error_is(&r, 429, "server_overloaded", "too_many_bytes_in_flight", NULL, NULL), "b would pass 2000 bytes: 429");
+    resp_free(&r);
+    pthread_join(ta, NULL);
+    CHECK(a.ok && a.r.status == 200, "a served");
+    resp_free(&a.r);
+    CHECK(http_once(t.port, "POST", "/v1/embeddings", NULL, body_b, &r) && r.status == 200, "b fits once a is done");
+    resp_free(&r);
+    CHECK(http_once(t.port, "GET", "/metrics", NULL, NULL, &r) && strstr(r.body, "tkr_request_body_bytes 0\n"), "all released");
+    resp_free(&r);
+    ts_stop(&t);
+}
+
 static void test_deadline(void) {
     test_server t;
     ts_config(&t, 8);
@@ -773,6 +804,7 @@ int main(int argc, char **argv) {
     RUN(test_routes_auth_errors);
     RUN(test_vectors_keepalive);
     RUN(test_overload_429);
+    RUN(test_inflight_bytes);
     RUN(test_deadline);
     RUN(test_client_disconnects);
     RUN(test_many_clients);

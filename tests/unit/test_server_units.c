@@ -162,6 +162,7 @@ static void test_config(void) {
         {{"-m", "x", "--remote-image-hosts", "a.com"}, 4, "--allow-remote-images is not"},
         {{"-m", "x", "--max-items", "5000"}, 4, "must not exceed --max-queue-items"},
         {{"-m", "x", "--api-key", "has space"}, 4, "space or control"},
+        {{"-m", "x", "--max-inflight-bytes", "1M"}, 4, "must not exceed --max-inflight-bytes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tkr_error_clear(&err);
@@ -324,7 +325,7 @@ static void test_metrics(void) {
     tkr_metrics_request(&m, TKR_ROUTE_OTHER, 404, 0.0001);
     tkr_metrics_embedded(&m, 3, 42, 1, 0);
     tkr_metrics_batch(&m, 3, 42, 0.01);
-    tkr_metrics_gauges g = {1, 5, 1024, 2};
+    tkr_metrics_gauges g = {1, 5, 1024, 2, 4096};
     sbuf b;
     sbuf_init(&b, 0);
     tkr_metrics_render(&m, &g, &b);
@@ -339,7 +340,7 @@ static void test_metrics(void) {
         "tkr_embedding_items_total 3\n", "tkr_prompt_tokens_total 42\n", "tkr_images_total 1\n",
         "tkr_batch_items_bucket{le=\"2\"} 0\n", "tkr_batch_items_bucket{le=\"4\"} 1\n",
         "tkr_queue_items 5\n", "tkr_queue_capacity_items 1024\n", "tkr_requests_in_flight 2\n",
-        "tkr_ready 1\n", "# TYPE tkr_batch_duration_seconds histogram\n",
+        "tkr_ready 1\n", "# TYPE tkr_batch_duration_seconds histogram\n", "tkr_request_body_bytes 4096\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK(b.data && strstr(b.data, want[i]), "metrics lack: %s", want[i]);
