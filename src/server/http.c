@@ -84,6 +84,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     tkr_log("http: %s", msg);
 }
 
+/* The peer's address for the access log ("-" when unknown). */
 static void client_ip(struct MHD_Connection *conn, char *buf, size_t cap) {
     snprintf(buf, cap, "-");
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -126,7 +127,9 @@ static enum MHD_Result respond(req_ctx *rc, struct MHD_Connection *conn, int sta
     rc->status = status;
     double dt = tkr_now_seconds() - rc->t_start;
     tkr_metrics_request(&s->metrics, rc->route, status, dt);
-    if (!s->cfg->quiet) {
+    /* probes and scrapes that succeed are not logged: they would drown the requests */
+    bool routine = status == 200 && (rc->route == TKR_ROUTE_HEALTH || rc->route == TKR_ROUTE_METRICS);
+    if (!s->cfg->quiet && !routine) {
         char ip[64];
         client_ip(conn, ip, sizeof ip);
         if (rc->route == TKR_ROUTE_EMBEDDINGS && status == 200)
@@ -488,6 +491,17 @@ static enum MHD_Result begin_embeddings(req_ctx *rc, struct MHD_Connection *conn
     return MHD_YES;
 }
 
+/* Copies a client-supplied string for logs and messages, control bytes replaced by '?' (the
+ * path arrives percent-decoded and could otherwise forge log lines). */
+static void copy_printable(char *dst, size_t cap, const char *src) {
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    dst[i] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -499,8 +513,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc->srv = s;
         rc->t_start = tkr_now_seconds();
         rc->route = match_route(url);
-        snprintf(rc->method, sizeof rc->method, "%s", method);
-        snprintf(rc->path, sizeof rc->path, "%s", url);
+        copy_printable(rc->method, sizeof rc->method, method);
+        copy_printable(rc->path, sizeof rc->path, url);
         *con_cls = rc;
         if (rc->route == TKR_ROUTE_EMBEDDINGS && !strcmp(method, "POST")) return begin_embeddings(rc, conn);
         return MHD_YES;   /* everything else is answered once the request is complete */
