@@ -324,12 +324,8 @@ TOKENIZER_STRINGS = [
 # ---- images -------------------------------------------------------------------------------
 
 def smart_resize(h, w, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS):
-    """Ops-MM's smart_resize (ops_mm_embedding_v1.py), as the spec quotes it."""
-    if max(h, w) / min(h, w) > 200:
-        if h > w:
-            h = w * 200
-        else:
-            w = h * 200
+    """Ops-MM's smart_resize (ops_mm_embedding_v1.py, as the spec quotes it; the same as GME's):
+    round to the factor, fit the pixel range, then clamp an aspect ratio over 200."""
     h_bar = max(factor, round(h / factor) * factor)
     w_bar = max(factor, round(w / factor) * factor)
     if h_bar * w_bar > max_pixels:
@@ -340,6 +336,11 @@ def smart_resize(h, w, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS):
         beta = math.sqrt(min_pixels / (h * w))
         h_bar = math.ceil(h * beta / factor) * factor
         w_bar = math.ceil(w * beta / factor) * factor
+    if max(h_bar, w_bar) / min(h_bar, w_bar) > 200:
+        if h_bar > w_bar:
+            h_bar = w_bar * 200
+        else:
+            w_bar = h_bar * 200
     return h_bar, w_bar
 
 
@@ -411,6 +412,10 @@ def synthetic_images(out_dir):
     Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(os.path.join(d, "syn-lossless-alpha.webp"),
                                                           lossless=True)
     made.append("syn-lossless-alpha.webp")
+    yy3, xx3 = np.mgrid[0:12, 0:3000]
+    wide = np.stack([(xx3 * 255 // 2999), (yy3 * 20), ((xx3 // 50) % 2) * 255], -1).astype(np.uint8)
+    Image.fromarray(wide, "RGB").save(os.path.join(d, "syn-wide-3000x12.png"))
+    made.append("syn-wide-3000x12.png")
     return made
 
 
@@ -558,6 +563,7 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--strings", default=None, help="extra tokenizer strings (JSON array)")
+    ap.add_argument("--hf-saved", default=None, help="also write HF save_pretrained copies here")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -598,10 +604,22 @@ def main():
         model, _ = build_model(m, args.out)
         model = model.to(device)
         with open(os.path.join(edir, m["name"] + ".jsonl"), "w", encoding="utf-8") as f:
-            for item in text_items(LONG_TEXT) + image_items(m["name"]):
+            extra = []
+            if m["name"].startswith("m2"):
+                extra = [dict(text=t) for t in strings if t]
+            if m["name"].startswith("m1"):
+                extra = [dict(images=["fixture:images/syn-wide-3000x12.png"], text="very wide")]
+            for item in text_items(LONG_TEXT) + image_items(m["name"]) + extra:
                 rec = embed_item(model, tok, proc, item, args.data, args.out, device)
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         print("model", m["name"], "done", flush=True)
+        if m["name"].startswith("m1") and args.hf_saved:
+            hdir = os.path.join(args.hf_saved, "m1-save-pretrained")
+            model.to("cpu").save_pretrained(hdir)
+            from transformers import PreTrainedTokenizerFast
+            ft = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
+                                         pad_token="<|endoftext|>", unk_token=None)
+            ft.save_pretrained(hdir)
         del model
         torch.cuda.empty_cache()
 

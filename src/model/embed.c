@@ -78,7 +78,7 @@ static tkr_status run_batch(tkr_model *m, prepared_item *items, const int *idx, 
         int v = 0;
         for (int j = 0; j < p->prompt.n; j++) {
             float *row = x + (size_t)(t + j) * D;
-            if (p->prompt.ids[j] == m->tok_image_pad && p->vision)
+            if (p->vision && p->prompt.ids[j] == m->tok_image_pad)
                 memcpy(row, p->vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
             else
                 tkr_weight_row_f32(m->embed, p->prompt.ids[j], row);

@@ -139,10 +139,13 @@ tkr_status tkr_prompt_build(const tkr_model *m, const tkr_item *item, const int 
     free(s);
     if (st != TKR_OK) return st;
 
-    /* every <|image_pad|> must belong to one of the item's images */
+    /* With images, every <|image_pad|> must belong to one of them (the reference fails on a
+     * count mismatch). Without images, the reference embeds a typed <|image_pad|> as an ordinary
+     * token, and so do we. */
+    int32_t image_pad = n_images > 0 ? m->tok_image_pad : -1;
     int pads = 0;
-    for (size_t i = 0; i < n_ids; i++) pads += ids[i] == m->tok_image_pad && m->tok_image_pad >= 0;
-    if (pads != n_images) {
+    for (size_t i = 0; i < n_ids; i++) pads += ids[i] == image_pad && image_pad >= 0;
+    if (n_images > 0 && pads != n_images) {
         free(ids);
         return tkr_fail(err, TKR_ERR_INVALID_ARG,
                         "the text contains <|image_pad|> placeholders (%d for %d images); remove them",
@@ -176,7 +179,7 @@ tkr_status tkr_prompt_build(const tkr_model *m, const tkr_item *item, const int 
     }
     int j = 0, img = 0;
     for (size_t i = 0; i < n_ids; i++) {
-        if (ids[i] == m->tok_image_pad && m->tok_image_pad >= 0) {
+        if (ids[i] == image_pad && image_pad >= 0) {
             int cnt = tok_h[img] * tok_w[img];
             for (int c = 0; c < cnt; c++) full[j++] = ids[i];
             img++;
@@ -188,7 +191,7 @@ tkr_status tkr_prompt_build(const tkr_model *m, const tkr_item *item, const int 
     out->ids = full;
     out->pos = full + n;
     out->n = n;
-    rope_positions(full, n, m->tok_image_pad, tok_h, tok_w, out->pos);
+    rope_positions(full, n, image_pad, tok_h, tok_w, out->pos);
     return TKR_OK;
 }
 

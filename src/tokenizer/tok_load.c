@@ -20,6 +20,7 @@
 #include "util/platform.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,33 @@ static tkr_status arena_append(builder *b, const char *bytes, size_t n, uint32_t
     return TKR_OK;
 }
 
+/* Undoes JSON_DECODE_INT_AS_REAL for values that are whole numbers within the int64 range
+ * (depth-capped: jansson itself limits nesting to 2048). */
+static void restore_integers(json_t *v, int depth) {
+    if (depth > 4096) return;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, c) {
+            double d = json_is_real(c) ? json_real_value(c) : 0.5;
+            if (json_is_real(c) && d == (double)(json_int_t)d && fabs(d) < 9.0e18)
+                json_object_set_new(v, k, json_integer((json_int_t)d));
+            else
+                restore_integers(c, depth + 1);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *c = json_array_get(v, i);
+            double d = json_is_real(c) ? json_real_value(c) : 0.5;
+            if (json_is_real(c) && d == (double)(json_int_t)d && fabs(d) < 9.0e18)
+                json_array_set_new(v, i, json_integer((json_int_t)d));
+            else
+                restore_integers(c, depth + 1);
+        }
+    }
+}
+
 /* Reads a whole JSON file (size-capped). Parse errors name the file, line and column. */
 static tkr_status load_json(const char *path, size_t cap, json_t **out, tkr_error *err) {
     char *buf = NULL;
@@ -114,6 +142,12 @@ static tkr_status load_json(const char *path, size_t cap, json_t **out, tkr_erro
     if (st != TKR_OK) return st;
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+        /* HF writes model_max_length = 1e30 as an integer literal when none is set: read
+         * integers as reals, then turn the ones that fit back into integers */
+        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
+        if (root) restore_integers(root, 0);
+    }
     free(buf);
     if (!root)
         return tkr_fail(err, TKR_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", path,
