@@ -15,4 +15,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config ca-certificates \
   libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev libcurl4-openssl-dev \
   curl python3 >/dev/null
+# the server tests drive the server with the official openai npm client: Node.js 18 or newer
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 echo "install-deps: done"
