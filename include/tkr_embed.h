@@ -154,6 +154,24 @@ typedef struct {
 tkr_status tkr_embed(tkr_model *model, const tkr_item *items, int n_items, float *out,
                      tkr_result *results, tkr_error *err);
 
+/* ---- two-step embedding (servers) --------------------------------------------------------
+ * tkr_prepare does everything that needs no weights: reading and decoding images, resizing,
+ * patches, the prompt's tokens and positions. It only reads the model, so many threads may
+ * prepare items while one thread computes with tkr_embed_prepared. tkr_embed is the two steps
+ * in one. */
+
+typedef struct tkr_prepared tkr_prepared;
+
+tkr_status tkr_prepare(const tkr_model *model, const tkr_item *item, tkr_prepared **out,
+                       tkr_error *err);
+void tkr_prepared_free(tkr_prepared *prepared);
+int tkr_prepared_tokens(const tkr_prepared *prepared);        /* prompt tokens, images included */
+int tkr_prepared_image_tokens(const tkr_prepared *prepared);
+
+/* Embeds prepared items (which stay owned by the caller); same contract as tkr_embed. */
+tkr_status tkr_embed_prepared(tkr_model *model, tkr_prepared *const *prepared, int n_items,
+                              float *out, tkr_result *results, tkr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

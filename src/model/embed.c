@@ -14,21 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct tkr_prepared {
+    tkr_prompt prompt;        /* ids with image pads expanded, M-RoPE positions      */
+    tkr_vision_input vis;     /* patches of the item's images (none for text)        */
+};
+
 typedef struct {
-    tkr_prompt prompt;
-    float *vision;       /* [image tokens, D] merged image features, in prompt order */
-    int image_tokens;
-    bool ok;
-} prepared_item;
+    const tkr_prepared *p;
+    float *vision;            /* [image tokens, D] merged image features, prompt order */
+} batch_item;
 
 static void set_item_error(tkr_result *r, const tkr_error *e) {
     r->status = e->code == TKR_OK ? TKR_ERR_INTERNAL : e->code;
     snprintf(r->message, sizeof r->message, "%s", e->message);
 }
 
-/* Images first (their grids decide the prompt length), then the prompt. */
-static tkr_status prepare_item(tkr_model *m, const tkr_item *item, prepared_item *p, tkr_error *err) {
-    memset(p, 0, sizeof *p);
+/* Images first (their grids decide the prompt length), then the prompt. No weights are read,
+ * so this may run on any thread while the model computes. */
+tkr_status tkr_prepare(const tkr_model *m, const tkr_item *item, tkr_prepared **out, tkr_error *err) {
+    *out = NULL;
+    if (!m || !item) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_prepare: bad arguments");
     if (item->n_images < 0 || (item->n_images > 0 && !item->images))
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "bad image list");
     if (item->n_images > m->params.max_images_per_item)
@@ -36,32 +41,38 @@ static tkr_status prepare_item(tkr_model *m, const tkr_item *item, prepared_item
                         item->n_images, m->params.max_images_per_item);
     if (item->n_images > 0 && !m->has_vision)
         return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
-    if (!item->text && !item->token_ids && item->n_images == 0 && item->n_token_ids == 0) {
-        /* an empty text is a valid input (the reference embeds it); NULL everything is not */
-        if (!item->text) return tkr_fail(err, TKR_ERR_INVALID_ARG, "the item is empty: give text, token ids or images");
-    }
-    int tok_h[1024], tok_w[1024];
+    /* an empty text is a valid input (the reference embeds it); nothing at all is not */
+    if (!item->text && !item->token_ids && item->n_images == 0)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "the item is empty: give text, token ids or images");
+    tkr_prepared *p = calloc(1, sizeof *p);
+    if (!p) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     tkr_status st = TKR_OK;
-    if (item->n_images > 0) {
-        st = tkr_vision_encode_item(m, item, tok_h, tok_w, &p->vision, &p->image_tokens, err);
-        if (st != TKR_OK) return st;
-    }
-    st = tkr_prompt_build(m, item, tok_h, tok_w, &p->prompt, err);
+    if (item->n_images > 0) st = tkr_vision_prepare(m, item, &p->vis, err);
+    if (st == TKR_OK) st = tkr_prompt_build(m, item, p->vis.tok_h, p->vis.tok_w, &p->prompt, err);
     if (st != TKR_OK) {
-        free(p->vision);
-        p->vision = NULL;
+        tkr_prepared_free(p);
         return st;
     }
-    p->ok = true;
+    *out = p;
     return TKR_OK;
 }
 
+void tkr_prepared_free(tkr_prepared *p) {
+    if (!p) return;
+    tkr_prompt_free(&p->prompt);
+    tkr_vision_input_free(&p->vis);
+    free(p);
+}
+
+int tkr_prepared_tokens(const tkr_prepared *p) { return p ? p->prompt.n : 0; }
+int tkr_prepared_image_tokens(const tkr_prepared *p) { return p ? p->vis.n_tokens : 0; }
+
 /* Runs one decoder batch: items [i0, i1) that are ok. */
-static tkr_status run_batch(tkr_model *m, prepared_item *items, const int *idx, int n, float *out,
+static tkr_status run_batch(tkr_model *m, const batch_item *items, const int *idx, int n, float *out,
                             tkr_error *err) {
     int D = m->cfg.text.hidden_size;
     int T = 0;
-    for (int i = 0; i < n; i++) T += items[idx[i]].prompt.n;
+    for (int i = 0; i < n; i++) T += items[idx[i]].p->prompt.n;
     float *x = malloc(sizeof(float) * (size_t)T * D);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)T * 3);
     int *seq = malloc(sizeof(int) * (size_t)(n + 1));
@@ -73,13 +84,14 @@ static tkr_status run_batch(tkr_model *m, prepared_item *items, const int *idx, 
     }
     int t = 0;
     for (int i = 0; i < n; i++) {
-        const prepared_item *p = &items[idx[i]];
+        const tkr_prepared *p = items[idx[i]].p;
+        const float *vision = items[idx[i]].vision;
         seq[i] = t;
         int v = 0;
         for (int j = 0; j < p->prompt.n; j++) {
             float *row = x + (size_t)(t + j) * D;
-            if (p->vision && p->prompt.ids[j] == m->tok_image_pad)
-                memcpy(row, p->vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
+            if (vision && p->prompt.ids[j] == m->tok_image_pad)
+                memcpy(row, vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
             else
                 tkr_weight_row_f32(m->embed, p->prompt.ids[j], row);
             pos[t + j] = p->prompt.pos[j];
@@ -108,52 +120,111 @@ done:
     return st;
 }
 
+/* Vision towers first (per item, so a failure stays with its item), then the decoder over
+ * consecutive items packed under max_batch_tokens (an item larger than the budget runs alone). */
+tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n_items, float *out,
+                              tkr_result *results, tkr_error *err) {
+    if (!m || n_items < 0 || (n_items > 0 && (!prepared || !out || !results)))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_embed_prepared: bad arguments");
+    if (n_items == 0) return TKR_OK;
+    int D = m->cfg.text.hidden_size;
+    batch_item *items = calloc((size_t)n_items, sizeof *items);
+    int *idx = malloc(sizeof(int) * (size_t)n_items);
+    if (!items || !idx) {
+        free(items);
+        free(idx);
+        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    }
+    memset(out, 0, sizeof(float) * (size_t)n_items * D);
+    bool *ok = malloc(sizeof(bool) * (size_t)n_items);
+    if (!ok) {
+        free(items);
+        free(idx);
+        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_items; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        items[i].p = prepared[i];
+        ok[i] = false;
+        if (!prepared[i]) {
+            results[i].status = TKR_ERR_INVALID_ARG;
+            snprintf(results[i].message, sizeof results[i].message, "item was not prepared");
+            continue;
+        }
+        if (prepared[i]->vis.n_images > 0) {
+            tkr_error ie;
+            tkr_error_clear(&ie);
+            if (tkr_vision_encode(m, &prepared[i]->vis, &items[i].vision, &ie) != TKR_OK) {
+                set_item_error(&results[i], &ie);
+                continue;
+            }
+        }
+        ok[i] = true;
+        results[i].status = TKR_OK;
+        results[i].prompt_tokens = prepared[i]->prompt.n;
+        results[i].image_tokens = prepared[i]->vis.n_tokens;
+        results[i].truncated_tokens = prepared[i]->prompt.truncated;
+    }
+    tkr_status st = TKR_OK;
+    int i = 0;
+    while (i < n_items && st == TKR_OK) {
+        int n = 0, tokens = 0;
+        for (; i < n_items; i++) {
+            if (!ok[i]) continue;
+            if (n > 0 && tokens + prepared[i]->prompt.n > m->params.max_batch_tokens) break;
+            idx[n++] = i;
+            tokens += prepared[i]->prompt.n;
+        }
+        if (n > 0) st = run_batch(m, items, idx, n, out, err);
+    }
+    for (int k = 0; k < n_items; k++) free(items[k].vision);
+    free(items);
+    free(idx);
+    free(ok);
+    return st;
+}
+
 tkr_status tkr_embed(tkr_model *m, const tkr_item *items, int n_items, float *out,
                      tkr_result *results, tkr_error *err) {
     if (!m || (n_items > 0 && (!items || !out || !results)) || n_items < 0)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_embed: bad arguments");
     if (n_items == 0) return TKR_OK;
     int D = m->cfg.text.hidden_size;
-    prepared_item *prep = calloc((size_t)n_items, sizeof *prep);
-    int *idx = malloc(sizeof(int) * (size_t)n_items);
-    if (!prep || !idx) {
-        free(prep);
-        free(idx);
-        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    tkr_prepared **prep = calloc((size_t)n_items, sizeof *prep);
+    tkr_prepared **okp = calloc((size_t)n_items, sizeof *okp);
+    int *map = malloc(sizeof(int) * (size_t)n_items);
+    float *vecs = malloc(sizeof(float) * (size_t)n_items * D);
+    tkr_result *res = malloc(sizeof(tkr_result) * (size_t)n_items);
+    tkr_status st = TKR_OK;
+    if (!prep || !okp || !map || !vecs || !res) {
+        st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+        goto done;
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
+    int n_ok = 0;
     for (int i = 0; i < n_items; i++) {
         tkr_error ie;
         tkr_error_clear(&ie);
         memset(&results[i], 0, sizeof results[i]);
-        if (prepare_item(m, &items[i], &prep[i], &ie) != TKR_OK) {
+        if (tkr_prepare(m, &items[i], &prep[i], &ie) != TKR_OK) {
             set_item_error(&results[i], &ie);
             continue;
         }
-        results[i].status = TKR_OK;
-        results[i].prompt_tokens = prep[i].prompt.n;
-        results[i].image_tokens = prep[i].image_tokens;
-        results[i].truncated_tokens = prep[i].prompt.truncated;
+        map[n_ok] = i;
+        okp[n_ok++] = prep[i];
     }
-    /* pack consecutive ok items into batches of at most max_batch_tokens (an item larger than
-     * the budget runs alone) */
-    tkr_status st = TKR_OK;
-    int i = 0;
-    while (i < n_items && st == TKR_OK) {
-        int n = 0, tokens = 0;
-        for (; i < n_items; i++) {
-            if (!prep[i].ok) continue;
-            if (n > 0 && tokens + prep[i].prompt.n > m->params.max_batch_tokens) break;
-            idx[n++] = i;
-            tokens += prep[i].prompt.n;
+    st = tkr_embed_prepared(m, okp, n_ok, vecs, res, err);
+    if (st == TKR_OK)
+        for (int k = 0; k < n_ok; k++) {
+            results[map[k]] = res[k];
+            memcpy(out + (size_t)map[k] * D, vecs + (size_t)k * D, sizeof(float) * (size_t)D);
         }
-        if (n > 0) st = run_batch(m, prep, idx, n, out, err);
-    }
-    for (int k = 0; k < n_items; k++) {
-        tkr_prompt_free(&prep[k].prompt);
-        free(prep[k].vision);
-    }
+done:
+    for (int i = 0; prep && i < n_items; i++) tkr_prepared_free(prep[i]);
     free(prep);
-    free(idx);
+    free(okp);
+    free(map);
+    free(vecs);
+    free(res);
     return st;
 }

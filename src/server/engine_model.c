@@ -23,11 +23,26 @@ typedef struct {
     char name[260];
 } model_engine;
 
+/* Items arrive prepared (images decoded, prompts tokenized on the request threads); the model
+ * thread only runs the towers. An item without a prepared form is embedded from scratch. */
 static tkr_status me_embed(void *impl, const tkr_item *items, void *const *prepared, int n,
                            float *out, tkr_result *results, tkr_error *err) {
     model_engine *m = impl;
-    return tkr_embed(m->model, items, n, out, results, err);
+    bool all = prepared != NULL;
+    for (int i = 0; all && i < n; i++) all = prepared[i] != NULL;
+    if (!all) return tkr_embed(m->model, items, n, out, results, err);
+    return tkr_embed_prepared(m->model, (tkr_prepared *const *)prepared, n, out, results, err);
 }
+
+static tkr_status me_prepare(void *impl, const tkr_item *item, void **prepared, tkr_error *err) {
+    model_engine *m = impl;
+    tkr_prepared *p = NULL;
+    tkr_status st = tkr_prepare(m->model, item, &p, err);
+    *prepared = p;
+    return st;
+}
+
+static void me_release(void *impl, void *prepared) { tkr_prepared_free(prepared); }
 
 static tkr_status me_tokenize(void *impl, const char *text, size_t len, int32_t **ids,
                               size_t *n_ids, tkr_error *err) {
@@ -139,6 +154,8 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     out->tokenize = me_tokenize;
     out->template_tokens = me_template_tokens;
     out->image_tokens = me_image_tokens;
+    out->prepare = me_prepare;
+    out->release = me_release;
     out->destroy = me_destroy;
     return TKR_OK;
 }
