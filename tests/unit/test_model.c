@@ -4,6 +4,8 @@
 #include "test.h"
 #include "tkr_embed.h"
 
+#include <pthread.h>
+
 static tkr_model *load_m1(tkr_model_params *mp) {
     const char *dir = getenv("TKR_MODEL_M1");
     if (!dir) {
@@ -172,7 +174,71 @@ static void test_truncation(void) {
     tkr_model_free(m);
 }
 
+/* tkr_prepare from several threads at once (images included), then tkr_embed_prepared: the
+ * same vectors and counts as tkr_embed. */
+typedef struct {
+    const tkr_model *m;
+    const tkr_item *item;
+    tkr_prepared *out;
+    tkr_status st;
+} prep_job;
+
+static void *prep_thread(void *arg) {
+    prep_job *j = arg;
+    tkr_error e;
+    j->st = tkr_prepare(j->m, j->item, &j->out, &e);
+    return NULL;
+}
+
+static void test_prepare_threads(void) {
+    tkr_model *m = load_m1(NULL);
+    CHECK(m != NULL, "model loads");
+    if (!m) return;
+    enum { N = 4 };
+    char path[N][4096];
+    const char *files[N] = {"images/photos/wuffs-hat.jpeg", "images/photos/skimage-camera.png",
+                            "images/photos/wuffs-hat.lossy.webp", "images/pngsuite/basn6a08.png"};
+    tkr_image_input img[N];
+    tkr_item items[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", test_data_dir(), files[i]);
+        img[i] = (tkr_image_input){path[i], NULL, 0};
+        items[i] = tkr_item_default();
+        items[i].text = i % 2 ? "caption" : "";
+        items[i].images = &img[i];
+        items[i].n_images = 1;
+    }
+    prep_job jobs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (prep_job){m, &items[i], NULL, TKR_ERR_INTERNAL};
+        pthread_create(&th[i], NULL, prep_thread, &jobs[i]);
+    }
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    tkr_prepared *p[N];
+    for (int i = 0; i < N; i++) {
+        CHECK(jobs[i].st == TKR_OK, "prepare %d", i);
+        p[i] = jobs[i].out;
+    }
+    int D = tkr_model_dim(m);
+    float a[N * 64], b[N * 64];
+    tkr_result ra[N], rb[N];
+    tkr_error e;
+    CHECK(tkr_embed_prepared(m, p, N, a, ra, &e) == TKR_OK, "embed prepared: %s", e.message);
+    CHECK(tkr_embed(m, items, N, b, rb, &e) == TKR_OK, "embed");
+    for (int i = 0; i < N; i++) {
+        CHECK(ra[i].status == TKR_OK && rb[i].status == TKR_OK, "status %d", i);
+        CHECK(ra[i].prompt_tokens == rb[i].prompt_tokens && ra[i].prompt_tokens == tkr_prepared_tokens(p[i]),
+              "tokens %d", i);
+        CHECK(ra[i].image_tokens > 0 && ra[i].image_tokens == tkr_prepared_image_tokens(p[i]), "image tokens %d", i);
+        CHECK(!memcmp(a + i * D, b + i * D, sizeof(float) * (size_t)D), "vector %d", i);
+        tkr_prepared_free(p[i]);
+    }
+    tkr_model_free(m);
+}
+
 int main(void) {
+    RUN(test_prepare_threads);
     RUN(test_truncation);
     RUN(test_batch_invariance);
     RUN(test_item_errors_are_isolated);
