@@ -88,9 +88,11 @@ static void pack_keys(const float *K, int stride, int nk, int hd, float *kt) {
             int rows = nk - j0 >= 8 ? 8 : nk - j0 > 0 ? nk - j0 : 0;
             for (int d0 = 0; d0 < hd; d0 += 8) {
                 __m256 r[8];
+#pragma GCC unroll 8
                 for (int i = 0; i < 8; i++)
                     r[i] = i < rows ? _mm256_loadu_ps(K + (size_t)(j0 + i) * stride + d0) : _mm256_setzero_ps();
                 transpose8(r);
+#pragma GCC unroll 8
                 for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (size_t)(d0 + i) * NR + half * 8, r[i]);
             }
         }

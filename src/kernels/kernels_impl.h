@@ -22,8 +22,8 @@ void tkr_linear_block_generic(const float *x, int M, int K, const tkr_tensor *w,
                               float *y, int N, float *wrow);
 
 /* AVX2: the same block through packed float32 weight panels (see linear_avx2.c).
- * pack: tkr_linear_avx2_pack_floats(n1 - n0) floats, 32-byte aligned. */
-size_t tkr_linear_avx2_pack_floats(int block_n);
+ * pack: tkr_linear_avx2_pack_floats(n1 - n0, K) floats, 32-byte aligned. */
+size_t tkr_linear_avx2_pack_floats(int block_n, int K);
 void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
                            float *y, int N, float *pack);
 

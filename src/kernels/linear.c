@@ -79,7 +79,7 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
     while (block < 256 && (N + block * 2 - 1) / (block * 2) >= threads * 4) block *= 2;
     size_t per_thread = (size_t)K + 16;
 #ifdef TKR_HAVE_X86
-    if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block);
+    if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
 #endif
     per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
     size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;

@@ -6,7 +6,8 @@
  * per k, 2 panel loads + 6 broadcasts of x feed 12 FMAs, so the FMA units are the limit rather
  * than the loads (the former dot-product tile re-read x from L2 for every pair of weight rows).
  * Loop nest per block:  for k-block (KC) { pack; for 6 rows of x { for panel { tile } } }
- * so the 6 x KC slice of x stays in L1 while the packed block (<= 256 KB) streams from L2.
+ * so the 6 x KC slice of x stays in L1 while the packed block (<= 256 KB) streams from L2;
+ * or, when x is small, for panel { pack all of K; for 6 rows of x { tile } }.
  *
  * Batch invariance: each output y[m, n] is ONE FMA chain acc = fma(x[m,k], w[n,k], acc) for
  * k = 0, 1, ..., K-1 in order, started at +0 and carried through y between k-blocks (a float
@@ -20,8 +21,14 @@
 
 enum { MR = 6, NR = 16, KC = 256 };
 
-size_t tkr_linear_avx2_pack_floats(int block_n) {
-    return (size_t)((block_n + NR - 1) / NR) * NR * KC;
+/* Small x (M K <= SMALL_X floats, about half of L2) is multiplied one whole-K panel at a time:
+ * the weights are then read row by row in long sequential runs (the packing is the cost that
+ * matters when there are few rows), and x stays in L2 for every panel. */
+enum { SMALL_X = 128 * 1024 };
+
+size_t tkr_linear_avx2_pack_floats(int block_n, int K) {
+    size_t blocked = (size_t)((block_n + NR - 1) / NR) * NR * KC, panel = (size_t)K * NR;
+    return blocked > panel ? blocked : panel;
 }
 
 /* 8x8 transpose: r[i] holds row i on entry and column i on exit. */
@@ -75,14 +82,14 @@ static inline float load1_w(tkr_dtype dt, const void *W, size_t idx) {
     }
 }
 
-/* pack[p][k][16] = W[n0 + 16 p + j, k0 + k] for the nr = n1 - n0 rows, zero past nr.
+/* pack[p][k][16] = W[n0 + 16 p + j, k0 + k] (panels kb apart) for the nr = n1 - n0 rows, zero past nr.
  * Whole 8x8 blocks go through a register transpose; the edges are copied one by one. */
 static inline __attribute__((always_inline)) void pack_block(tkr_dtype dt, const void *W, int K,
                                                              int n0, int nr, int k0, int kb,
                                                              float *pack) {
     int panels = (nr + NR - 1) / NR;
     for (int p = 0; p < panels; p++) {
-        float *dst = pack + (size_t)p * KC * NR;      /* [kb][16] */
+        float *dst = pack + (size_t)p * kb * NR;      /* [kb][16] */
         for (int half = 0; half < 2; half++) {
             int j0 = p * NR + half * 8;               /* first weight row of this 8-row group */
             int rows = nr - j0 < 8 ? (nr - j0 > 0 ? nr - j0 : 0) : 8;
@@ -90,9 +97,11 @@ static inline __attribute__((always_inline)) void pack_block(tkr_dtype dt, const
             if (rows == 8) {
                 for (; k + 8 <= kb; k += 8) {
                     __m256 r[8];
+#pragma GCC unroll 8
                     for (int i = 0; i < 8; i++)
                         r[i] = load8_w(dt, W, (size_t)(n0 + j0 + i) * K + (size_t)(k0 + k));
                     transpose8(r);
+#pragma GCC unroll 8
                     for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (size_t)(k + i) * NR + half * 8, r[i]);
                 }
             }
@@ -153,7 +162,7 @@ static void multiply_block(const float *x, int M, int K, int n0, int n1, int k0,
         int mr = M - m < MR ? M - m : MR;
         const float *xm = x + (size_t)m * K + k0;
         for (int n = n0, p = 0; n < n1; n += NR, p++) {
-            const float *pw = pack + (size_t)p * KC * NR;
+            const float *pw = pack + (size_t)p * kb * NR;
             float *ym = y + (size_t)m * N + n;
             int nr = n1 - n < NR ? n1 - n : NR;
             if (nr == NR) {
@@ -175,14 +184,20 @@ void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, in
         for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
         return;
     }
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kb = K - k0 < KC ? K - k0 : KC;
-        /* one instantiation of the packing loop per dtype so the loads inline */
-        switch (w->dtype) {
-        case TKR_DT_F16: pack_block(TKR_DT_F16, w->data, K, n0, n1 - n0, k0, kb, pack); break;
-        case TKR_DT_BF16: pack_block(TKR_DT_BF16, w->data, K, n0, n1 - n0, k0, kb, pack); break;
-        default: pack_block(TKR_DT_F32, w->data, K, n0, n1 - n0, k0, kb, pack); break;
+    bool small = (size_t)M * (size_t)K <= SMALL_X;
+    int kc = small ? K : KC;                  /* k-block */
+    int nc = small ? NR : n1 - n0;            /* columns packed at once */
+    for (int nb = n0; nb < n1; nb += nc) {
+        int ne = n1 - nb < nc ? n1 : nb + nc;
+        for (int k0 = 0; k0 < K; k0 += kc) {
+            int kb = K - k0 < kc ? K - k0 : kc;
+            /* one instantiation of the packing loop per dtype so the loads inline */
+            switch (w->dtype) {
+            case TKR_DT_F16: pack_block(TKR_DT_F16, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            case TKR_DT_BF16: pack_block(TKR_DT_BF16, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            default: pack_block(TKR_DT_F32, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            }
+            multiply_block(x, M, K, nb, ne, k0, kb, pack, y, N);
         }
-        multiply_block(x, M, K, n0, n1, k0, kb, pack, y, N);
     }
 }
