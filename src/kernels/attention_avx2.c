@@ -5,8 +5,9 @@
  *      kt[panel][d][16], so a 6x16 register tile (12 accumulators, 2 panel loads + 6 broadcasts
  *      of q per d) computes 96 scores per pass over d.
  *   2. per row: max, p = exp(s - max) (vectorised, tkr_exp256_nonpos), sum -> 1 / sum.
- *   3. O = P V: a 6x16 tile again, now over the keys j, reading V rows in place (d contiguous)
- *      and broadcasting p; scaled by 1 / sum at the end.
+ *   3. O = P V: a 6x16 tile again, now over the keys j (in steps of JB keys that stay in L2),
+ *      reading V packed as 16-wide column chunks and broadcasting p; scaled by 1 / sum at the
+ *      end. The partial sums wait in the output rows between steps.
  * A two-pass softmax (rather than an online one) keeps the float32 arithmetic of the reference:
  * every probability is exp(s - true row max), never rescaled.
  *
@@ -21,7 +22,10 @@
 #include <math.h>
 #include <string.h>
 
-enum { MR = 6, NR = 16, QB_MAX = 96, S_BUDGET = 64 * 1024 /* floats of scores per block */ };
+/* S_BUDGET: floats of scores per query block (the block's rows times its keys), sized to stay
+ * mostly in L2; JB: keys per step of P V, so that the step's V (JB x hd) and P (rows x JB) stay
+ * in L2 while every row group and column chunk passes over them. */
+enum { MR = 6, NR = 16, QB_MAX = 96, S_BUDGET = 192 * 1024, JB = 256 };
 
 static inline int round_up16(int n) { return (n + 15) & ~15; }
 
@@ -180,17 +184,22 @@ static float softmax_row(float *s, int n, int n_padded) {
     return hsum8(sum);
 }
 
-/* o[r][0 : 8 NV] = inv[r] * sum_j p[r][j] v[j][0 : 8 NV] for MRc rows: one FMA chain over j.
- * vp: one packed 16-wide column chunk [nk][16]. */
+/* o[r][0 : 8 NV] (+)= sum_j p[r][j] v[j][0 : 8 NV] over nj keys for MRc rows: one FMA chain over
+ * j per output, carried through o between key steps (first: start at +0; last: scale by inv[r]
+ * on the way out). vp: the step's part of one packed 16-wide column chunk, [nj][16]. */
 static inline __attribute__((always_inline)) void pv_tile(const int MRc, const int NV,
                                                           const float *p, size_t ldp,
-                                                          const float *vp, int nk,
-                                                          const float *inv, float *o, size_t ldo) {
+                                                          const float *vp, int nj, bool first,
+                                                          bool last, const float *inv, float *o,
+                                                          size_t ldo) {
     __m256 a0[MR], a1[MR];
 #pragma GCC unroll 6
-    for (int r = 0; r < MRc; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    for (int r = 0; r < MRc; r++) {
+        a0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(o + r * ldo);
+        a1[r] = first || NV < 2 ? _mm256_setzero_ps() : _mm256_loadu_ps(o + r * ldo + 8);
+    }
 #pragma GCC unroll 2
-    for (int j = 0; j < nk; j++) {
+    for (int j = 0; j < nj; j++) {
         __m256 v0 = _mm256_load_ps(vp + (size_t)j * NR);
         __m256 v1 = NV == 2 ? _mm256_load_ps(vp + (size_t)j * NR + 8) : v0;
 #pragma GCC unroll 6
@@ -202,18 +211,18 @@ static inline __attribute__((always_inline)) void pv_tile(const int MRc, const i
     }
 #pragma GCC unroll 6
     for (int r = 0; r < MRc; r++) {
-        __m256 sc = _mm256_broadcast_ss(inv + r);
-        _mm256_storeu_ps(o + r * ldo, _mm256_mul_ps(a0[r], sc));
-        if (NV == 2) _mm256_storeu_ps(o + r * ldo + 8, _mm256_mul_ps(a1[r], sc));
+        __m256 sc = last ? _mm256_broadcast_ss(inv + r) : _mm256_set1_ps(1.0f);
+        _mm256_storeu_ps(o + r * ldo, last ? _mm256_mul_ps(a0[r], sc) : a0[r]);
+        if (NV == 2) _mm256_storeu_ps(o + r * ldo + 8, last ? _mm256_mul_ps(a1[r], sc) : a1[r]);
     }
 }
 
-static void pv_tile_any(int mr, int nv, const float *p, size_t ldp, const float *vp, int nk,
-                        const float *inv, float *o, size_t ldo) {
+static void pv_tile_any(int mr, int nv, const float *p, size_t ldp, const float *vp, int nj,
+                        bool first, bool last, const float *inv, float *o, size_t ldo) {
 #define PV_CASE(R)                                                                             \
     case R:                                                                                    \
-        if (nv == 2) pv_tile(R, 2, p, ldp, vp, nk, inv, o, ldo);                               \
-        else pv_tile(R, 1, p, ldp, vp, nk, inv, o, ldo);                                       \
+        if (nv == 2) pv_tile(R, 2, p, ldp, vp, nj, first, last, inv, o, ldo);                  \
+        else pv_tile(R, 1, p, ldp, vp, nj, first, last, inv, o, ldo);                          \
         break;
     switch (mr) {
         PV_CASE(6)
@@ -221,10 +230,7 @@ static void pv_tile_any(int mr, int nv, const float *p, size_t ldp, const float 
         PV_CASE(4)
         PV_CASE(3)
         PV_CASE(2)
-    default:
-        if (nv == 2) pv_tile(1, 2, p, ldp, vp, nk, inv, o, ldo);
-        else pv_tile(1, 1, p, ldp, vp, nk, inv, o, ldo);
-        break;
+        PV_CASE(1)
     }
 #undef PV_CASE
 }
@@ -260,12 +266,16 @@ void tkr_attention_rows_avx2(const tkr_attention_args *a, int s, int h, int i0, 
             inv[r] = 1.0f / softmax_row(sc + (size_t)r * ldS, n, ldS);
         }
         float *O = a->out + tkr_att_q_row(a, s, q0) * a->out_stride + (size_t)h * hd;
-        for (int r = 0; r < qn; r += MR) {
-            int mr = qn - r < MR ? qn - r : MR;
-            for (int d0 = 0; d0 < hd; d0 += NR)
-                pv_tile_any(mr, hd - d0 >= NR ? 2 : 1, sc + (size_t)r * ldS, (size_t)ldS,
-                            vp + (size_t)d0 * nk, nkb, inv + r, O + (size_t)r * a->out_stride + d0,
-                            (size_t)a->out_stride);
+        for (int j0 = 0; j0 < nkb; j0 += JB) {
+            int nj = nkb - j0 < JB ? nkb - j0 : JB;
+            for (int r = 0; r < qn; r += MR) {
+                int mr = qn - r < MR ? qn - r : MR;
+                for (int d0 = 0; d0 < hd; d0 += NR)
+                    pv_tile_any(mr, hd - d0 >= NR ? 2 : 1, sc + (size_t)r * ldS + j0, (size_t)ldS,
+                                vp + (size_t)d0 * nk + (size_t)j0 * NR, nj, j0 == 0,
+                                j0 + nj >= nkb, inv + r, O + (size_t)r * a->out_stride + d0,
+                                (size_t)a->out_stride);
+            }
         }
     }
 }
