@@ -8,7 +8,12 @@
  * read in place; activations are float32.
  *
  * Batch invariance: every output element of tkr_linear is computed by the same instruction
- * sequence whatever the number of rows M, so a vector never depends on what else was batched. */
+ * sequence whatever the number of rows M and the thread count, and every attention row by the
+ * same sequence whatever else is packed beside its sequence, so a vector never depends on what
+ * else was batched. (The portable and the AVX2 kernels sum in different orders: a vector may
+ * differ in the last bits between the two, never between two runs of one.)
+ * Scratch memory is allocated per call (per thread); the kernels that need it return
+ * TKR_ERR_NOMEM when it cannot be had and never abort. */
 #ifndef TKR_KERNELS_H
 #define TKR_KERNELS_H
 
