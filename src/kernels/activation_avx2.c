@@ -2,7 +2,7 @@
  *
  * The activations need one exp per element (9 M per 128-token text layer, 5.7 M per vision
  * block at 1120 patches), which libm's scalar expf made a visible share of a pass; tkr_exp256
- * (vexp_avx2.h) does 8 at once within 2 ulp. The last n % 8 elements go through the same vector
+ * (vexp_avx2.h) does 8 at once to about 1 ulp. The last n % 8 elements go through the same vector
  * code via a small buffer, never a scalar fallback: an element's value must not depend on where
  * the array ends (a row is last in one batch and in the middle in another). */
 #include "kernels/kernels_impl.h"
