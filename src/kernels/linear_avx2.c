@@ -19,11 +19,13 @@
 #include <immintrin.h>
 #include <string.h>
 
-enum { MR = 6, NR = 16, KC = 256 };
+enum { MR = 6, NR = 16, KC = 256, PF_AHEAD = 256 /* elements */ };
 
-/* Small x (M K <= SMALL_X floats, about half of L2) is multiplied one whole-K panel at a time:
- * the weights are then read row by row in long sequential runs (the packing is the cost that
- * matters when there are few rows), and x stays in L2 for every panel. */
+/* Small x (M K <= SMALL_X floats, about half of L2) is multiplied one 16-row panel at a time:
+ * the packing is then the cost that matters, and each weight row is read in order (a k-block
+ * after the other, with a software prefetch one k-block ahead; the 8 interleaved rows are more
+ * than the hardware prefetcher follows). The panel holds all of K when more than one tile of
+ * rows uses it, else a 256-wide k-block that stays in L1. x stays in L2 throughout. */
 enum { SMALL_X = 128 * 1024 };
 
 size_t tkr_linear_avx2_pack_floats(int block_n, int K) {
@@ -97,6 +99,10 @@ static inline __attribute__((always_inline)) void pack_block(tkr_dtype dt, const
             if (rows == 8) {
                 for (; k + 8 <= kb; k += 8) {
                     __m256 r[8];
+                    if ((k & 31) == 0) /* each row's line a k-block ahead (a hint: may pass the end) */
+#pragma GCC unroll 8
+                        for (int i = 0; i < 8; i++)
+                            _mm_prefetch((const char *)((uintptr_t)W + ((size_t)(n0 + j0 + i) * K + (size_t)(k0 + k) + PF_AHEAD) * (dt == TKR_DT_F32 ? 4 : 2)), _MM_HINT_T0);
 #pragma GCC unroll 8
                     for (int i = 0; i < 8; i++)
                         r[i] = load8_w(dt, W, (size_t)(n0 + j0 + i) * K + (size_t)(k0 + k));
@@ -185,7 +191,7 @@ void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, in
         return;
     }
     bool small = (size_t)M * (size_t)K <= SMALL_X;
-    int kc = small ? K : KC;                  /* k-block */
+    int kc = small && M > MR ? K : KC;        /* k-block */
     int nc = small ? NR : n1 - n0;            /* columns packed at once */
     for (int nb = n0; nb < n1; nb += nc) {
         int ne = n1 - nb < nc ? n1 : nb + nc;

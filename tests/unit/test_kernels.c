@@ -115,13 +115,16 @@ static void check_linear(int variant, tkr_dtype dt, int M, int K, int N, tkr_poo
 }
 
 /* Shapes cover the AVX2 tile edges: M around the 6-row tile, N around the 16-wide panel, K
- * across several 256-wide k-blocks and not a multiple of 8. */
+ * across several 256-wide k-blocks and not a multiple of 8, and both AVX2 loop nests: x small
+ * (whole-K or L1 panels) and x large (M K > 128 K floats: 256-wide k-blocks), where the row
+ * alone goes through the small-x path and must still match the batch bit for bit. */
 static void test_linear(void) {
     tkr_error e;
     tkr_pool *pool = NULL;
     CHECK(tkr_pool_init(3, &pool, &e) == TKR_OK, "pool");
     int shapes[][3] = {{1, 8, 2},    {7, 37, 5},   {4, 64, 33},   {13, 136, 70}, {5, 3, 1},
-                       {9, 256, 200}, {6, 600, 48}, {20, 515, 17}, {1, 1, 1},    {12, 257, 31}};
+                       {9, 256, 200}, {6, 600, 48}, {20, 515, 17}, {1, 1, 1},    {12, 257, 31},
+                       {40, 3400, 37}};
     for (int v = 0; v < n_variants(); v++)
         for (int d = 0; d < 3; d++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
