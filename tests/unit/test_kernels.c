@@ -345,6 +345,41 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
     free(alone);
 }
 
+/* The AVX2 and portable attention agree to float rounding (hd 80, one 150-token sequence). */
+static void test_attention_variants_agree(void) {
+    if (n_variants() < 2) {
+        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        return;
+    }
+    enum { T = 150, H = 4, HD = 80 };
+    float *q = malloc(sizeof(float) * T * H * HD), *k = malloc(sizeof(float) * T * H * HD);
+    float *v = malloc(sizeof(float) * T * H * HD), *o0 = malloc(sizeof(float) * T * H * HD);
+    float *o1 = malloc(sizeof(float) * T * H * HD);
+    for (int i = 0; i < T * H * HD; i++) {
+        q[i] = frand() * 2;
+        k[i] = frand() * 2;
+        v[i] = frand();
+    }
+    int seq[2] = {0, T};
+    for (int causal = 0; causal < 2; causal++) {
+        tkr_kctx g, a;
+        tkr_kctx_init(&g, NULL, true);
+        tkr_kctx_init(&a, NULL, false);
+        tkr_attention_args args = {q, k, v, H * HD, H * HD, o0, H * HD, H, H, HD, seq, 1, causal, false};
+        tkr_attention(&g, &args);
+        args.out = o1;
+        tkr_attention(&a, &args);
+        double maxdiff = 0;
+        for (int i = 0; i < T * H * HD; i++) maxdiff = fmax(maxdiff, fabs(o0[i] - o1[i]));
+        CHECK(maxdiff < 2e-6, "causal=%d: generic vs avx2 max difference %g", causal, maxdiff);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(o0);
+    free(o1);
+}
+
 static void test_attention(void) {
     tkr_error e;
     tkr_pool *pool = NULL;
@@ -383,6 +418,7 @@ int main(void) {
     RUN(test_norms);
     RUN(test_activations);
     RUN(test_attention);
+    RUN(test_attention_variants_agree);
     RUN(test_rope);
     return test_summary();
 }
