@@ -1,5 +1,6 @@
-/* activation.c - element-wise functions of the MLPs and the residual add. */
-#include "kernels/kernels.h"
+/* activation.c - element-wise functions of the MLPs, the residual add and the rotary embedding.
+ * silu and QuickGELU have AVX2 versions (activation_avx2.c); these are the portable ones. */
+#include "kernels/kernels_impl.h"
 
 #include <math.h>
 
@@ -8,6 +9,7 @@ typedef struct {
     const float *b;
     size_t n;
     int kind;
+    bool avx2;
 } act_job;
 
 enum { ACT_SILU_MUL, ACT_QUICK_GELU, ACT_GELU_ERF };
@@ -18,6 +20,16 @@ static void act_task(void *p, int task, int thread) {
     size_t i0 = (size_t)task * ACT_CHUNK;
     size_t i1 = i0 + ACT_CHUNK < j->n ? i0 + ACT_CHUNK : j->n;
     float *a = j->a;
+#ifdef TKR_HAVE_X86
+    if (j->avx2 && j->kind == ACT_SILU_MUL) {
+        tkr_silu_mul_avx2(a + i0, j->b + i0, i1 - i0);
+        return;
+    }
+    if (j->avx2 && j->kind == ACT_QUICK_GELU) {
+        tkr_quick_gelu_avx2(a + i0, i1 - i0);
+        return;
+    }
+#endif
     switch (j->kind) {
     case ACT_SILU_MUL:
         for (size_t i = i0; i < i1; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * j->b[i];
@@ -32,7 +44,7 @@ static void act_task(void *p, int task, int thread) {
 }
 
 static void run_act(const tkr_kctx *ctx, float *a, const float *b, size_t n, int kind) {
-    act_job j = {a, b, n, kind};
+    act_job j = {a, b, n, kind, ctx->avx2};
     tkr_pool_run(ctx->pool, (int)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_task, &j);
 }
 

@@ -1,19 +1,26 @@
 /* attention.c - softmax(q k^T / sqrt(d)) v for packed sequences, grouped-query heads.
  *
- * Tasks are (sequence, head, block of query rows); each keeps one row of scores. Sequences in a
- * batch never see each other, so a vector does not depend on its batch. */
-#include "kernels/kernels.h"
+ * Tasks are (sequence, head, chunk of query rows). The portable kernel here is the reference:
+ * one query row at a time, a row of scores, a plain softmax and a weighted sum of v rows. The
+ * AVX2 kernel (attention_avx2.c) computes the same thing blocked for long sequences. Sequences
+ * in a batch never see each other, so a vector does not depend on its batch; each thread has its
+ * own scratch, allocated once per call. */
+#include "kernels/kernels_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-enum { ATT_QBLOCK = 16 };
+typedef struct {
+    int seq, head, i0, i1;   /* query rows [i0, i1) of the sequence, relative to its start */
+} att_task_def;
 
 typedef struct {
+    const tkr_kctx *ctx;
     const tkr_attention_args *a;
-    int *task_seq;       /* task -> sequence */
-    int *task_first;     /* task -> first task index of that sequence */
-    int blocks_per_head; /* unused when sequences differ; computed per sequence */
+    const att_task_def *tasks;
+    float *scratch;          /* [threads][scratch_floats] */
+    size_t scratch_floats;
+    bool avx2;
 } att_job;
 
 static inline float dot_f32(const float *a, const float *b, int n) {
@@ -26,23 +33,17 @@ static inline float dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-static void att_task(void *p, int task, int thread) {
-    att_job *j = p;
-    const tkr_attention_args *a = j->a;
-    int s = j->task_seq[task];
-    int local = task - j->task_first[s];
+/* The reference: rows [i0, i1) of sequence s, head h. scratch: T + hd floats. */
+static void attention_rows_generic(const tkr_attention_args *a, int s, int h, int i0, int i1,
+                                   float *scratch) {
     int t0 = a->seq_start[s], T = a->seq_start[s + 1] - t0;
-    int qblocks = (T + ATT_QBLOCK - 1) / ATT_QBLOCK;
-    int h = local / qblocks, qb = local % qblocks;
     int kvh = h / (a->n_heads / a->n_kv);
     int hd = a->head_dim;
     float scale = 1.0f / sqrtf((float)hd);
-    float *scores = malloc(sizeof(float) * (size_t)T + sizeof(float) * (size_t)hd);
-    if (!scores) return;
-    float *acc = scores + T;
-    int i0 = qb * ATT_QBLOCK, i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T;
+    float *scores = scratch;    /* [T]  */
+    float *acc = scratch + T;   /* [hd] */
     for (int i = i0; i < i1; i++) {
-        const float *q = a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * hd;
+        const float *q = a->q + tkr_att_q_row(a, s, i) * a->q_stride + (size_t)h * hd;
         int n = a->causal ? i + 1 : T;
         float mx = -INFINITY;
         for (int jj = 0; jj < n; jj++) {
@@ -63,30 +64,79 @@ static void att_task(void *p, int task, int thread) {
             float pw = scores[jj] * inv;
             for (int d = 0; d < hd; d++) acc[d] += pw * v[d];
         }
-        float *o = a->out + (size_t)(t0 + i) * a->out_stride + (size_t)h * hd;
+        float *o = a->out + tkr_att_q_row(a, s, i) * a->out_stride + (size_t)h * hd;
         for (int d = 0; d < hd; d++) o[d] = acc[d];
     }
-    free(scores);
 }
 
-void tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
-    int total = 0;
+static void att_task(void *p, int task, int thread) {
+    att_job *j = p;
+    const att_task_def *t = &j->tasks[task];
+    float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
+#ifdef TKR_HAVE_X86
+    if (j->avx2) {
+        tkr_attention_rows_avx2(j->a, t->seq, t->head, t->i0, t->i1, scratch);
+        return;
+    }
+#endif
+    attention_rows_generic(j->a, t->seq, t->head, t->i0, t->i1, scratch);
+}
+
+/* Query rows per task for a sequence of T tokens: the whole sequence when there are enough
+ * (sequence, head) pairs to keep every thread busy, else chunks of at least 48 rows (the AVX2
+ * kernel packs the keys once per task, so chunks must not be tiny). */
+static int chunk_rows(int T, int pairs, int threads) {
+    int want = threads * 4;
+    int chunks = pairs >= want ? 1 : (want + pairs - 1) / pairs;
+    int rows = (T + chunks - 1) / chunks;
+    rows = (rows + 5) / 6 * 6;
+    return rows < 48 ? 48 : rows;
+}
+
+tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
+    int threads = tkr_pool_size(ctx->pool);
+    int max_T = 0;
     for (int s = 0; s < a->n_seq; s++) {
         int T = a->seq_start[s + 1] - a->seq_start[s];
-        total += a->n_heads * ((T + ATT_QBLOCK - 1) / ATT_QBLOCK);
+        if (T > max_T) max_T = T;
     }
-    if (total == 0) return;
-    int *task_seq = malloc(sizeof(int) * (size_t)total + sizeof(int) * (size_t)(a->n_seq + 1));
-    if (!task_seq) return;
-    int *task_first = task_seq + total;
-    int t = 0;
+    if (max_T == 0 || a->n_heads <= 0) return TKR_OK;
+    int pairs = a->n_seq * a->n_heads;
+    size_t n_tasks = 0;
     for (int s = 0; s < a->n_seq; s++) {
-        int T = a->seq_start[s + 1] - a->seq_start[s];
-        int n = a->n_heads * ((T + ATT_QBLOCK - 1) / ATT_QBLOCK);
-        task_first[s] = t;
-        for (int i = 0; i < n; i++) task_seq[t++] = s;
+        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
+        if (T > 0) n_tasks += (size_t)a->n_heads * (a->last_row_only ? 1 : (size_t)((T + rows - 1) / rows));
     }
-    att_job j = {a, task_seq, task_first, 0};
-    tkr_pool_run(ctx->pool, total, att_task, &j);
-    free(task_seq);
+    bool avx2 = false;
+#ifdef TKR_HAVE_X86
+    avx2 = ctx->avx2 && a->head_dim % 8 == 0;
+#endif
+    size_t per_thread = (size_t)max_T + (size_t)a->head_dim + 16;
+#ifdef TKR_HAVE_X86
+    if (avx2) per_thread = tkr_attention_avx2_scratch_floats(max_T, a->head_dim);
+#endif
+    per_thread = (per_thread + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    att_task_def *tasks = malloc(sizeof *tasks * (n_tasks ? n_tasks : 1));
+    float *scratch = NULL;
+    if (!tasks || posix_memalign((void **)&scratch, 64, sizeof(float) * per_thread * (size_t)threads)) {
+        free(tasks);
+        return TKR_ERR_NOMEM;
+    }
+    size_t t = 0;
+    for (int s = 0; s < a->n_seq; s++) {
+        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
+        for (int h = 0; h < a->n_heads && T > 0; h++) {
+            if (a->last_row_only) {
+                tasks[t++] = (att_task_def){s, h, T - 1, T};
+                continue;
+            }
+            for (int i0 = 0; i0 < T; i0 += rows)
+                tasks[t++] = (att_task_def){s, h, i0, i0 + rows < T ? i0 + rows : T};
+        }
+    }
+    att_job j = {ctx, a, tasks, scratch, per_thread, avx2};
+    tkr_pool_run(ctx->pool, (int)n_tasks, att_task, &j);
+    free(tasks);
+    free(scratch);
+    return TKR_OK;
 }

@@ -8,7 +8,12 @@
  * read in place; activations are float32.
  *
  * Batch invariance: every output element of tkr_linear is computed by the same instruction
- * sequence whatever the number of rows M, so a vector never depends on what else was batched. */
+ * sequence whatever the number of rows M and the thread count, and every attention row by the
+ * same sequence whatever else is packed beside its sequence, so a vector never depends on what
+ * else was batched. (The portable and the AVX2 kernels sum in different orders: a vector may
+ * differ in the last bits between the two, never between two runs of one.)
+ * Scratch memory is allocated per call (per thread); the kernels that need it return
+ * TKR_ERR_NOMEM when it cannot be had and never abort. */
 #ifndef TKR_KERNELS_H
 #define TKR_KERNELS_H
 
@@ -35,8 +40,9 @@ uint16_t tkr_f32_to_f16(float f);    /* round to nearest even */
 /* out[n] = float32 of row `row` of a 2-D weight W [rows, n] */
 void tkr_weight_row_f32(const tkr_tensor *w, int64_t row, float *out);
 
-/* y[M,N] = x[M,K] @ W[N,K]^T (+ bias[N]). W: F32/F16/BF16 [N, K]; bias F32/F16/BF16 or NULL. */
-void tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+/* y[M,N] = x[M,K] @ W[N,K]^T (+ bias[N]). W: F32/F16/BF16 [N, K]; bias F32/F16/BF16 or NULL.
+ * Returns TKR_OK, or TKR_ERR_NOMEM when its per-thread scratch (< 1 MB) cannot be allocated. */
+tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                 const tkr_tensor *bias, float *y);
 
 /* RMSNorm per row: y = w * x / sqrt(mean(x^2) + eps). x, y [M, D] (y may equal x). */
@@ -68,7 +74,10 @@ void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int he
 /* Multi-head attention over one or more independent sequences packed along T.
  *   q [T, n_heads, hd], k/v [T, n_kv, hd] (rows of stride q_stride/kv_stride floats),
  *   out [T, n_heads, hd]; seq_start[n_seq + 1] gives the row ranges; causal masks the future.
- * Grouped-query: head h reads kv head h / (n_heads / n_kv). Softmax in float32. */
+ * Grouped-query: head h reads kv head h / (n_heads / n_kv). Softmax in float32.
+ * last_row_only: only each sequence's last token is a query (the decoder's last layer, where
+ *   nothing else is pooled): q and out then hold n_seq rows, row s for sequence s, and each
+ *   result is bit for bit the one the full computation gives for that row. */
 typedef struct {
     const float *q, *k, *v;
     int q_stride, kv_stride;        /* floats between consecutive token rows */
@@ -78,9 +87,10 @@ typedef struct {
     const int *seq_start;
     int n_seq;
     bool causal;
+    bool last_row_only;
 } tkr_attention_args;
 
-/* scratch: per-thread buffer need, see tkr_attention_scratch_floats */
-void tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a);
+/* Returns TKR_OK, or TKR_ERR_NOMEM when its per-thread scratch cannot be allocated. */
+tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a);
 
 #endif

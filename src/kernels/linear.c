@@ -2,16 +2,13 @@
  *
  * Work is split over blocks of output columns (weight rows): each task reads its block of W once
  * and applies it to every row of x, so W streams from memory once per call (it is the larger
- * operand for text batches) and the block stays in cache while x rows pass through. */
-#include "kernels/kernels.h"
-#include "kernels/linear_impl.h"
+ * operand for text batches) and the block stays in cache while x rows pass through. Each thread
+ * gets its own scratch (a widened weight row, or the AVX2 kernel's packed panels), allocated once
+ * per call. */
+#include "kernels/kernels_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define TKR_HAVE_X86 1
-#endif
 
 void tkr_kctx_init(tkr_kctx *ctx, tkr_pool *pool, bool force_generic) {
     ctx->pool = pool;
@@ -52,47 +49,54 @@ typedef struct {
     int M, K, N;
     const tkr_tensor *w;
     float *y;
-    int block;
+    int block;             /* output columns per task */
+    float *scratch;        /* [threads][scratch_floats] */
+    size_t scratch_floats;
 } linear_job;
 
 static void linear_task(void *p, int task, int thread) {
     linear_job *j = p;
     int n0 = task * j->block;
     int n1 = n0 + j->block < j->N ? n0 + j->block : j->N;
+    float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
     if (j->ctx->avx2) {
-        tkr_linear_block_avx2(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N);
+        tkr_linear_block_avx2(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
         return;
     }
 #endif
-    float *wrow = malloc((size_t)j->K * sizeof(float));
-    if (!wrow) { /* cannot happen in practice; keep outputs defined */
-        for (int m = 0; m < j->M; m++)
-            for (int n = n0; n < n1; n++) j->y[(size_t)m * j->N + n] = 0.0f;
-        return;
-    }
-    tkr_linear_block_generic(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, wrow);
-    free(wrow);
+    tkr_linear_block_generic(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
 }
 
-void tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
-                const tkr_tensor *bias, float *y) {
+tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                      const tkr_tensor *bias, float *y) {
     int N = (int)w->shape[0];
-    if (M <= 0 || N <= 0) return;
-    /* Enough blocks for load balance, each big enough to amortise the task overhead. */
+    if (M <= 0 || N <= 0) return TKR_OK;
+    /* Blocks of 16 columns (one AVX2 panel) and up, each at most 256 wide (its packed k-block
+     * fits L2), with about 4 blocks per thread for load balance. */
     int threads = tkr_pool_size(ctx->pool);
     int block = 16;
     while (block < 256 && (N + block * 2 - 1) / (block * 2) >= threads * 4) block *= 2;
-    linear_job j = {ctx, x, M, K, N, w, y, block};
+    size_t per_thread = (size_t)K + 16;
+#ifdef TKR_HAVE_X86
+    if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
+#endif
+    per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
+    size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;
+    float *scratch = NULL; /* [threads][per_thread] then the widened bias [N] */
+    if (posix_memalign((void **)&scratch, 64,
+                       sizeof(float) * (per_thread * (size_t)threads + bias_floats)) != 0)
+        return TKR_ERR_NOMEM;
+    linear_job j = {ctx, x, M, K, N, w, y, block, scratch, per_thread};
     tkr_pool_run(ctx->pool, (N + block - 1) / block, linear_task, &j);
     if (bias) {
-        float *b = malloc((size_t)N * sizeof(float));
-        if (!b) return;
+        float *b = scratch + per_thread * (size_t)threads;
         tkr_weight_row_f32(bias, 0, b);
         for (int m = 0; m < M; m++) {
             float *yr = y + (size_t)m * N;
             for (int n = 0; n < N; n++) yr[n] += b[n];
         }
-        free(b);
     }
+    free(scratch);
+    return TKR_OK;
 }

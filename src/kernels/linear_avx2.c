@@ -1,117 +1,209 @@
-/* linear_avx2.c - AVX2/FMA/F16C block of tkr_linear.
+/* linear_avx2.c - AVX2/FMA/F16C block of tkr_linear: packed weight panels and a 6x16 tile.
  *
- * A 4x2 register tile: four rows of x against two weight rows, eight 8-lane accumulators. Weight
- * rows are widened to float32 as they are loaded (BF16: shift; F16: vcvtph2ps). Every output
- * element is one FMA chain over k in steps of 8, then the same horizontal sum and scalar tail,
- * whether it was computed in a 4-row tile or a 1-row tail: results do not depend on M. */
-#include "kernels/linear_impl.h"
+ * The block W[n0:n1, :] is widened to float32 and transposed, KC columns of k at a time, into
+ * panels of 16 weight rows:  pack[panel][k][16]  (16 output columns side by side for each k).
+ * A 6x16 register tile then computes 6 rows of x against one panel with 12 accumulators:
+ * per k, 2 panel loads + 6 broadcasts of x feed 12 FMAs, so the FMA units are the limit rather
+ * than the loads (the former dot-product tile re-read x from L2 for every pair of weight rows).
+ * Loop nest per block:  for k-block (KC) { pack; for 6 rows of x { for panel { tile } } }
+ * so the 6 x KC slice of x stays in L1 while the packed block (<= 256 KB) streams from L2;
+ * or, when x is small, for panel { pack all of K; for 6 rows of x { tile } }.
+ *
+ * Batch invariance: each output y[m, n] is ONE FMA chain acc = fma(x[m,k], w[n,k], acc) for
+ * k = 0, 1, ..., K-1 in order, started at +0 and carried through y between k-blocks (a float
+ * store/reload is exact). The tile height (6 or a 1..5 tail) and the panel width only choose
+ * which lanes compute which chains, never the chain itself, so a row's result is the same bits
+ * for any M and any position in the batch. */
+#include "kernels/kernels_impl.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <string.h>
 
-static inline __m256 load8_f32(const void *base, size_t idx) {
-    return _mm256_loadu_ps((const float *)base + idx);
-}
-static inline __m256 load8_f16(const void *base, size_t idx) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx)));
-}
-static inline __m256 load8_bf16(const void *base, size_t idx) {
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-static inline float load1_f32(const void *base, size_t idx) { return ((const float *)base)[idx]; }
-static inline float load1_f16(const void *base, size_t idx) {
-    uint16_t h;
-    memcpy(&h, (const uint16_t *)base + idx, 2);
-    return tkr_f16_to_f32(h);
-}
-static inline float load1_bf16(const void *base, size_t idx) {
-    uint16_t h;
-    memcpy(&h, (const uint16_t *)base + idx, 2);
-    return tkr_bf16_to_f32(h);
+enum { MR = 6, NR = 16, KC = 256, PF_AHEAD = 256 /* elements */ };
+
+/* Small x (M K <= SMALL_X floats, about half of L2) is multiplied one 16-row panel at a time:
+ * the packing is then the cost that matters, and each weight row is read in order (a k-block
+ * after the other, with a software prefetch one k-block ahead; the 8 interleaved rows are more
+ * than the hardware prefetcher follows). The panel holds all of K when more than one tile of
+ * rows uses it, else a 256-wide k-block that stays in L1. x stays in L2 throughout. */
+enum { SMALL_X = 128 * 1024 };
+
+size_t tkr_linear_avx2_pack_floats(int block_n, int K) {
+    size_t blocked = (size_t)((block_n + NR - 1) / NR) * NR * KC, panel = (size_t)K * NR;
+    return blocked > panel ? blocked : panel;
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v);
-    __m128 hi = _mm256_extractf128_ps(v, 1);
-    __m128 s = _mm_add_ps(lo, hi);
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+/* 8x8 transpose: r[i] holds row i on entry and column i on exit. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* One instantiation per weight dtype so the loads inline into the loop. */
-#define DEFINE_BLOCK(SUFFIX, LOAD8, LOAD1)                                                       \
-    static void block_##SUFFIX(const float *x, int M, int K, const void *W, int n0, int n1,      \
-                               float *y, int N) {                                                \
-        int K8 = K & ~7;                                                                         \
-        for (int m = 0; m < M; m += 4) {                                                         \
-            int mr = M - m < 4 ? M - m : 4;                                                      \
-            const float *x0 = x + (size_t)m * K;                                                 \
-            for (int n = n0; n < n1; n += 2) {                                                   \
-                int nr = n1 - n < 2 ? n1 - n : 2;                                                \
-                size_t w0 = (size_t)n * K, w1 = (size_t)(n + nr - 1) * K;                        \
-                if (mr == 4) {                                                                   \
-                    __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps();                 \
-                    __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();                 \
-                    __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();                 \
-                    __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();                 \
-                    for (int k = 0; k < K8; k += 8) {                                            \
-                        __m256 wa = LOAD8(W, w0 + k), wb = LOAD8(W, w1 + k);                     \
-                        __m256 xv = _mm256_loadu_ps(x0 + k);                                     \
-                        a00 = _mm256_fmadd_ps(xv, wa, a00);                                      \
-                        a01 = _mm256_fmadd_ps(xv, wb, a01);                                      \
-                        xv = _mm256_loadu_ps(x0 + K + k);                                        \
-                        a10 = _mm256_fmadd_ps(xv, wa, a10);                                      \
-                        a11 = _mm256_fmadd_ps(xv, wb, a11);                                      \
-                        xv = _mm256_loadu_ps(x0 + 2 * (size_t)K + k);                            \
-                        a20 = _mm256_fmadd_ps(xv, wa, a20);                                      \
-                        a21 = _mm256_fmadd_ps(xv, wb, a21);                                      \
-                        xv = _mm256_loadu_ps(x0 + 3 * (size_t)K + k);                            \
-                        a30 = _mm256_fmadd_ps(xv, wa, a30);                                      \
-                        a31 = _mm256_fmadd_ps(xv, wb, a31);                                      \
-                    }                                                                            \
-                    __m256 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};         \
-                    for (int r = 0; r < 4; r++)                                                  \
-                        for (int c = 0; c < nr; c++) {                                           \
-                            const float *xr = x0 + (size_t)r * K;                                \
-                            size_t wo = c ? w1 : w0;                                             \
-                            float s = hsum8(acc[r][c]);                                          \
-                            for (int k = K8; k < K; k++) s = fmaf(xr[k], LOAD1(W, wo + k), s);    \
-                            y[(size_t)(m + r) * N + n + c] = s;                                  \
-                        }                                                                        \
-                } else {                                                                         \
-                    for (int r = 0; r < mr; r++) {                                               \
-                        const float *xr = x0 + (size_t)r * K;                                    \
-                        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();               \
-                        for (int k = 0; k < K8; k += 8) {                                        \
-                            __m256 xv = _mm256_loadu_ps(xr + k);                                 \
-                            a0 = _mm256_fmadd_ps(xv, LOAD8(W, w0 + k), a0);                      \
-                            a1 = _mm256_fmadd_ps(xv, LOAD8(W, w1 + k), a1);                      \
-                        }                                                                        \
-                        __m256 acc[2] = {a0, a1};                                                \
-                        for (int c = 0; c < nr; c++) {                                           \
-                            size_t wo = c ? w1 : w0;                                             \
-                            float s = hsum8(acc[c]);                                             \
-                            for (int k = K8; k < K; k++) s = fmaf(xr[k], LOAD1(W, wo + k), s);    \
-                            y[(size_t)(m + r) * N + n + c] = s;                                  \
-                        }                                                                        \
-                    }                                                                            \
-                }                                                                                \
-            }                                                                                    \
-        }                                                                                        \
+/* 8 consecutive weights of row `row` from column k, widened to float32. */
+static inline __m256 load8_w(tkr_dtype dt, const void *W, size_t idx) {
+    switch (dt) {
+    case TKR_DT_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + idx)));
+    case TKR_DT_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)W + idx));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     }
+    default:
+        return _mm256_loadu_ps((const float *)W + idx);
+    }
+}
 
-DEFINE_BLOCK(f32, load8_f32, load1_f32)
-DEFINE_BLOCK(f16, load8_f16, load1_f16)
-DEFINE_BLOCK(bf16, load8_bf16, load1_bf16)
+static inline float load1_w(tkr_dtype dt, const void *W, size_t idx) {
+    uint16_t h;
+    switch (dt) {
+    case TKR_DT_F16:
+        memcpy(&h, (const uint16_t *)W + idx, 2);
+        return tkr_f16_to_f32(h);
+    case TKR_DT_BF16:
+        memcpy(&h, (const uint16_t *)W + idx, 2);
+        return tkr_bf16_to_f32(h);
+    default: {
+        float f;
+        memcpy(&f, (const float *)W + idx, 4);
+        return f;
+    }
+    }
+}
+
+/* pack[p][k][16] = W[n0 + 16 p + j, k0 + k] (panels kb apart) for the nr = n1 - n0 rows, zero past nr.
+ * Whole 8x8 blocks go through a register transpose; the edges are copied one by one. */
+static inline __attribute__((always_inline)) void pack_block(tkr_dtype dt, const void *W, int K,
+                                                             int n0, int nr, int k0, int kb,
+                                                             float *pack) {
+    int panels = (nr + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        float *dst = pack + (size_t)p * kb * NR;      /* [kb][16] */
+        for (int half = 0; half < 2; half++) {
+            int j0 = p * NR + half * 8;               /* first weight row of this 8-row group */
+            int rows = nr - j0 < 8 ? (nr - j0 > 0 ? nr - j0 : 0) : 8;
+            int k = 0;
+            if (rows == 8) {
+                for (; k + 8 <= kb; k += 8) {
+                    __m256 r[8];
+                    if ((k & 31) == 0) /* each row's line a k-block ahead (a hint: may pass the end) */
+#pragma GCC unroll 8
+                        for (int i = 0; i < 8; i++)
+                            _mm_prefetch((const char *)((uintptr_t)W + ((size_t)(n0 + j0 + i) * K + (size_t)(k0 + k) + PF_AHEAD) * (dt == TKR_DT_F32 ? 4 : 2)), _MM_HINT_T0);
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++)
+                        r[i] = load8_w(dt, W, (size_t)(n0 + j0 + i) * K + (size_t)(k0 + k));
+                    transpose8(r);
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (size_t)(k + i) * NR + half * 8, r[i]);
+                }
+            }
+            for (; k < kb; k++)
+                for (int i = 0; i < 8; i++)
+                    dst[(size_t)k * NR + half * 8 + i] =
+                        i < rows ? load1_w(dt, W, (size_t)(n0 + j0 + i) * K + (size_t)(k0 + k)) : 0.0f;
+        }
+    }
+}
+
+/* The 6x16 tile (MRc rows, MRc a constant after inlining): c[r][0:16] (+)= x[r][0:kb] . pw.
+ * load_c: carry the chains of an earlier k-block (else start at +0). */
+static inline __attribute__((always_inline)) void tile(const int MRc, const float *x, size_t ldx,
+                                                       const float *pw, int kb, float *c,
+                                                       size_t ldc, bool load_c) {
+    __m256 a0[MR], a1[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < MRc; r++) {
+        a0[r] = load_c ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
+        a1[r] = load_c ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < kb; k++) {
+        __m256 w0 = _mm256_load_ps(pw + (size_t)k * NR), w1 = _mm256_load_ps(pw + (size_t)k * NR + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < MRc; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + r * ldx + k);
+            a0[r] = _mm256_fmadd_ps(xb, w0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(xb, w1, a1[r]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MRc; r++) {
+        _mm256_storeu_ps(c + r * ldc, a0[r]);
+        _mm256_storeu_ps(c + r * ldc + 8, a1[r]);
+    }
+}
+
+static void tile_any(int mr, const float *x, size_t ldx, const float *pw, int kb, float *c,
+                     size_t ldc, bool load_c) {
+    switch (mr) {
+    case 6: tile(6, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 5: tile(5, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 4: tile(4, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 3: tile(3, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 2: tile(2, x, ldx, pw, kb, c, ldc, load_c); break;
+    default: tile(1, x, ldx, pw, kb, c, ldc, load_c); break;
+    }
+}
+
+/* All M rows against the packed k-block [k0, k0 + kb) of rows [n0, n1). A panel narrower than 16
+ * (the end of N) goes through a 6x16 buffer so that stores never pass column n1. */
+static void multiply_block(const float *x, int M, int K, int n0, int n1, int k0, int kb,
+                           const float *pack, float *y, int N) {
+    bool load_c = k0 > 0;
+    for (int m = 0; m < M; m += MR) {
+        int mr = M - m < MR ? M - m : MR;
+        const float *xm = x + (size_t)m * K + k0;
+        for (int n = n0, p = 0; n < n1; n += NR, p++) {
+            const float *pw = pack + (size_t)p * kb * NR;
+            float *ym = y + (size_t)m * N + n;
+            int nr = n1 - n < NR ? n1 - n : NR;
+            if (nr == NR) {
+                tile_any(mr, xm, (size_t)K, pw, kb, ym, (size_t)N, load_c);
+                continue;
+            }
+            float buf[MR * NR];                   /* [mr][16] */
+            if (load_c)
+                for (int r = 0; r < mr; r++) memcpy(buf + r * NR, ym + (size_t)r * N, sizeof(float) * (size_t)nr);
+            tile_any(mr, xm, (size_t)K, pw, kb, buf, NR, load_c);
+            for (int r = 0; r < mr; r++) memcpy(ym + (size_t)r * N, buf + r * NR, sizeof(float) * (size_t)nr);
+        }
+    }
+}
 
 void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
-                           float *y, int N) {
-    switch (w->dtype) {
-    case TKR_DT_F32: block_f32(x, M, K, w->data, n0, n1, y, N); break;
-    case TKR_DT_F16: block_f16(x, M, K, w->data, n0, n1, y, N); break;
-    case TKR_DT_BF16: block_bf16(x, M, K, w->data, n0, n1, y, N); break;
+                           float *y, int N, float *pack) {
+    if (K == 0) { /* an empty sum: every chain is +0 */
+        for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
+        return;
+    }
+    bool small = (size_t)M * (size_t)K <= SMALL_X;
+    int kc = small && M > MR ? K : KC;        /* k-block */
+    int nc = small ? NR : n1 - n0;            /* columns packed at once */
+    for (int nb = n0; nb < n1; nb += nc) {
+        int ne = n1 - nb < nc ? n1 : nb + nc;
+        for (int k0 = 0; k0 < K; k0 += kc) {
+            int kb = K - k0 < kc ? K - k0 : kc;
+            /* one instantiation of the packing loop per dtype so the loads inline */
+            switch (w->dtype) {
+            case TKR_DT_F16: pack_block(TKR_DT_F16, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            case TKR_DT_BF16: pack_block(TKR_DT_BF16, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            default: pack_block(TKR_DT_F32, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            }
+            multiply_block(x, M, K, nb, ne, k0, kb, pack, y, N);
+        }
     }
 }

@@ -1,7 +1,7 @@
 /* norm.c - RMSNorm (text decoder) and LayerNorm (vision tower), one row per task chunk.
  * Sums are taken in double: cheap next to the matrix products, and it keeps the result close to
  * the float32 reference whatever the row length. */
-#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@ typedef struct {
     float eps;
     float *y;
     int rms;
+    bool avx2;
 } norm_job;
 
 enum { NORM_ROWS_PER_TASK = 16 };
@@ -31,14 +32,26 @@ static void norm_task(void *p, int task, int thread) {
         float *yr = j->y + (size_t)m * j->D;
         if (j->rms) {
             double ss = 0;
-            for (int i = 0; i < j->D; i++) ss += (double)xr[i] * xr[i];
+#ifdef TKR_HAVE_X86
+            if (j->avx2) ss = tkr_sum_sq_avx2(xr, j->D);
+            else
+#endif
+                for (int i = 0; i < j->D; i++) ss += (double)xr[i] * xr[i];
             float inv = (float)(1.0 / sqrt(ss / j->D + j->eps));
             for (int i = 0; i < j->D; i++) yr[i] = w[i] * (xr[i] * inv);
         } else {
-            double s = 0;
-            for (int i = 0; i < j->D; i++) s += xr[i];
-            double mean = s / j->D, var = 0;
-            for (int i = 0; i < j->D; i++) var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+            double s = 0, mean, var = 0;
+#ifdef TKR_HAVE_X86
+            if (j->avx2) {
+                mean = tkr_sum_avx2(xr, j->D) / j->D;
+                var = tkr_sum_sq_dev_avx2(xr, j->D, mean);
+            } else
+#endif
+            {
+                for (int i = 0; i < j->D; i++) s += xr[i];
+                mean = s / j->D;
+                for (int i = 0; i < j->D; i++) var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+            }
             float inv = (float)(1.0 / sqrt(var / j->D + j->eps));
             float fm = (float)mean;
             for (int i = 0; i < j->D; i++) yr[i] = (xr[i] - fm) * inv * w[i] + (j->b ? b[i] : 0.0f);
@@ -53,12 +66,12 @@ static void run_norm(const tkr_kctx *ctx, norm_job *j) {
 
 void tkr_rmsnorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w, float eps,
                  float *y) {
-    norm_job j = {x, M, D, w, NULL, eps, y, 1};
+    norm_job j = {x, M, D, w, NULL, eps, y, 1, ctx->avx2};
     run_norm(ctx, &j);
 }
 
 void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w,
                    const tkr_tensor *b, float eps, float *y) {
-    norm_job j = {x, M, D, w, b, eps, y, 0};
+    norm_job j = {x, M, D, w, b, eps, y, 0, ctx->avx2};
     run_norm(ctx, &j);
 }

@@ -3,6 +3,7 @@
  *   h = x + o_proj(attn(rmsnorm_in(x)))              q/k/v with bias, M-RoPE, causal, GQA
  *   x = h + down(silu(gate(rmsnorm_post(h))) * up(rmsnorm_post(h)))
  *   final RMSNorm, applied only to the rows that are pooled (each sequence's last token).
+ * The last layer runs its query, o_proj and MLP on those rows only (see below).
  *
  * All sequences of a batch share every matrix product (rows are independent, see kernels.h)
  * and attend only within themselves, so the result for one item does not depend on the batch. */
@@ -29,6 +30,25 @@ static void mrope_tables(const tkr_model *m, const int32_t *pos, int T, float *c
     }
 }
 
+/* The second half of a layer on R rows of x [R, D]: x += o_proj(att); x += mlp(post_norm(x)).
+ * xn [R, D], tmp [R, D], gate/up [R, I] are scratch. */
+static tkr_status attn_out_and_mlp(const tkr_model *m, const tkr_text_layer *L, float *x, int R,
+                                   const float *att, float *xn, float *tmp, float *gate, float *up) {
+    const tkr_text_config *c = &m->cfg.text;
+    const tkr_kctx *k = &m->kctx;
+    int D = c->hidden_size, I = c->intermediate_size;
+    tkr_status st;
+    if ((st = tkr_linear(k, att, R, c->num_heads * c->head_dim, L->o_w, NULL, tmp)) != TKR_OK) return st;
+    tkr_add_inplace(x, tmp, (size_t)R * D);
+    tkr_rmsnorm(k, x, R, D, L->post_norm, (float)c->rms_norm_eps, xn);
+    if ((st = tkr_linear(k, xn, R, D, L->gate_w, NULL, gate)) != TKR_OK) return st;
+    if ((st = tkr_linear(k, xn, R, D, L->up_w, NULL, up)) != TKR_OK) return st;
+    tkr_silu_mul(k, gate, up, (size_t)R * I);
+    if ((st = tkr_linear(k, gate, R, I, L->down_w, NULL, tmp)) != TKR_OK) return st;
+    tkr_add_inplace(x, tmp, (size_t)R * D);
+    return TKR_OK;
+}
+
 tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, const int *seq_start,
                             int n_seq, float *out, tkr_error *err) {
     const tkr_text_config *c = &m->cfg.text;
@@ -39,7 +59,7 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     /* one allocation for every activation buffer of the pass */
     size_t sz_xn = nT * D, sz_q = nT * H * hd, sz_kv = nT * KV * hd, sz_mlp = nT * I;
     size_t sz_tab = nT * half;
-    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 2;
+    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 4;
     float *buf = malloc(total * sizeof(float));
     if (!buf) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d tokens (%zu MB)", T,
                               total * sizeof(float) >> 20);
@@ -53,31 +73,59 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     float *up = gate + sz_mlp;       /* [T, I]                            */
     float *cos_t = up + sz_mlp;      /* [T, hd/2]                         */
     float *sin_t = cos_t + sz_tab;   /* [T, hd/2]                         */
+    float *cos_l = sin_t + sz_tab;   /* [n_seq, hd/2] last rows' tables   */
+    float *sin_l = cos_l + sz_tab;   /* [n_seq, hd/2]                     */
     mrope_tables(m, pos, T, cos_t, sin_t);
     float eps = (float)c->rms_norm_eps;
-    for (int l = 0; l < c->num_layers; l++) {
+    tkr_status st = TKR_OK;
+    int l = 0;
+    for (; l < c->num_layers; l++) {
         const tkr_text_layer *L = &m->layers[l];
         tkr_rmsnorm(k, x, T, D, L->input_norm, eps, xn);
-        tkr_linear(k, xn, T, D, L->q_w, L->q_b, q);
-        tkr_linear(k, xn, T, D, L->k_w, L->k_b, kk);
-        tkr_linear(k, xn, T, D, L->v_w, L->v_b, vv);
-        tkr_rope_apply(q, T, H, hd, cos_t, sin_t);
+        if ((st = tkr_linear(k, xn, T, D, L->k_w, L->k_b, kk)) != TKR_OK) break;
+        if ((st = tkr_linear(k, xn, T, D, L->v_w, L->v_b, vv)) != TKR_OK) break;
         tkr_rope_apply(kk, T, KV, hd, cos_t, sin_t);
+        if (l + 1 < c->num_layers) {
+            if ((st = tkr_linear(k, xn, T, D, L->q_w, L->q_b, q)) != TKR_OK) break;
+            tkr_rope_apply(q, T, H, hd, cos_t, sin_t);
+            tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
+                                    seq_start, n_seq, true, false};
+            if ((st = tkr_attention(k, &a)) != TKR_OK) break;
+            if ((st = attn_out_and_mlp(m, L, x, T, att, xn, tmp, gate, up)) != TKR_OK) break;
+            continue;
+        }
+        /* The last layer: only each sequence's last token is pooled, so only those rows need a
+         * query, o_proj and the MLP (keys and values still cover every row). Rows, attention
+         * and products are all row-independent, so the result is the same bits as the full
+         * layer. The last rows are gathered to the front: xn -> tmp, x -> x. */
+        for (int s = 0; s < n_seq; s++) {
+            size_t last = (size_t)seq_start[s + 1] - 1;
+            memcpy(tmp + (size_t)s * D, xn + last * D, sizeof(float) * (size_t)D);
+            memcpy(cos_l + (size_t)s * half, cos_t + last * half, sizeof(float) * (size_t)half);
+            memcpy(sin_l + (size_t)s * half, sin_t + last * half, sizeof(float) * (size_t)half);
+        }
+        if ((st = tkr_linear(k, tmp, n_seq, D, L->q_w, L->q_b, q)) != TKR_OK) break;
+        tkr_rope_apply(q, n_seq, H, hd, cos_l, sin_l);
         tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
-                                seq_start, n_seq, true};
-        tkr_attention(k, &a);
-        tkr_linear(k, att, T, H * hd, L->o_w, NULL, tmp);
-        tkr_add_inplace(x, tmp, sz_xn);
-        tkr_rmsnorm(k, x, T, D, L->post_norm, eps, xn);
-        tkr_linear(k, xn, T, D, L->gate_w, NULL, gate);
-        tkr_linear(k, xn, T, D, L->up_w, NULL, up);
-        tkr_silu_mul(k, gate, up, sz_mlp);
-        tkr_linear(k, gate, T, I, L->down_w, NULL, tmp);
-        tkr_add_inplace(x, tmp, sz_xn);
+                                seq_start, n_seq, true, true};
+        if ((st = tkr_attention(k, &a)) != TKR_OK) break;
+        for (int s = 0; s < n_seq; s++) /* row s <= last row of s: forward memmove is safe */
+            memmove(x + (size_t)s * D, x + ((size_t)seq_start[s + 1] - 1) * D, sizeof(float) * (size_t)D);
+        if ((st = attn_out_and_mlp(m, L, x, n_seq, att, xn, tmp, gate, up)) != TKR_OK) break;
     }
-    for (int s = 0; s < n_seq; s++) {
-        const float *last = x + (size_t)(seq_start[s + 1] - 1) * D;
-        tkr_rmsnorm(k, last, 1, D, m->final_norm, eps, out + (size_t)s * D);
+    if (st != TKR_OK) {
+        free(buf);
+        return tkr_fail(err, st, "out of memory for the kernels' scratch in text layer %d (%d tokens)",
+                        l, T);
+    }
+    /* x now holds the last layer's output for each sequence's last token in rows [0, n_seq) */
+    if (c->num_layers > 0) {
+        tkr_rmsnorm(k, x, n_seq, D, m->final_norm, eps, out);
+    } else {
+        for (int s = 0; s < n_seq; s++) {
+            const float *last = x + (size_t)(seq_start[s + 1] - 1) * D;
+            tkr_rmsnorm(k, last, 1, D, m->final_norm, eps, out + (size_t)s * D);
+        }
     }
     free(buf);
     return TKR_OK;

@@ -74,32 +74,43 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     tkr_tensor pe = *m->vis.patch_embed; /* the Conv3d weight viewed as [E, 1176] */
     pe.ndim = 2;
     pe.shape[1] = patch_dim;
-    tkr_linear(k, patches, P, patch_dim, &pe, NULL, x);
+    tkr_status st = tkr_linear(k, patches, P, patch_dim, &pe, NULL, x);
     vision_rope_tables(m, n_images, grid_h, grid_w, cos_t, sin_t);
     const float eps = 1e-6f;
-    for (int b = 0; b < v->depth; b++) {
+    int b = 0;
+    for (; b < v->depth && st == TKR_OK; b++) {
         const tkr_vision_block *B = &m->vis.blocks[b];
         tkr_layernorm(k, x, P, E, B->norm1_w, B->norm1_b, eps, xn);
-        tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv);
+        if ((st = tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv)) != TKR_OK) break;
         tkr_rope_apply_strided(qkv, P, 3 * E, H, hd, cos_t, sin_t);
         tkr_rope_apply_strided(qkv + E, P, 3 * E, H, hd, cos_t, sin_t);
         tkr_attention_args a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd,
-                                seq, n_images, false};
-        tkr_attention(k, &a);
-        tkr_linear(k, att, P, E, B->proj_w, B->proj_b, tmp);
+                                seq, n_images, false, false};
+        if ((st = tkr_attention(k, &a)) != TKR_OK) break;
+        if ((st = tkr_linear(k, att, P, E, B->proj_w, B->proj_b, tmp)) != TKR_OK) break;
         tkr_add_inplace(x, tmp, nP * E);
         tkr_layernorm(k, x, P, E, B->norm2_w, B->norm2_b, eps, xn);
-        tkr_linear(k, xn, P, E, B->fc1_w, B->fc1_b, mlp);
+        if ((st = tkr_linear(k, xn, P, E, B->fc1_w, B->fc1_b, mlp)) != TKR_OK) break;
         tkr_quick_gelu(k, mlp, nP * F);
-        tkr_linear(k, mlp, P, F, B->fc2_w, B->fc2_b, tmp);
+        if ((st = tkr_linear(k, mlp, P, F, B->fc2_w, B->fc2_b, tmp)) != TKR_OK) break;
         tkr_add_inplace(x, tmp, nP * E);
     }
     /* merger: rows of 4E are 4 consecutive normed patches, already contiguous in xn */
-    tkr_layernorm(k, x, P, E, m->vis.ln_q_w, m->vis.ln_q_b, eps, xn);
     int Q = P / ms2;
-    tkr_linear(k, xn, Q, E * ms2, m->vis.mlp0_w, m->vis.mlp0_b, mlp);
-    tkr_gelu_erf(k, mlp, (size_t)Q * E * ms2);
-    tkr_linear(k, mlp, Q, E * ms2, m->vis.mlp2_w, m->vis.mlp2_b, out);
+    if (st == TKR_OK) {
+        tkr_layernorm(k, x, P, E, m->vis.ln_q_w, m->vis.ln_q_b, eps, xn);
+        st = tkr_linear(k, xn, Q, E * ms2, m->vis.mlp0_w, m->vis.mlp0_b, mlp);
+    }
+    if (st == TKR_OK) {
+        tkr_gelu_erf(k, mlp, (size_t)Q * E * ms2);
+        st = tkr_linear(k, mlp, Q, E * ms2, m->vis.mlp2_w, m->vis.mlp2_b, out);
+    }
+    if (st != TKR_OK) {
+        free(buf);
+        free(seq);
+        return tkr_fail(err, st, "out of memory for the kernels' scratch in vision block %d (%d patches)",
+                        b, P);
+    }
     (void)D;
     free(buf);
     free(seq);

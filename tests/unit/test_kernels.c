@@ -1,5 +1,7 @@
-/* test_kernels.c - every kernel against a double-precision reference written here, the AVX2
- * kernels against the portable ones, and batch invariance of tkr_linear. */
+/* test_kernels.c - every kernel against a double-precision reference written here, in both
+ * variants (portable, and AVX2 where the CPU has it), the AVX2 product against the portable one,
+ * and invariance bit for bit: a row or sequence alone against the same one inside a batch, and
+ * one thread against three, for tkr_linear and tkr_attention. */
 #include "test.h"
 #include "kernels/kernels.h"
 
@@ -56,7 +58,18 @@ static void test_conversions(void) {
     CHECK(tkr_f32_to_f16(ldexpf(1.5f, -25)) == 1, "f16 above tie");
 }
 
-static void check_linear(tkr_dtype dt, int M, int K, int N, tkr_pool *pool) {
+/* The kernel variants a machine can run: the portable one always, AVX2 where the CPU has it. */
+static int n_variants(void) {
+    tkr_kctx c;
+    tkr_kctx_init(&c, NULL, false);
+    return c.avx2 ? 2 : 1;
+}
+static const char *variant_name(int v) { return v ? "avx2" : "generic"; }
+
+/* One weight dtype and shape, one kernel variant: every output against a double dot product,
+ * each row alone against the same row in the batch (bit for bit), and a 1-thread run against
+ * the 3-thread run (bit for bit). */
+static void check_linear(int variant, tkr_dtype dt, int M, int K, int N, tkr_pool *pool) {
     void *storage;
     float *wref;
     tkr_tensor w = make_weight(dt, N, K, &storage, &wref);
@@ -66,144 +79,314 @@ static void check_linear(tkr_dtype dt, int M, int K, int N, tkr_pool *pool) {
     for (int i = 0; i < N; i++) bias_v[i] = frand();
     tkr_tensor b = {.name = "b", .dtype = TKR_DT_F32, .ndim = 1, .shape = {N}, .data = bias_v,
                     .nbytes = (size_t)N * 4};
-    float *y1 = malloc(sizeof(float) * (size_t)M * N), *y2 = malloc(sizeof(float) * (size_t)M * N);
-    float *y3 = malloc(sizeof(float) * (size_t)N);
-    for (int variant = 0; variant < 2; variant++) {
-        tkr_kctx ctx;
-        tkr_kctx_init(&ctx, pool, variant == 0);
-        tkr_linear(&ctx, x, M, K, &w, &b, variant == 0 ? y1 : y2);
-    }
+    float *y = malloc(sizeof(float) * (size_t)M * N);     /* [M, N] the batch, 3 threads */
+    float *y1t = malloc(sizeof(float) * (size_t)M * N);   /* [M, N] the batch, 1 thread  */
+    float *yrow = malloc(sizeof(float) * (size_t)N);      /* [1, N] one row alone        */
+    tkr_kctx ctx, ctx1;
+    tkr_kctx_init(&ctx, pool, variant == 0);
+    tkr_kctx_init(&ctx1, NULL, variant == 0);
+    CHECK(tkr_linear(&ctx, x, M, K, &w, &b, y) == TKR_OK, "linear status");
+    CHECK(tkr_linear(&ctx1, x, M, K, &w, &b, y1t) == TKR_OK, "linear status");
     double maxerr = 0;
     int invariant = 1;
-    tkr_kctx ctx;
-    tkr_kctx_init(&ctx, pool, false);
     for (int m = 0; m < M; m++) {
-        tkr_linear(&ctx, x + (size_t)m * K, 1, K, &w, &b, y3); /* the same row alone */
+        tkr_linear(&ctx, x + (size_t)m * K, 1, K, &w, &b, yrow);
         for (int n = 0; n < N; n++) {
             double ref = bias_v[n];
             for (int k = 0; k < K; k++) ref += (double)x[(size_t)m * K + k] * wref[(size_t)n * K + k];
-            double e1 = fabs(y1[(size_t)m * N + n] - ref), e2 = fabs(y2[(size_t)m * N + n] - ref);
-            if (e1 > maxerr) maxerr = e1;
-            if (e2 > maxerr) maxerr = e2;
-            if (y3[n] != y2[(size_t)m * N + n]) invariant = 0;
+            double e = fabs(y[(size_t)m * N + n] - ref);
+            if (e > maxerr) maxerr = e;
+            if (yrow[n] != y[(size_t)m * N + n]) invariant = 0;
         }
     }
-    CHECK(maxerr < 1e-4 * sqrt((double)K), "dtype %d M%d K%d N%d: max error %g", dt, M, K, N, maxerr);
-    CHECK(invariant, "dtype %d M%d K%d N%d: a row alone differs from the same row in a batch", dt,
-          M, K, N);
+    const char *vn = variant_name(variant);
+    CHECK(maxerr < 1e-4 * sqrt((double)K), "%s dtype %d M%d K%d N%d: max error %g", vn, dt, M, K,
+          N, maxerr);
+    CHECK(invariant, "%s dtype %d M%d K%d N%d: a row alone differs from the same row in a batch",
+          vn, dt, M, K, N);
+    CHECK(memcmp(y, y1t, sizeof(float) * (size_t)M * N) == 0,
+          "%s dtype %d M%d K%d N%d: 1 thread and 3 threads differ", vn, dt, M, K, N);
     free(storage);
     free(wref);
     free(x);
-    free(y1);
-    free(y2);
-    free(y3);
+    free(y);
+    free(y1t);
+    free(yrow);
 }
 
+/* Shapes cover the AVX2 tile edges: M around the 6-row tile, N around the 16-wide panel, K
+ * across several 256-wide k-blocks and not a multiple of 8, and both AVX2 loop nests: x small
+ * (whole-K or L1 panels) and x large (M K > 128 K floats: 256-wide k-blocks), where the row
+ * alone goes through the small-x path and must still match the batch bit for bit. */
 static void test_linear(void) {
     tkr_error e;
     tkr_pool *pool = NULL;
     CHECK(tkr_pool_init(3, &pool, &e) == TKR_OK, "pool");
-    int shapes[][3] = {{1, 8, 2}, {7, 37, 5}, {4, 64, 33}, {13, 136, 70}, {5, 3, 1}, {9, 256, 200}};
-    for (int d = 0; d < 3; d++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            check_linear((tkr_dtype)d, shapes[s][0], shapes[s][1], shapes[s][2], pool);
+    int shapes[][3] = {{1, 8, 2},    {7, 37, 5},   {4, 64, 33},   {13, 136, 70}, {5, 3, 1},
+                       {9, 256, 200}, {6, 600, 48}, {20, 515, 17}, {1, 1, 1},    {12, 257, 31},
+                       {40, 3400, 37}};
+    for (int v = 0; v < n_variants(); v++)
+        for (int d = 0; d < 3; d++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_linear(v, (tkr_dtype)d, shapes[s][0], shapes[s][1], shapes[s][2], pool);
     tkr_pool_free(pool);
 }
 
+/* The AVX2 and portable products agree to float rounding (they sum in different orders). */
+static void test_linear_variants_agree(void) {
+    if (n_variants() < 2) {
+        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        return;
+    }
+    enum { M = 11, K = 700, N = 45 };
+    void *storage;
+    float *wref;
+    tkr_tensor w = make_weight(TKR_DT_BF16, N, K, &storage, &wref);
+    float *x = malloc(sizeof(float) * M * K), *y0 = malloc(sizeof(float) * M * N),
+          *y1 = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++) x[i] = frand();
+    tkr_kctx g, a;
+    tkr_kctx_init(&g, NULL, true);
+    tkr_kctx_init(&a, NULL, false);
+    tkr_linear(&g, x, M, K, &w, NULL, y0);
+    tkr_linear(&a, x, M, K, &w, NULL, y1);
+    double maxdiff = 0;
+    for (int i = 0; i < M * N; i++) maxdiff = fmax(maxdiff, fabs(y0[i] - y1[i]));
+    CHECK(maxdiff > 0 && maxdiff < 1e-4, "generic vs avx2 max difference %g", maxdiff);
+    free(storage);
+    free(wref);
+    free(x);
+    free(y0);
+    free(y1);
+}
+
 static void test_norms(void) {
-    tkr_kctx ctx;
-    tkr_kctx_init(&ctx, NULL, false);
-    enum { M = 3, D = 10 };
+    enum { M = 3, D = 37 };
     float x[M * D], y[M * D], wv[D], bv[D];
-    for (int i = 0; i < M * D; i++) x[i] = frand() * 3;
+    for (int i = 0; i < M * D; i++) x[i] = frand() * 3 + 0.5f;
     for (int i = 0; i < D; i++) {
         wv[i] = frand();
         bv[i] = frand();
     }
     tkr_tensor w = {.dtype = TKR_DT_F32, .ndim = 1, .shape = {D}, .data = wv};
     tkr_tensor b = {.dtype = TKR_DT_F32, .ndim = 1, .shape = {D}, .data = bv};
-    tkr_rmsnorm(&ctx, x, M, D, &w, 1e-6f, y);
-    for (int m = 0; m < M; m++) {
-        double ss = 0;
-        for (int i = 0; i < D; i++) ss += (double)x[m * D + i] * x[m * D + i];
-        double inv = 1 / sqrt(ss / D + 1e-6);
-        for (int i = 0; i < D; i++)
-            CHECK(fabs(y[m * D + i] - wv[i] * x[m * D + i] * inv) < 1e-5, "rms %d %d", m, i);
-    }
-    tkr_layernorm(&ctx, x, M, D, &w, &b, 1e-6f, y);
-    for (int m = 0; m < M; m++) {
-        double mean = 0, var = 0;
-        for (int i = 0; i < D; i++) mean += x[m * D + i];
-        mean /= D;
-        for (int i = 0; i < D; i++) var += (x[m * D + i] - mean) * (x[m * D + i] - mean);
-        var /= D;
-        for (int i = 0; i < D; i++) {
-            double want = (x[m * D + i] - mean) / sqrt(var + 1e-6) * wv[i] + bv[i];
-            CHECK(fabs(y[m * D + i] - want) < 1e-5, "ln %d %d: %g vs %g", m, i, y[m * D + i], want);
+    for (int v = 0; v < n_variants(); v++) {
+        tkr_kctx ctx;
+        tkr_kctx_init(&ctx, NULL, v == 0);
+        tkr_rmsnorm(&ctx, x, M, D, &w, 1e-6f, y);
+        for (int m = 0; m < M; m++) {
+            double ss = 0;
+            for (int i = 0; i < D; i++) ss += (double)x[m * D + i] * x[m * D + i];
+            double inv = 1 / sqrt(ss / D + 1e-6);
+            for (int i = 0; i < D; i++)
+                CHECK(fabs(y[m * D + i] - wv[i] * x[m * D + i] * inv) < 1e-5, "%s rms %d %d",
+                      variant_name(v), m, i);
+        }
+        tkr_layernorm(&ctx, x, M, D, &w, &b, 1e-6f, y);
+        for (int m = 0; m < M; m++) {
+            double mean = 0, var = 0;
+            for (int i = 0; i < D; i++) mean += x[m * D + i];
+            mean /= D;
+            for (int i = 0; i < D; i++) var += (x[m * D + i] - mean) * (x[m * D + i] - mean);
+            var /= D;
+            for (int i = 0; i < D; i++) {
+                double want = (x[m * D + i] - mean) / sqrt(var + 1e-6) * wv[i] + bv[i];
+                CHECK(fabs(y[m * D + i] - want) < 1e-5, "%s ln %d %d: %g vs %g", variant_name(v),
+                      m, i, y[m * D + i], want);
+            }
         }
     }
 }
 
-static void test_activations(void) {
-    tkr_kctx ctx;
-    tkr_kctx_init(&ctx, NULL, false);
-    float a[4] = {-2, -0.5f, 0, 3}, up[4] = {1, 2, 3, 4}, g[4], q[4];
-    memcpy(g, a, sizeof a);
-    memcpy(q, a, sizeof a);
-    float s[4];
-    memcpy(s, a, sizeof a);
-    tkr_silu_mul(&ctx, s, up, 4);
-    tkr_gelu_erf(&ctx, g, 4);
-    tkr_quick_gelu(&ctx, q, 4);
-    for (int i = 0; i < 4; i++) {
-        double x = a[i];
-        CHECK(fabs(s[i] - x / (1 + exp(-x)) * up[i]) < 1e-6, "silu %d", i);
-        CHECK(fabs(g[i] - 0.5 * x * (1 + erf(x / sqrt(2.0)))) < 1e-6, "gelu %d", i);
-        CHECK(fabs(q[i] - x / (1 + exp(-1.702 * x))) < 1e-6, "quick gelu %d", i);
-    }
+/* Relative error of got against the double value, with an absolute floor far below anything
+ * the model could notice. */
+static double rel_err(double got, double want) {
+    double d = fabs(got - want), mag = fabs(want);
+    return mag < 1e-30 ? (d < 1e-37 ? 0 : d / 1e-30) : d / mag;
 }
 
-/* Two packed sequences, GQA 4:2, causal and not, against a direct double computation. */
-static void test_attention(void) {
-    enum { H = 4, KV = 2, HD = 12, T = 23 };
-    int seq[3] = {0, 9, T};
-    static float q[T * H * HD], k[T * KV * HD], v[T * KV * HD], out[T * H * HD];
-    for (int i = 0; i < T * H * HD; i++) q[i] = frand();
-    for (int i = 0; i < T * KV * HD; i++) {
-        k[i] = frand();
+/* silu and QuickGELU over [-100, 100] (the vectorised exp's whole range, overflow included) and
+ * -0 and a tiny value, within 4 ulp-ish of double; gelu_erf on a short grid. Also: the last
+ * n % 8 elements get the same values as in the middle of an array. */
+static void test_activations(void) {
+    enum { N = 40003 };
+    float *a = malloc(sizeof(float) * N), *up = malloc(sizeof(float) * N);
+    float *s = malloc(sizeof(float) * N), *q = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        a[i] = -100.0f + 200.0f * (float)i / (N - 1);
+        up[i] = 1.0f + 0.5f * frand();
+    }
+    a[1] = -0.0f;
+    a[2] = 1e-30f;
+    for (int v = 0; v < n_variants(); v++) {
+        tkr_kctx ctx;
+        tkr_kctx_init(&ctx, NULL, v == 0);
+        memcpy(s, a, sizeof(float) * N);
+        memcpy(q, a, sizeof(float) * N);
+        tkr_silu_mul(&ctx, s, up, N);
+        tkr_quick_gelu(&ctx, q, N);
+        double es = 0, eq = 0;
+        for (int i = 0; i < N; i++) {
+            double x = a[i];
+            float arg = -1.702f * a[i]; /* rounded to float, as the model's float32 tensor is */
+            es = fmax(es, rel_err(s[i], x / (1 + exp(-x)) * up[i]));
+            eq = fmax(eq, rel_err(q[i], x / (1 + exp((double)arg))));
+        }
+        printf("  %s: silu max relative error %.3g, quick gelu %.3g\n", variant_name(v), es, eq);
+        CHECK(es < 5e-7, "%s silu max relative error %g", variant_name(v), es);
+        CHECK(eq < 5e-7, "%s quick gelu max relative error %g", variant_name(v), eq);
+        /* the last 3 elements alone (a tail) against the same values mid-array */
+        float t[3], tu[3];
+        memcpy(t, a + 1000, sizeof t);
+        memcpy(tu, up + 1000, sizeof tu);
+        tkr_silu_mul(&ctx, t, tu, 3);
+        CHECK(memcmp(t, s + 1000, sizeof t) == 0, "%s silu of a tail differs", variant_name(v));
+        memcpy(t, a + 1000, sizeof t);
+        tkr_quick_gelu(&ctx, t, 3);
+        CHECK(memcmp(t, q + 1000, sizeof t) == 0, "%s quick gelu of a tail differs", variant_name(v));
+        float g[4] = {-2, -0.5f, 0, 3};
+        tkr_gelu_erf(&ctx, g, 4);
+        float gx[4] = {-2, -0.5f, 0, 3};
+        for (int i = 0; i < 4; i++)
+            CHECK(fabs(g[i] - 0.5 * gx[i] * (1 + erf(gx[i] / sqrt(2.0)))) < 1e-6, "gelu %d", i);
+    }
+    free(a);
+    free(up);
+    free(s);
+    free(q);
+}
+
+/* The double-precision reference of one output row of attention (head h, query row i). */
+static double attention_row_error(const float *q, const float *k, const float *v, const float *out,
+                                  int H, int KV, int HD, int seq0, int seq1, int i, int h,
+                                  bool causal) {
+    int kh = h / (H / KV);
+    int jend = causal ? i + 1 : seq1;
+    double *sc = malloc(sizeof(double) * (size_t)(seq1 - seq0)), mx = -1e300, sum = 0, maxerr = 0;
+    for (int j = seq0; j < jend; j++) {
+        double d = 0;
+        for (int x = 0; x < HD; x++) d += (double)q[((size_t)i * H + h) * HD + x] * k[((size_t)j * KV + kh) * HD + x];
+        sc[j - seq0] = d / sqrt((double)HD);
+        if (sc[j - seq0] > mx) mx = sc[j - seq0];
+    }
+    for (int j = seq0; j < jend; j++) sum += sc[j - seq0] = exp(sc[j - seq0] - mx);
+    for (int x = 0; x < HD; x++) {
+        double o = 0;
+        for (int j = seq0; j < jend; j++) o += sc[j - seq0] / sum * v[((size_t)j * KV + kh) * HD + x];
+        maxerr = fmax(maxerr, fabs(o - out[((size_t)i * H + h) * HD + x]));
+    }
+    free(sc);
+    return maxerr;
+}
+
+/* Packed sequences, GQA 4:2, causal and not, head sizes on and off the AVX2 path (8, 16, 24 =
+ * 16 + 8, 80 like the vision tower; 12 falls back to portable), each variant against double.
+ * Then invariance, bit for bit: the middle sequence alone against the same sequence in the batch,
+ * 1 thread against 3 threads, and last_row_only against the full run's last rows. Sequence lengths cross the 6-row and 16-key tiles, and the
+ * 150-token one spans several query blocks and tasks. */
+static void check_attention(int variant, int HD, tkr_pool *pool) {
+    enum { H = 4, KV = 2 };
+    int seq[4] = {0, 9, 159, 182};
+    int T = seq[3];
+    size_t nq = (size_t)T * H * HD, nkv = (size_t)T * KV * HD;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nkv);
+    float *v = malloc(sizeof(float) * nkv), *out = malloc(sizeof(float) * nq);
+    float *out1 = malloc(sizeof(float) * nq), *alone = malloc(sizeof(float) * nq);
+    for (size_t i = 0; i < nq; i++) q[i] = frand() * 2;
+    for (size_t i = 0; i < nkv; i++) {
+        k[i] = frand() * 2;
         v[i] = frand();
     }
+    tkr_kctx ctx, ctx1;
+    tkr_kctx_init(&ctx, pool, variant == 0);
+    tkr_kctx_init(&ctx1, NULL, variant == 0);
+    for (int causal = 0; causal < 2; causal++) {
+        tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 3, causal, false};
+        CHECK(tkr_attention(&ctx, &a) == TKR_OK, "attention status");
+        double maxerr = 0;
+        for (int s = 0; s < 3; s++)
+            for (int i = seq[s]; i < seq[s + 1]; i++)
+                for (int h = 0; h < H; h++)
+                    maxerr = fmax(maxerr, attention_row_error(q, k, v, out, H, KV, HD, seq[s],
+                                                              seq[s + 1], i, h, causal));
+        CHECK(maxerr < 1e-5, "%s hd %d causal=%d max error %g", variant_name(variant), HD, causal,
+              maxerr);
+        a.out = out1;
+        tkr_attention(&ctx1, &a);
+        CHECK(memcmp(out, out1, sizeof(float) * nq) == 0, "%s hd %d causal=%d: 1 and 3 threads differ",
+              variant_name(variant), HD, causal);
+        /* sequence 1 alone: rows [9, 159) moved to the start */
+        int one[2] = {0, seq[2] - seq[1]};
+        size_t off_q = (size_t)seq[1] * H * HD, off_kv = (size_t)seq[1] * KV * HD;
+        tkr_attention_args b = {q + off_q, k + off_kv, v + off_kv, H * HD, KV * HD, alone, H * HD,
+                                H, KV, HD, one, 1, causal, false};
+        tkr_attention(&ctx, &b);
+        CHECK(memcmp(alone, out + off_q, sizeof(float) * (size_t)one[1] * H * HD) == 0,
+              "%s hd %d causal=%d: a sequence alone differs from the same sequence in a batch",
+              variant_name(variant), HD, causal);
+        /* last_row_only: q/out hold one row per sequence; the same bits as the full run */
+        float q_last[3 * H * 80], o_last[3 * H * 80];
+        for (int s = 0; s < 3; s++)
+            memcpy(q_last + (size_t)s * H * HD, q + (size_t)(seq[s + 1] - 1) * H * HD, sizeof(float) * H * HD);
+        tkr_attention_args c = {q_last, k, v, H * HD, KV * HD, o_last, H * HD, H, KV, HD, seq, 3,
+                                causal, true};
+        tkr_attention(&ctx, &c);
+        for (int s = 0; s < 3; s++)
+            CHECK(memcmp(o_last + (size_t)s * H * HD, out + (size_t)(seq[s + 1] - 1) * H * HD,
+                         sizeof(float) * H * HD) == 0,
+                  "%s hd %d causal=%d: last_row_only differs from the full run (sequence %d)",
+                  variant_name(variant), HD, causal, s);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(out1);
+    free(alone);
+}
+
+/* The AVX2 and portable attention agree to float rounding (hd 80, one 150-token sequence). */
+static void test_attention_variants_agree(void) {
+    if (n_variants() < 2) {
+        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        return;
+    }
+    enum { T = 150, H = 4, HD = 80 };
+    float *q = malloc(sizeof(float) * T * H * HD), *k = malloc(sizeof(float) * T * H * HD);
+    float *v = malloc(sizeof(float) * T * H * HD), *o0 = malloc(sizeof(float) * T * H * HD);
+    float *o1 = malloc(sizeof(float) * T * H * HD);
+    for (int i = 0; i < T * H * HD; i++) {
+        q[i] = frand() * 2;
+        k[i] = frand() * 2;
+        v[i] = frand();
+    }
+    int seq[2] = {0, T};
+    for (int causal = 0; causal < 2; causal++) {
+        tkr_kctx g, a;
+        tkr_kctx_init(&g, NULL, true);
+        tkr_kctx_init(&a, NULL, false);
+        tkr_attention_args args = {q, k, v, H * HD, H * HD, o0, H * HD, H, H, HD, seq, 1, causal, false};
+        tkr_attention(&g, &args);
+        args.out = o1;
+        tkr_attention(&a, &args);
+        double maxdiff = 0;
+        for (int i = 0; i < T * H * HD; i++) maxdiff = fmax(maxdiff, fabs(o0[i] - o1[i]));
+        CHECK(maxdiff < 2e-6, "causal=%d: generic vs avx2 max difference %g", causal, maxdiff);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(o0);
+    free(o1);
+}
+
+static void test_attention(void) {
     tkr_error e;
     tkr_pool *pool = NULL;
-    CHECK(tkr_pool_init(2, &pool, &e) == TKR_OK, "pool");
-    tkr_kctx ctx;
-    tkr_kctx_init(&ctx, pool, false);
-    for (int causal = 0; causal < 2; causal++) {
-        tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 2, causal};
-        tkr_attention(&ctx, &a);
-        double maxerr = 0;
-        for (int s = 0; s < 2; s++)
-            for (int i = seq[s]; i < seq[s + 1]; i++)
-                for (int h = 0; h < H; h++) {
-                    int kh = h / (H / KV);
-                    int jend = causal ? i + 1 : seq[s + 1];
-                    double sc[T], mx = -1e300, sum = 0;
-                    for (int j = seq[s]; j < jend; j++) {
-                        double d = 0;
-                        for (int x = 0; x < HD; x++) d += (double)q[(i * H + h) * HD + x] * k[(j * KV + kh) * HD + x];
-                        sc[j] = d / sqrt((double)HD);
-                        if (sc[j] > mx) mx = sc[j];
-                    }
-                    for (int j = seq[s]; j < jend; j++) sum += sc[j] = exp(sc[j] - mx);
-                    for (int x = 0; x < HD; x++) {
-                        double o = 0;
-                        for (int j = seq[s]; j < jend; j++) o += sc[j] / sum * v[(j * KV + kh) * HD + x];
-                        double err = fabs(o - out[(i * H + h) * HD + x]);
-                        if (err > maxerr) maxerr = err;
-                    }
-                }
-        CHECK(maxerr < 1e-5, "causal=%d max error %g", causal, maxerr);
-    }
+    CHECK(tkr_pool_init(3, &pool, &e) == TKR_OK, "pool");
+    int hds[] = {8, 12, 16, 24, 80};
+    for (int v = 0; v < n_variants(); v++)
+        for (size_t i = 0; i < sizeof hds / sizeof hds[0]; i++) check_attention(v, hds[i], pool);
     tkr_pool_free(pool);
 }
 
@@ -231,9 +414,11 @@ static void test_rope(void) {
 int main(void) {
     RUN(test_conversions);
     RUN(test_linear);
+    RUN(test_linear_variants_agree);
     RUN(test_norms);
     RUN(test_activations);
     RUN(test_attention);
+    RUN(test_attention_variants_agree);
     RUN(test_rope);
     return test_summary();
 }
