@@ -69,13 +69,13 @@ http 200 "${JSON[@]}" --data-binary @"$WORK/all.json" "$URL"
 cp "$BODY" "$WORK/all.out"
 expect_cli "$WORK/all.out" one-request 0 1 2 3 4
 
-# one item per request, and 12 clients at once whose items share batches
+# one item per request, and 24 clients at once whose items share batches
 python3 - "$ITEMS" "$WORK" <<'PY'
 import json, sys
 items = json.loads("[" + sys.argv[1] + "]")
 for i, it in enumerate(items):
     json.dump({"model": "m", "input": [it]}, open("%s/one%d.json" % (sys.argv[2], i), "w"))
-for c in range(12):
+for c in range(24):
     k = c % 5
     json.dump({"model": "m", "input": [items[k], items[(k + 1) % 5], items[k]]}, open("%s/mix%d.json" % (sys.argv[2], c), "w"))
 PY
@@ -85,7 +85,7 @@ for i in 0 1 2 3 4; do
   expect_cli "$WORK/one$i.out" "alone-$i" "$i"
 done
 MIX=()
-for c in $(seq 0 11); do
+for c in $(seq 0 23); do
   curl -s -o "$WORK/mix$c.out" "${JSON[@]}" --data-binary @"$WORK/mix$c.json" "$URL" &
   MIX+=("$!")
   PIDS+=("$!")
