@@ -10,13 +10,7 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    uint8_t *bytes = NULL;
-    tkr_error err = {0};
-    tkr_status st = tkr_image_read_source(path, 0, &bytes, n, &err);
-    CHECK(st == TKR_OK, "cannot read %s: %s", path, err.message);
-    return st == TKR_OK ? bytes : NULL;
-}
+#include "image_helpers.h"
 
 /* Decodes a shared-data file; NULL rgb on failure (already reported). */
 static tkr_rgb_image decode_file(const char *rel) {

@@ -9,13 +9,7 @@
 #include <dirent.h>
 #include <stdint.h>
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    uint8_t *bytes = NULL;
-    tkr_error err = {0};
-    tkr_status st = tkr_image_read_source(path, 0, &bytes, n, &err);
-    CHECK(st == TKR_OK, "cannot read %s: %s", path, err.message);
-    return st == TKR_OK ? bytes : NULL;
-}
+#include "image_helpers.h"
 
 static int has_format_prefix(const char *msg) {
     return !strncmp(msg, "PNG: ", 5) || !strncmp(msg, "JPEG: ", 6) || !strncmp(msg, "WebP: ", 6) ||
