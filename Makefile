@@ -73,7 +73,7 @@ $(BIN): $(CLI_OBJ) $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(OPT) $(LDSAN) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
