@@ -130,18 +130,14 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
     int D = m->cfg.text.hidden_size;
     batch_item *items = calloc((size_t)n_items, sizeof *items);
     int *idx = malloc(sizeof(int) * (size_t)n_items);
-    if (!items || !idx) {
+    bool *ok = malloc(sizeof(bool) * (size_t)n_items);
+    if (!items || !idx || !ok) {
         free(items);
         free(idx);
+        free(ok);
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
-    bool *ok = malloc(sizeof(bool) * (size_t)n_items);
-    if (!ok) {
-        free(items);
-        free(idx);
-        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
-    }
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];

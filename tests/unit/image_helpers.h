@@ -13,4 +13,14 @@ static uint8_t *read_all(const char *path, size_t *n) {
     return st == TKR_OK ? bytes : NULL;
 }
 
+/* PNG chunk CRC (the zlib/PNG polynomial), for tests that craft or mutate PNG files. */
+static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return c ^ 0xffffffffu;
+}
+
 #endif

@@ -32,15 +32,6 @@ static int is_gray(const tkr_rgb_image *img) {
     return 1;
 }
 
-static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);

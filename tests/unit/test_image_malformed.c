@@ -146,15 +146,6 @@ static uint64_t rng_next(uint64_t *s) {
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 /* Rewrites every PNG chunk CRC so mutations reach libpng's inflate and our conversion instead
  * of stopping at the checksum. */
 static void fix_png_crcs(uint8_t *d, size_t n) {
