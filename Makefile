@@ -3,7 +3,8 @@
 #   make SAN=1           ASan+UBSan build in build-san/
 #   make test            build and run the test suite (tests/run.sh)
 # Sources are picked up by directory: every src/<area>/*.c goes into libtkr.a, except src/cli.
-# Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled and chosen at run time.
+# Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled, *_avx512.c with AVX-512
+# (F/BW/VL/DQ/VNNI/BF16) and AVX-VNNI; both only on x86-64, and chosen at run time (src/kernels/cpu.c).
 
 CC       ?= cc
 V        ?= 0
@@ -27,8 +28,10 @@ endif
 UNAME_M := $(shell uname -m)
 ifeq ($(UNAME_M),x86_64)
   AVX2_FLAGS := -mavx2 -mfma -mf16c
+  AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavxvnni
 else
   AVX2_FLAGS :=
+  AVX512_FLAGS :=
 endif
 
 CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
@@ -36,7 +39,7 @@ LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 ifneq ($(UNAME_M),x86_64)
-  LIB_SRC := $(filter-out %_avx2.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 endif
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
@@ -58,6 +61,11 @@ $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $(AVX2_FLAGS) -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $(AVX512_FLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -318,7 +318,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pool: %s\n", e.message);
         return 1;
     }
-    tkr_kctx_init(&b.ctx, pool, generic);
+    tkr_kctx_init(&b.ctx, pool, (generic) ? "generic" : NULL);
     printf("kernels: %s, %d threads\n", b.ctx.avx2 ? "avx2" : "generic", threads);
     if (!only || !strcmp(only, "linear")) {
         static const struct { const char *name; int K, N; } shapes[] = {

@@ -99,6 +99,15 @@ typedef struct {
     int max_batch_tokens;        /* tokens per model call when batching; default 8192      */
     bool truncate;               /* over-long text: truncate every item (see tkr_item)      */
     bool use_mmap;               /* map weights in place where possible; default true       */
+    const char *mmproj;          /* GGUF models: the vision tower (mmproj) file; NULL = the
+                                    mmproj*.gguf beside the model file, if any              */
+    const char *kernels;         /* CPU kernel set: NULL/"auto" (best for this CPU),
+                                    "generic", "avx2", "avx2-vnni", "avx512", "neon",
+                                    "neon-dot" (tests, benchmarks)                          */
+    bool fast_bf16;              /* opt-in: BF16 weights with activations rounded to bf16
+                                    (AVX-512 BF16 dot products); default false = exact      */
+    const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
+                                    has CUDA and one is present, else the CPU               */
 } tkr_model_params;
 
 tkr_model_params tkr_model_default_params(void);
@@ -113,6 +122,8 @@ int tkr_model_dim(const tkr_model *model);                      /* embedding siz
 const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *model);
 const char *tkr_model_name(const tkr_model *model);             /* directory base name          */
 bool tkr_model_has_vision(const tkr_model *model);
+/* Which kernels compute, e.g. "avx512 vnni bf16 (AMD EPYC 9R45)": say it with every figure. */
+void tkr_model_describe_kernels(const tkr_model *model, char *buf, size_t cap);
 
 /* ---- embedding --------------------------------------------------------------------------- */
 

@@ -16,12 +16,36 @@
  * (visual.patch_embed.proj.weight), stored 5-D in the Hugging Face checkpoint. */
 #define TKR_TENSOR_MAX_DIMS 5
 
-typedef enum { TKR_DT_F32 = 0, TKR_DT_F16, TKR_DT_BF16 } tkr_dtype;
+/* Element types. The float types are stored one value per element; the quantized ones in blocks
+ * whose byte layout is exactly ggml's (see kernels/quant.h): Q8_0 and Q4_0 hold 32 values per
+ * block, Q4_K and Q6_K 256. A quantized 2-D tensor [rows, cols] needs cols % block == 0 and
+ * stores each row as cols / block consecutive blocks, so rows stay independent. */
+typedef enum {
+    TKR_DT_F32 = 0,
+    TKR_DT_F16,
+    TKR_DT_BF16,
+    TKR_DT_Q8_0,
+    TKR_DT_Q4_0,
+    TKR_DT_Q4_K,
+    TKR_DT_Q6_K,
+    TKR_DT_COUNT
+} tkr_dtype;
 
-/* Bytes per element (4, 2, 2); 0 for a value outside the enum. */
+/* Bytes per element (4, 2, 2) for the float types; 0 for quantized types and values outside the
+ * enum (use the block functions below for those). */
 size_t tkr_dtype_size(tkr_dtype t);
-/* The safetensors spelling ("F32", "F16", "BF16"); "?" for a value outside the enum. */
+/* Elements per block: 1 for float types, 32 (Q8_0, Q4_0) or 256 (Q4_K, Q6_K); 0 if unknown. */
+int tkr_dtype_block_elems(tkr_dtype t);
+/* Bytes per block: 4/2/2 for float types, 34 (Q8_0), 18 (Q4_0), 144 (Q4_K), 210 (Q6_K). */
+size_t tkr_dtype_block_bytes(tkr_dtype t);
+bool tkr_dtype_is_quant(tkr_dtype t);
+/* Bytes of n consecutive elements; 0 when n is not a multiple of the block or t is unknown. */
+size_t tkr_dtype_row_bytes(tkr_dtype t, int64_t n);
+/* The safetensors / ggml spelling ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K");
+ * "?" for a value outside the enum. */
 const char *tkr_dtype_name(tkr_dtype t);
+/* The inverse of tkr_dtype_name, case-insensitive; returns false for an unknown name. */
+bool tkr_dtype_from_name(const char *name, tkr_dtype *out);
 
 typedef struct {
     const char *name;
@@ -29,8 +53,8 @@ typedef struct {
     int ndim;                 /* 0..TKR_TENSOR_MAX_DIMS (0 = a scalar, one element) */
     int64_t shape[TKR_TENSOR_MAX_DIMS]; /* shape[0] is the slowest-varying dim; unused are 0 */
     const void *data;         /* points into the mapped file (little-endian), read in place */
-    size_t nbytes;            /* numel * dtype size */
-    bool aligned;             /* data % tkr_dtype_size(dtype) == 0 */
+    size_t nbytes;            /* tkr_dtype_row_bytes(dtype, numel) */
+    bool aligned;             /* data % (float types: element size; quantized: 2) == 0 */
 } tkr_tensor;
 
 /* Number of elements (product of the dims; 1 for ndim 0). Overflow is impossible for a tensor

@@ -1,5 +1,6 @@
 /* convert.c - float16 / bfloat16 <-> float32 in plain C, and weight row expansion. */
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #include <string.h>
 
@@ -91,6 +92,9 @@ void tkr_weight_row_f32(const tkr_tensor *w, int64_t row, float *out) {
             memcpy(&h, base + ((size_t)row * (size_t)n + (size_t)i) * 2, 2);
             out[i] = tkr_bf16_to_f32(h);
         }
+        break;
+    default: /* quantized: rows are whole blocks */
+        tkr_dequantize_row(w->dtype, base + (size_t)row * tkr_dtype_row_bytes(w->dtype, n), out, n);
         break;
     }
 }

@@ -23,13 +23,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Which kernels run: the ISA flags come from run-time CPU detection (cpu.c), lowered by a cap
+ * for tests and benchmarks. A kernel uses the best flag it has a version for. */
 typedef struct {
-    tkr_pool *pool;          /* may be NULL: single-threaded */
-    bool avx2;               /* use the AVX2/FMA/F16C kernels */
+    tkr_pool *pool;          /* may be NULL: single-threaded                          */
+    bool avx2;               /* x86: AVX2 + FMA + F16C                                */
+    bool avx_vnni;           /* x86: AVX-VNNI (vpdpbusd on 256-bit registers)         */
+    bool avx512;             /* x86: AVX-512 F + BW + VL + DQ                         */
+    bool avx512_vnni;        /* x86: AVX512_VNNI                                      */
+    bool avx512_bf16;        /* x86: AVX512_BF16                                      */
+    bool neon;               /* arm64: Advanced SIMD (always on arm64)                */
+    bool neon_dot;           /* arm64: FEAT_DotProd (sdot / udot)                     */
+    bool fast_bf16;          /* opt-in: BF16 weights with activations rounded to bf16 */
 } tkr_kctx;
 
-/* Fills ctx for this CPU (run-time detection); force_generic disables ISA kernels (tests). */
-void tkr_kctx_init(tkr_kctx *ctx, tkr_pool *pool, bool force_generic);
+/* Fills ctx for this CPU. cap limits the ISA: NULL or "auto" = the best this CPU has;
+ * "generic" = portable C only; "avx2" = no AVX-512 or VNNI; "avx2-vnni" = AVX2 + AVX-VNNI;
+ * "avx512" = everything x86 has; "neon" = NEON without the dot product; "neon-dot".
+ * Returns false (ctx still filled, with the best kernels) for an unknown cap. The model reads
+ * tkr_model_params.kernels, overridden by the environment: TKR_KERNELS=<cap>, or
+ * TKR_FORCE_GENERIC (any value) for "generic". */
+bool tkr_kctx_init(tkr_kctx *ctx, tkr_pool *pool, const char *cap);
+
+/* A short description of the kernels ctx selects, for logs and every benchmark figure, e.g.
+ * "avx512 vnni bf16 (AMD EPYC 9R45)" or "generic". Always NUL-terminated. */
+void tkr_kctx_describe(const tkr_kctx *ctx, char *buf, size_t cap);
+
+/* The CPU's model name (from /proc/cpuinfo or sysctl), or "unknown cpu". */
+void tkr_cpu_model_name(char *buf, size_t cap);
 
 /* Scalar conversions (exact: every F16/BF16 value is representable in float32). */
 float tkr_f16_to_f32(uint16_t h);

@@ -10,20 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tkr_kctx_init(tkr_kctx *ctx, tkr_pool *pool, bool force_generic) {
-    ctx->pool = pool;
-    ctx->avx2 = false;
-#if defined(TKR_HAVE_X86) && defined(__GNUC__)
-    if (!force_generic) {
-        __builtin_cpu_init();
-        ctx->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
-    }
-#else
-    (void)force_generic;
-#endif
-}
-
 /* Reference dot-product kernel: one weight row at a time, expanded to float32 in a small buffer,
  * float32 accumulation in the same order for every row of x. */
 void tkr_linear_block_generic(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,

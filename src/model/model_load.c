@@ -220,7 +220,15 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
         m->inv_freq[j] = 1.0f / powf((float)m->cfg.text.rope_theta, (float)(2 * j) / (float)hd);
     int threads = p.n_threads > 0 ? p.n_threads : tkr_cpu_count();
     if ((st = tkr_pool_init(threads, &m->pool, err)) != TKR_OK) goto fail;
-    tkr_kctx_init(&m->kctx, m->pool, getenv("TKR_FORCE_GENERIC") != NULL);
+    const char *cap = p.kernels;
+    if (getenv("TKR_KERNELS") && *getenv("TKR_KERNELS")) cap = getenv("TKR_KERNELS");
+    if (getenv("TKR_FORCE_GENERIC")) cap = "generic";
+    if (!tkr_kctx_init(&m->kctx, m->pool, cap)) {
+        st = tkr_fail(err, TKR_ERR_INVALID_ARG,
+                      "unknown kernel set '%.40s' (auto, generic, avx2, avx2-vnni, avx512, neon, neon-dot)", cap);
+        goto fail;
+    }
+    m->kctx.fast_bf16 = p.fast_bf16;
     *out = m;
     return TKR_OK;
 fail_named:
@@ -242,6 +250,9 @@ void tkr_model_free(tkr_model *m) {
 }
 
 int tkr_model_dim(const tkr_model *m) { return m->cfg.text.hidden_size; }
+void tkr_model_describe_kernels(const tkr_model *m, char *buf, size_t cap) {
+    tkr_kctx_describe(&m->kctx, buf, cap);
+}
 const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *m) { return m->tok; }
 const char *tkr_model_name(const tkr_model *m) { return m->name; }
 bool tkr_model_has_vision(const tkr_model *m) { return m->has_vision; }

@@ -61,7 +61,7 @@ static void test_conversions(void) {
 /* The kernel variants a machine can run: the portable one always, AVX2 where the CPU has it. */
 static int n_variants(void) {
     tkr_kctx c;
-    tkr_kctx_init(&c, NULL, false);
+    tkr_kctx_init(&c, NULL, NULL);
     return c.avx2 ? 2 : 1;
 }
 static const char *variant_name(int v) { return v ? "avx2" : "generic"; }
@@ -83,8 +83,8 @@ static void check_linear(int variant, tkr_dtype dt, int M, int K, int N, tkr_poo
     float *y1t = malloc(sizeof(float) * (size_t)M * N);   /* [M, N] the batch, 1 thread  */
     float *yrow = malloc(sizeof(float) * (size_t)N);      /* [1, N] one row alone        */
     tkr_kctx ctx, ctx1;
-    tkr_kctx_init(&ctx, pool, variant == 0);
-    tkr_kctx_init(&ctx1, NULL, variant == 0);
+    tkr_kctx_init(&ctx, pool, (variant == 0) ? "generic" : NULL);
+    tkr_kctx_init(&ctx1, NULL, (variant == 0) ? "generic" : NULL);
     CHECK(tkr_linear(&ctx, x, M, K, &w, &b, y) == TKR_OK, "linear status");
     CHECK(tkr_linear(&ctx1, x, M, K, &w, &b, y1t) == TKR_OK, "linear status");
     double maxerr = 0;
@@ -146,8 +146,8 @@ static void test_linear_variants_agree(void) {
           *y1 = malloc(sizeof(float) * M * N);
     for (int i = 0; i < M * K; i++) x[i] = frand();
     tkr_kctx g, a;
-    tkr_kctx_init(&g, NULL, true);
-    tkr_kctx_init(&a, NULL, false);
+    tkr_kctx_init(&g, NULL, "generic");
+    tkr_kctx_init(&a, NULL, NULL);
     tkr_linear(&g, x, M, K, &w, NULL, y0);
     tkr_linear(&a, x, M, K, &w, NULL, y1);
     double maxdiff = 0;
@@ -172,7 +172,7 @@ static void test_norms(void) {
     tkr_tensor b = {.dtype = TKR_DT_F32, .ndim = 1, .shape = {D}, .data = bv};
     for (int v = 0; v < n_variants(); v++) {
         tkr_kctx ctx;
-        tkr_kctx_init(&ctx, NULL, v == 0);
+        tkr_kctx_init(&ctx, NULL, (v == 0) ? "generic" : NULL);
         tkr_rmsnorm(&ctx, x, M, D, &w, 1e-6f, y);
         for (int m = 0; m < M; m++) {
             double ss = 0;
@@ -220,7 +220,7 @@ static void test_activations(void) {
     a[2] = 1e-30f;
     for (int v = 0; v < n_variants(); v++) {
         tkr_kctx ctx;
-        tkr_kctx_init(&ctx, NULL, v == 0);
+        tkr_kctx_init(&ctx, NULL, (v == 0) ? "generic" : NULL);
         memcpy(s, a, sizeof(float) * N);
         memcpy(q, a, sizeof(float) * N);
         tkr_silu_mul(&ctx, s, up, N);
@@ -298,8 +298,8 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
         v[i] = frand();
     }
     tkr_kctx ctx, ctx1;
-    tkr_kctx_init(&ctx, pool, variant == 0);
-    tkr_kctx_init(&ctx1, NULL, variant == 0);
+    tkr_kctx_init(&ctx, pool, (variant == 0) ? "generic" : NULL);
+    tkr_kctx_init(&ctx1, NULL, (variant == 0) ? "generic" : NULL);
     for (int causal = 0; causal < 2; causal++) {
         tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 3, causal, false};
         CHECK(tkr_attention(&ctx, &a) == TKR_OK, "attention status");
@@ -363,8 +363,8 @@ static void test_attention_variants_agree(void) {
     int seq[2] = {0, T};
     for (int causal = 0; causal < 2; causal++) {
         tkr_kctx g, a;
-        tkr_kctx_init(&g, NULL, true);
-        tkr_kctx_init(&a, NULL, false);
+        tkr_kctx_init(&g, NULL, "generic");
+        tkr_kctx_init(&a, NULL, NULL);
         tkr_attention_args args = {q, k, v, H * HD, H * HD, o0, H * HD, H, H, HD, seq, 1, causal, false};
         tkr_attention(&g, &args);
         args.out = o1;

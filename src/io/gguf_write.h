@@ -1,0 +1,40 @@
+/* gguf_write.h - writing GGUF v3 files as llama.cpp reads them, one tensor at a time.
+ *
+ * Usage: init; set metadata; add every tensor's name, type and shape; begin (writes the header,
+ * the metadata and the tensor infos to PATH.tmp); write each tensor's bytes in the order they
+ * were added (so a converter never holds more than one tensor); finish (pads, flushes, and
+ * renames PATH.tmp to PATH). Any failure leaves no file at PATH. Shapes are row-major as in
+ * tkr_tensor (they are reversed into ggml's ne[] order on disk); alignment is 32. */
+#ifndef TKR_IO_GGUF_WRITE_H
+#define TKR_IO_GGUF_WRITE_H
+
+#include "io/gguf.h"
+
+typedef struct tkr_gguf_writer tkr_gguf_writer;
+
+tkr_status tkr_gguf_writer_init(tkr_gguf_writer **out, tkr_error *err);
+void tkr_gguf_writer_free(tkr_gguf_writer *w);   /* also removes PATH.tmp if not finished */
+
+/* Metadata, in the order set (a key set twice is an error at begin). */
+tkr_status tkr_gguf_set_str(tkr_gguf_writer *w, const char *key, const char *value, tkr_error *err);
+tkr_status tkr_gguf_set_u32(tkr_gguf_writer *w, const char *key, uint32_t value, tkr_error *err);
+tkr_status tkr_gguf_set_i32(tkr_gguf_writer *w, const char *key, int32_t value, tkr_error *err);
+tkr_status tkr_gguf_set_f32(tkr_gguf_writer *w, const char *key, float value, tkr_error *err);
+tkr_status tkr_gguf_set_bool(tkr_gguf_writer *w, const char *key, bool value, tkr_error *err);
+tkr_status tkr_gguf_set_arr_str(tkr_gguf_writer *w, const char *key, const char *const *values,
+                                size_t n, tkr_error *err);
+tkr_status tkr_gguf_set_arr_i32(tkr_gguf_writer *w, const char *key, const int32_t *values,
+                                size_t n, tkr_error *err);
+tkr_status tkr_gguf_set_arr_f32(tkr_gguf_writer *w, const char *key, const float *values,
+                                size_t n, tkr_error *err);
+
+/* Declares a tensor (ndim 1..4; the last dim a multiple of the type's block). */
+tkr_status tkr_gguf_add_tensor(tkr_gguf_writer *w, const char *name, tkr_dtype type, int ndim,
+                               const int64_t *shape, tkr_error *err);
+
+tkr_status tkr_gguf_writer_begin(tkr_gguf_writer *w, const char *path, tkr_error *err);
+/* Writes the next tensor's data (nbytes must equal its size). */
+tkr_status tkr_gguf_write_tensor(tkr_gguf_writer *w, const void *data, size_t nbytes, tkr_error *err);
+tkr_status tkr_gguf_writer_finish(tkr_gguf_writer *w, tkr_error *err);
+
+#endif
