@@ -637,6 +637,354 @@ static void test_writer_failures(void) {
     unlink(path);
 }
 
+
+/* ---- a synthetic llama.cpp-style Qwen2-VL pair ----------------------------------------------- */
+
+/* Text: hidden 64, 4 heads (head_dim 16), 2 kv heads, 2 layers, ffn 128, vocab 100, sections
+ * [2, 3, 3]. Vision: E 32, 2 heads, depth 3, MLP 128, patch 14, 3 channels, merger 128 -> 64.
+ * Written exactly as llama.cpp's converter names and shapes them. */
+enum { D = 64, NH = 4, NKV = 2, NL = 2, FF = 128, VOCAB = 100, E = 32, VH = 2, VD = 3, VF = 128 };
+
+typedef struct {
+    int tied;                  /* no output.weight */
+    tkr_dtype wtype;           /* 2-D text weights */
+    const char *arch;          /* general.architecture of the text file */
+    const char *projector;     /* clip.projector_type */
+    float mean0;               /* clip.vision.image_mean[0] */
+    int proj_dim;              /* clip.vision.projection_dim */
+    int drop_sections;         /* no rope.dimension_sections */
+    int extra_in_mmproj;       /* also put output_norm.weight in the mmproj (a clash) */
+} pair_opts;
+
+static pair_opts default_opts(void) {
+    pair_opts o = {0, TKR_DT_F32, "qwen2vl", "qwen2vl_merger", 0.48145466f, D, 0, 0};
+    return o;
+}
+
+typedef struct {
+    const char *name;
+    tkr_dtype dt;
+    int nd;
+    int64_t s[4];
+} tdecl;
+
+/* Writes decls (data: fill_bytes with the tensor's index k + salt). */
+static int write_file(tkr_gguf_writer *w, const char *path, const tdecl *d, int n, int salt) {
+    tkr_error err = {0};
+    for (int k = 0; k < n; k++)
+        if (tkr_gguf_add_tensor(w, d[k].name, d[k].dt, d[k].nd, d[k].s, &err) != TKR_OK) {
+            fprintf(stderr, "  add %s: %s\n", d[k].name, err.message);
+            return 0;
+        }
+    if (tkr_gguf_writer_begin(w, path, &err) != TKR_OK) return 0;
+    for (int k = 0; k < n; k++) {
+        int64_t numel = 1;
+        for (int i = 0; i < d[k].nd; i++) numel *= d[k].s[i];
+        size_t nb = tkr_dtype_row_bytes(d[k].dt, numel);
+        uint8_t *buf = malloc(nb);
+        fill_bytes(buf, nb, k + salt);
+        int ok = tkr_gguf_write_tensor(w, buf, nb, &err) == TKR_OK;
+        free(buf);
+        if (!ok) return 0;
+    }
+    int ok = tkr_gguf_writer_finish(w, &err) == TKR_OK;
+    if (!ok) fprintf(stderr, "  finish: %s\n", err.message);
+    return ok;
+}
+
+static char decl_names[256][64];
+
+static int write_pair(const char *model_path, const char *mmproj_path, const pair_opts *o) {
+    tdecl d[128];
+    int n = 0, nn = 0;
+#define ADD(dt_, nd_, ...)                                                                          \
+    do {                                                                                           \
+        tdecl x = {decl_names[nn - 1], dt_, nd_, {__VA_ARGS__}};                                   \
+        d[n++] = x;                                                                                \
+    } while (0)
+#define NAME(...) snprintf(decl_names[nn++], 64, __VA_ARGS__)
+    NAME("token_embd.weight"); ADD(o->wtype, 2, VOCAB, D);
+    for (int l = 0; l < NL; l++) {
+        NAME("blk.%d.attn_norm.weight", l); ADD(TKR_DT_F32, 1, D);
+        NAME("blk.%d.attn_q.weight", l); ADD(o->wtype, 2, D, D);
+        NAME("blk.%d.attn_q.bias", l); ADD(TKR_DT_F32, 1, D);
+        NAME("blk.%d.attn_k.weight", l); ADD(o->wtype, 2, NKV * 16, D);
+        NAME("blk.%d.attn_k.bias", l); ADD(TKR_DT_F32, 1, NKV * 16);
+        NAME("blk.%d.attn_v.weight", l); ADD(o->wtype, 2, NKV * 16, D);
+        NAME("blk.%d.attn_v.bias", l); ADD(TKR_DT_F32, 1, NKV * 16);
+        NAME("blk.%d.attn_output.weight", l); ADD(o->wtype, 2, D, D);
+        NAME("blk.%d.ffn_norm.weight", l); ADD(TKR_DT_F32, 1, D);
+        NAME("blk.%d.ffn_gate.weight", l); ADD(o->wtype, 2, FF, D);
+        NAME("blk.%d.ffn_up.weight", l); ADD(o->wtype, 2, FF, D);
+        NAME("blk.%d.ffn_down.weight", l); ADD(o->wtype, 2, D, FF);
+    }
+    NAME("output_norm.weight"); ADD(TKR_DT_F32, 1, D);
+    if (!o->tied) {
+        NAME("output.weight"); ADD(o->wtype, 2, VOCAB, D);
+    }
+    NAME("rope_freqs.weight"); ADD(TKR_DT_F32, 1, 8);   /* unknown here: kept as is */
+    tkr_error err = {0};
+    tkr_gguf_writer *w = NULL;
+    tkr_gguf_writer_init(&w, &err);
+    tkr_gguf_set_str(w, "general.architecture", o->arch, &err);
+    tkr_gguf_set_u32(w, "general.file_type", 0, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.context_length", 32768, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.embedding_length", D, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.block_count", NL, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.feed_forward_length", FF, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.attention.head_count", NH, &err);
+    tkr_gguf_set_u32(w, "qwen2vl.attention.head_count_kv", NKV, &err);
+    tkr_gguf_set_f32(w, "qwen2vl.rope.freq_base", 1000000.0f, &err);
+    tkr_gguf_set_f32(w, "qwen2vl.attention.layer_norm_rms_epsilon", 1e-6f, &err);
+    const int32_t sections[4] = {2, 3, 3, 0};
+    if (!o->drop_sections) tkr_gguf_set_arr_i32(w, "qwen2vl.rope.dimension_sections", sections, 4, &err);
+    tkr_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", &err);
+    tkr_gguf_set_str(w, "tokenizer.ggml.pre", "qwen2", &err);
+    int ok = write_file(w, model_path, d, n, 0);
+    tkr_gguf_writer_free(w);
+    if (!ok || !mmproj_path) return ok;
+
+    n = 0;
+    NAME("v.patch_embd.weight"); ADD(TKR_DT_F16, 4, E, 3, 14, 14);
+    NAME("v.patch_embd.weight.1"); ADD(TKR_DT_F16, 4, E, 3, 14, 14);
+    for (int b = 0; b < VD; b++) {
+        const char *pieces[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
+        for (int k = 0; k < 4; k++) {
+            NAME("v.blk.%d.%s.weight", b, pieces[k]); ADD(TKR_DT_F16, 2, E, E);
+            NAME("v.blk.%d.%s.bias", b, pieces[k]); ADD(TKR_DT_F32, 1, E);
+        }
+        NAME("v.blk.%d.ln1.weight", b); ADD(TKR_DT_F32, 1, E);
+        NAME("v.blk.%d.ln1.bias", b); ADD(TKR_DT_F32, 1, E);
+        NAME("v.blk.%d.ln2.weight", b); ADD(TKR_DT_F32, 1, E);
+        NAME("v.blk.%d.ln2.bias", b); ADD(TKR_DT_F32, 1, E);
+        NAME("v.blk.%d.ffn_up.weight", b); ADD(TKR_DT_F16, 2, VF, E);
+        NAME("v.blk.%d.ffn_up.bias", b); ADD(TKR_DT_F32, 1, VF);
+        NAME("v.blk.%d.ffn_down.weight", b); ADD(TKR_DT_F16, 2, E, VF);
+        NAME("v.blk.%d.ffn_down.bias", b); ADD(TKR_DT_F32, 1, E);
+    }
+    NAME("v.post_ln.weight"); ADD(TKR_DT_F32, 1, E);
+    NAME("v.post_ln.bias"); ADD(TKR_DT_F32, 1, E);
+    NAME("mm.0.weight"); ADD(TKR_DT_F16, 2, 4 * E, 4 * E);
+    NAME("mm.0.bias"); ADD(TKR_DT_F32, 1, 4 * E);
+    NAME("mm.2.weight"); ADD(TKR_DT_F16, 2, D, 4 * E);
+    NAME("mm.2.bias"); ADD(TKR_DT_F32, 1, D);
+    if (o->extra_in_mmproj) {
+        NAME("output_norm.weight"); ADD(TKR_DT_F32, 1, D);
+    }
+#undef ADD
+#undef NAME
+    tkr_gguf_writer_init(&w, &err);
+    tkr_gguf_set_str(w, "general.architecture", "clip", &err);
+    tkr_gguf_set_bool(w, "clip.has_vision_encoder", true, &err);
+    tkr_gguf_set_str(w, "clip.projector_type", o->projector, &err);
+    tkr_gguf_set_u32(w, "clip.vision.projection_dim", (uint32_t)o->proj_dim, &err);
+    tkr_gguf_set_u32(w, "clip.vision.image_size", 560, &err);
+    tkr_gguf_set_u32(w, "clip.vision.patch_size", 14, &err);
+    tkr_gguf_set_u32(w, "clip.vision.embedding_length", E, &err);
+    tkr_gguf_set_u32(w, "clip.vision.feed_forward_length", D, &err);   /* as the converter: wrong */
+    tkr_gguf_set_u32(w, "clip.vision.block_count", VD, &err);
+    tkr_gguf_set_u32(w, "clip.vision.attention.head_count", VH, &err);
+    tkr_gguf_set_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f, &err);
+    const float mean[3] = {o->mean0, 0.4578275f, 0.40821073f};
+    const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    tkr_gguf_set_arr_f32(w, "clip.vision.image_mean", mean, 3, &err);
+    tkr_gguf_set_arr_f32(w, "clip.vision.image_std", stdv, 3, &err);
+    ok = write_file(w, mmproj_path, d, n, 1000);
+    tkr_gguf_writer_free(w);
+    return ok;
+}
+
+/* The view registered under hf is the GGUF tensor gguf_name of file g, in place. */
+static int same_view(const tkr_tensor *t, const tkr_gguf *g, const char *gguf_name, const char *hf) {
+    const tkr_tensor *src = g ? tkr_gguf_tensor(g, gguf_name) : NULL;
+    int ok = t && src && t->data == src->data && t->nbytes == src->nbytes &&
+             t->dtype == src->dtype && t->ndim == src->ndim && !strcmp(t->name, hf) &&
+             !memcmp(t->shape, src->shape, sizeof t->shape);
+    if (!ok) fprintf(stderr, "  %s -> %s: not the same view\n", gguf_name, hf);
+    return ok;
+}
+
+static void test_name_mapping(void) {
+    char buf[128];
+    static const char *const cases[][2] = {
+        {"token_embd.weight", "model.embed_tokens.weight"},
+        {"output.weight", "lm_head.weight"},
+        {"output_norm.weight", "model.norm.weight"},
+        {"blk.0.attn_norm.weight", "model.layers.0.input_layernorm.weight"},
+        {"blk.27.attn_q.bias", "model.layers.27.self_attn.q_proj.bias"},
+        {"blk.3.attn_output.weight", "model.layers.3.self_attn.o_proj.weight"},
+        {"blk.3.ffn_norm.weight", "model.layers.3.post_attention_layernorm.weight"},
+        {"blk.10.ffn_down.weight", "model.layers.10.mlp.down_proj.weight"},
+        {"v.blk.31.attn_k.weight", "visual.blocks.31.attn.k.weight"},
+        {"v.blk.0.attn_out.bias", "visual.blocks.0.attn.proj.bias"},
+        {"v.blk.0.attn_qkv.weight", "visual.blocks.0.attn.qkv.weight"},
+        {"v.blk.2.ln2.bias", "visual.blocks.2.norm2.bias"},
+        {"v.blk.2.ffn_up.weight", "visual.blocks.2.mlp.fc1.weight"},
+        {"v.post_ln.bias", "visual.merger.ln_q.bias"},
+        {"mm.0.weight", "visual.merger.mlp.0.weight"},
+        {"mm.2.bias", "visual.merger.mlp.2.bias"},
+        {"v.patch_embd.weight", "visual.patch_embed.proj.weight.t0"},
+        {"v.patch_embd.weight.1", "visual.patch_embed.proj.weight.t1"},
+        {"v.patch_embd.bias", "visual.patch_embed.proj.bias"},
+        /* not the converter's names: kept */
+        {"rope_freqs.weight", "rope_freqs.weight"},
+        {"blk.01.attn_q.weight", "blk.01.attn_q.weight"},
+        {"blk.x.attn_q.weight", "blk.x.attn_q.weight"},
+        {"blk.0.attn_qq.weight", "blk.0.attn_qq.weight"},
+        {"blk.0.attn_q.scale", "blk.0.attn_q.scale"},
+        {"blk.0..weight", "blk.0..weight"},
+        {"mm.1.weight", "mm.1.weight"},
+        {".weight", ".weight"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tkr_weights_gguf_canonical(cases[i][0], buf, sizeof buf);
+        CHECK(!strcmp(buf, cases[i][1]), "%s -> %s (want %s)", cases[i][0], buf, cases[i][1]);
+    }
+}
+
+static void test_weights_from_gguf_pair(void) {
+    const char *mp = tmp_path("qwen2vl.gguf"), *vp = tmp_path("mmproj-qwen2vl.gguf");
+    pair_opts o = default_opts();
+    o.wtype = TKR_DT_Q8_0;
+    CHECK(write_pair(mp, vp, &o), "write pair");
+    tkr_weights *w = NULL;
+    tkr_error err = {0};
+    CHECK(tkr_weights_open_gguf(mp, vp, 1, &w, &err) == TKR_OK, "%s", err.message);
+    if (!w) return;
+    const tkr_gguf *gm = tkr_weights_gguf_model(w), *gv = tkr_weights_gguf_mmproj(w);
+    CHECK(gm && gv && !strcmp(tkr_gguf_path(gm), mp) && !strcmp(tkr_gguf_path(gv), vp), "handles");
+    CHECK(tkr_weights_count(w) == tkr_gguf_tensor_count(gm) + tkr_gguf_tensor_count(gv), "count");
+    CHECK(tkr_weights_shard_count(w) == 0, "no safetensors shards");
+    CHECK(same_view(tkr_weights_text(w, "embed_tokens.weight"), gm, "token_embd.weight",
+                    "model.embed_tokens.weight"), "embed");
+    CHECK(same_view(tkr_weights_text(w, "lm_head.weight"), gm, "output.weight", "lm_head.weight"),
+          "lm_head");
+    CHECK(same_view(tkr_weights_text(w, "norm.weight"), gm, "output_norm.weight",
+                    "model.norm.weight"), "norm");
+    CHECK(same_view(tkr_weights_text(w, "layers.1.self_attn.k_proj.bias"), gm,
+                    "blk.1.attn_k.bias", "model.layers.1.self_attn.k_proj.bias"), "k bias");
+    CHECK(same_view(tkr_weights_text(w, "layers.1.mlp.gate_proj.weight"), gm,
+                    "blk.1.ffn_gate.weight", "model.layers.1.mlp.gate_proj.weight"), "gate");
+    CHECK(tkr_weights_text(w, "layers.1.mlp.gate_proj.weight")->dtype == TKR_DT_Q8_0, "Q8_0 kept");
+    CHECK(same_view(tkr_weights_vision(w, "blocks.2.attn.v.bias"), gv, "v.blk.2.attn_v.bias",
+                    "visual.blocks.2.attn.v.bias"), "v bias");
+    CHECK(same_view(tkr_weights_vision(w, "blocks.0.mlp.fc2.weight"), gv,
+                    "v.blk.0.ffn_down.weight", "visual.blocks.0.mlp.fc2.weight"), "fc2");
+    CHECK(same_view(tkr_weights_vision(w, "merger.mlp.2.weight"), gv, "mm.2.weight",
+                    "visual.merger.mlp.2.weight"), "mm.2");
+    CHECK(same_view(tkr_weights_vision(w, "merger.ln_q.bias"), gv, "v.post_ln.bias",
+                    "visual.merger.ln_q.bias"), "ln_q");
+    CHECK(same_view(tkr_weights_vision(w, "patch_embed.proj.weight.t0"), gv, "v.patch_embd.weight",
+                    "visual.patch_embed.proj.weight.t0"), "patch t0");
+    CHECK(same_view(tkr_weights_vision(w, "patch_embed.proj.weight.t1"), gv,
+                    "v.patch_embd.weight.1", "visual.patch_embed.proj.weight.t1"), "patch t1");
+    CHECK(tkr_weights_vision(w, "patch_embed.proj.weight") == NULL &&
+          tkr_weights_vision(w, "blocks.0.attn.qkv.weight") == NULL, "no fused tensors invented");
+    CHECK(same_view(tkr_weights_get(w, "rope_freqs.weight"), gm, "rope_freqs.weight",
+                    "rope_freqs.weight"), "unknown kept");
+    const tkr_tensor *t = NULL;
+    const int64_t fc1[2] = {VF, E}, bad[2] = {VF, E + 1};
+    CHECK(tkr_weights_require_vision(w, "blocks.1.mlp.fc1.weight", 2, fc1, &t, &err) == TKR_OK &&
+          t, "%s", err.message);
+    CHECK(tkr_weights_require_vision(w, "blocks.1.mlp.fc1.weight", 2, bad, &t, &err) ==
+                  TKR_ERR_FORMAT && strstr(err.message, vp) == err.message,
+          "shape error names the mmproj: %s", err.message);
+    CHECK(tkr_weights_require_vision(w, "blocks.9.norm1.weight", 1, fc1, &t, &err) ==
+                  TKR_ERR_FORMAT && strstr(err.message, vp) == err.message,
+          "missing vision tensor names the mmproj: %s", err.message);
+    tkr_weights_free(w);
+
+    /* text only, tied embeddings, no mmproj */
+    o = default_opts();
+    o.tied = 1;
+    CHECK(write_pair(mp, NULL, &o), "write text");
+    CHECK(tkr_weights_open_gguf(mp, NULL, 0, &w, &err) == TKR_OK, "%s", err.message);
+    if (w) {
+        CHECK(tkr_weights_gguf_mmproj(w) == NULL && tkr_weights_text(w, "lm_head.weight") == NULL &&
+              tkr_weights_vision(w, "merger.ln_q.weight") == NULL, "text only");
+        tkr_weights_free(w);
+    }
+    /* a canonical name in both files */
+    o = default_opts();
+    o.extra_in_mmproj = 1;
+    CHECK(write_pair(mp, vp, &o), "write clash");
+    CHECK(tkr_weights_open_gguf(mp, vp, 1, &w, &err) == TKR_ERR_FORMAT && !w &&
+          strstr(err.message, "'model.norm.weight' is in two"), "%s", err.message);
+    /* a damaged mmproj fails the open, naming it */
+    FILE *f = fopen(vp, "r+b");
+    fseek(f, 8, SEEK_SET);
+    fputc(0xff, f);   /* tensor count */
+    fclose(f);
+    CHECK(tkr_weights_open_gguf(mp, vp, 1, &w, &err) == TKR_ERR_FORMAT && !w &&
+          strstr(err.message, vp) == err.message, "%s", err.message);
+    CHECK(tkr_weights_open_gguf(tmp_path("none.gguf"), NULL, 1, &w, &err) == TKR_ERR_IO && !w,
+          "%s", err.message);
+    /* a safetensors-backed tkr_weights has no GGUF handles: checked by the model tests */
+}
+
+static void test_config_from_gguf(void) {
+    const char *mp = tmp_path("cfg.gguf"), *vp = tmp_path("mmproj-cfg.gguf");
+    pair_opts o = default_opts();
+    CHECK(write_pair(mp, vp, &o), "write pair");
+    tkr_gguf *gm = NULL, *gv = NULL;
+    tkr_error err = {0};
+    CHECK(tkr_gguf_open(mp, 1, NULL, &gm, &err) == TKR_OK, "%s", err.message);
+    CHECK(tkr_gguf_open(vp, 1, NULL, &gv, &err) == TKR_OK, "%s", err.message);
+    if (!gm || !gv) return;
+    tkr_model_config c;
+    CHECK(tkr_config_from_gguf(gm, gv, &c, &err) == TKR_OK, "%s", err.message);
+    CHECK(!strcmp(c.model_type, "qwen2_vl") && c.has_vision, "type");
+    CHECK(c.text.hidden_size == D && c.text.num_layers == NL && c.text.num_heads == NH &&
+          c.text.num_kv_heads == NKV && c.text.head_dim == 16 && c.text.intermediate_size == FF &&
+          c.text.vocab_size == VOCAB && c.text.max_position_embeddings == 32768, "text dims");
+    CHECK(fabs(c.text.rms_norm_eps - 1e-6) < 1e-12 && c.text.rope_theta == 1e6, "eps/theta");
+    CHECK(c.text.mrope_section[0] == 2 && c.text.mrope_section[1] == 3 &&
+          c.text.mrope_section[2] == 3, "sections");
+    CHECK(!c.text.tie_word_embeddings && !strcmp(c.text.hidden_act, "silu"), "tie/act");
+    CHECK(c.vision.depth == VD && c.vision.embed_dim == E && c.vision.num_heads == VH &&
+          c.vision.head_dim == 16 && c.vision.mlp_hidden == VF && c.vision.out_hidden_size == D &&
+          c.vision.in_channels == 3 && c.vision.patch_size == 14 &&
+          c.vision.temporal_patch_size == 2 && c.vision.spatial_merge_size == 2 &&
+          !strcmp(c.vision.hidden_act, "quick_gelu"), "vision (MLP width %d from ffn_up)",
+          c.vision.mlp_hidden);
+    CHECK(c.image_token_id == 151655 && c.vision_start_token_id == 151652 &&
+          c.vision_end_token_id == 151653 && c.video_token_id == 151656, "ids");
+    CHECK(tkr_config_from_gguf(gm, NULL, &c, &err) == TKR_OK && !c.has_vision &&
+          c.vision.depth == 0, "text only");
+    CHECK(tkr_config_from_gguf(gv, NULL, &c, &err) == TKR_ERR_INVALID_ARG &&
+          strstr(err.message, "mmproj"), "mmproj as model: %s", err.message);
+    CHECK(tkr_config_from_gguf(gm, gm, &c, &err) == TKR_ERR_INVALID_ARG, "model as mmproj");
+    tkr_gguf_close(gm);
+    tkr_gguf_close(gv);
+
+    struct {
+        pair_opts o;
+        tkr_status want;
+        const char *needle;
+        int in_mmproj;
+    } bad[5];
+    for (int i = 0; i < 5; i++) bad[i].o = default_opts(), bad[i].in_mmproj = 1;
+    bad[0].o.arch = "llama", bad[0].want = TKR_ERR_UNSUPPORTED, bad[0].needle = "'llama'",
+    bad[0].in_mmproj = 0;
+    bad[1].o.projector = "qwen2.5vl_merger", bad[1].want = TKR_ERR_UNSUPPORTED,
+    bad[1].needle = "projector 'qwen2.5vl_merger'";
+    bad[2].o.mean0 = 0.5f, bad[2].want = TKR_ERR_UNSUPPORTED, bad[2].needle = "image_mean";
+    bad[3].o.proj_dim = 128, bad[3].want = TKR_ERR_FORMAT, bad[3].needle = "projection_dim 128";
+    bad[4].o.drop_sections = 1, bad[4].want = TKR_ERR_FORMAT,
+    bad[4].needle = "'qwen2vl.rope.dimension_sections'", bad[4].in_mmproj = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(write_pair(mp, vp, &bad[i].o), "write %d", i);
+        tkr_gguf_open(mp, 1, NULL, &gm, &err);
+        tkr_gguf_open(vp, 1, NULL, &gv, &err);
+        tkr_status st = tkr_config_from_gguf(gm, gv, &c, &err);
+        CHECK(st == bad[i].want && strstr(err.message, bad[i].needle) &&
+              strstr(err.message, bad[i].in_mmproj ? vp : mp) == err.message,
+              "case %d: %s", i, err.message);
+        tkr_gguf_close(gm);
+        tkr_gguf_close(gv);
+    }
+}
+
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/tkr_test_gguf_XXXXXX");
     if (!mkdtemp(tmp_dir)) {
@@ -651,6 +999,9 @@ int main(void) {
     RUN(test_roundtrip_dtypes);
     RUN(test_roundtrip_kv_types);
     RUN(test_writer_failures);
+    RUN(test_name_mapping);
+    RUN(test_weights_from_gguf_pair);
+    RUN(test_config_from_gguf);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp_dir);
