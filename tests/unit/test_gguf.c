@@ -242,6 +242,8 @@ static void test_malformed_fields(void) {
         {"alignment int32", F(k_align_type), TKR_GGUF_INT32, 4, TKR_ERR_FORMAT, "must be a uint32, not int32"},
         {"tensor name length 2^63", F(t0_name_len), BIG, 8, TKR_ERR_FORMAT, "tensor 0: tensor name"},
         {"tensor name length 0", F(t0_name_len), 0, 8, TKR_ERR_FORMAT, NULL},
+        {"tensor name 64 bytes", F(t0_name_len), 64, 8, TKR_ERR_FORMAT,
+         "is 64 bytes (ggml allows at most 63)"},
         {"tensor name NUL", F(t0_name), 0, 1, TKR_ERR_FORMAT, "NUL"},
         {"duplicate tensor name", F(t1_name), 0x3074 /* "t0" */, 2, TKR_ERR_FORMAT,
          "duplicate tensor name 't0'"},
