@@ -72,7 +72,7 @@ static double time_median(double seconds, run_arg *a) {
 }
 
 /* the shapes: N x K of q/o, k/v, gate/up, down */
-static const int shapes[4][2] = {{1536, 1536}, {256, 1536}, {8960, 1536}, {1536, 8960}};
+static int shapes[4][2] = {{1536, 1536}, {256, 1536}, {8960, 1536}, {1536, 8960}};
 static const char *shape_names[4] = {"q/o", "k/v", "gate/up", "down"};
 static const int per_layer[4] = {2, 2, 2, 1};
 
@@ -127,6 +127,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) ms = argv[++i];
         else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) { /* NxK replaces the q/o shape */
+            if (sscanf(argv[++i], "%dx%d", &shapes[0][0], &shapes[0][1]) != 2) return 2;
+        }
         else {
             fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--caps LIST] [--types LIST] [--m LIST]\n", argv[0]);
             return 2;

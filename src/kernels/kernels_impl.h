@@ -120,5 +120,7 @@ bool tkr_lq_select_avx512(const tkr_lq_fmt *f, tkr_lq_isa *isa);
 /* Vectorized activation quantizers: the same bytes as tkr_quantize_row_q8_0 / _q8_K. */
 void tkr_quantize_row_q8_0_avx2(const float *x, tkr_block_q8_0 *y, int64_t k);
 void tkr_quantize_row_q8_K_avx2(const float *x, tkr_block_q8_K *y, int64_t k);
+/* Vectorized weight panel unpacking: the same panel as the portable unpacker. */
+void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P);
 bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa);
 #endif

@@ -243,7 +243,11 @@ static void gemm_task(void *p, int task, int thread) {
     P.corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
     P.wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
     float *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
-    unpack_panel(&j->f, j->w, n0, np, &P);
+#ifdef TKR_HAVE_X86
+    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, j->w, n0, np, &P);
+    else
+#endif
+        unpack_panel(&j->f, j->w, n0, np, &P);
     const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW;
     for (int rg = 0; rg < n_rg;) {
         int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;

@@ -92,6 +92,121 @@ void tkr_quantize_row_q8_K_avx2(const float *x, tkr_block_q8_K *y, int64_t k) {
     }
 }
 
+/* ---- weight panel unpacking (same output as unpack_panel in linear_quant.c) ---------------- */
+
+/* Sum of the 32 unsigned bytes of v. */
+static inline int32_t sum_u8(__m256i v) {
+    __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int32_t)(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1));
+}
+
+static inline float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P) {
+    const int K = f->K, G = f->G, xoff = f->xoff;
+    const size_t rb = tkr_dtype_row_bytes(f->wt, K);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    P->np = np;
+    for (int j = 0; j < np; j++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)(n0 + j) * rb;
+        int8_t *wr = P->w + (size_t)j * K;
+        float *dw = P->dw + (size_t)j * G;
+        int32_t *corr = P->corr + (size_t)j * G;
+        switch (f->wt) {
+        case TKR_DT_Q8_0:
+            for (int b = 0; b < K / 32; b++) {
+                const uint8_t *blk = src + (size_t)b * 34;
+                __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                _mm256_storeu_si256((__m256i *)(wr + b * 32), v);
+                dw[b] = h2f(blk);
+                corr[b] = xoff * (sum_u8(_mm256_xor_si256(v, flip)) - 128 * 32);
+            }
+            break;
+        case TKR_DT_Q4_0:
+            for (int b = 0; b < K / 32; b++) {
+                const uint8_t *blk = src + (size_t)b * 18;
+                __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+                __m128i lo = _mm_and_si128(q, _mm256_castsi256_si128(m4));
+                __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm256_castsi256_si128(m4));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                _mm256_storeu_si256((__m256i *)(wr + b * 32), _mm256_sub_epi8(v, _mm256_set1_epi8(8)));
+                dw[b] = h2f(blk);
+                corr[b] = xoff * (sum_u8(v) - 8 * 32);
+            }
+            break;
+        case TKR_DT_Q4_K: {
+            float *wmin = P->wmin + (size_t)j * G;
+            for (int b = 0; b < K / TKR_QK_K; b++) {
+                const uint8_t *blk = src + (size_t)b * 144;
+                const float d = h2f(blk), dmin = h2f(blk + 2);
+                const uint8_t *sc = blk + 4, *qs = blk + 16;
+                int8_t *o = wr + b * TKR_QK_K;
+                for (int c = 0; c < 4; c++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(qs + c * 32));
+                    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                    _mm256_storeu_si256((__m256i *)(o + c * 64), lo);
+                    _mm256_storeu_si256((__m256i *)(o + c * 64 + 32), hi);
+                    corr[b * 8 + 2 * c] = xoff * sum_u8(lo);
+                    corr[b * 8 + 2 * c + 1] = xoff * sum_u8(hi);
+                }
+                for (int s = 0; s < 8; s++) {
+                    uint8_t scv, mn;
+                    if (s < 4) {
+                        scv = sc[s] & 63;
+                        mn = sc[s + 4] & 63;
+                    } else {
+                        scv = (uint8_t)((sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4));
+                        mn = (uint8_t)((sc[s + 4] >> 4) | ((sc[s] >> 6) << 4));
+                    }
+                    dw[b * 8 + s] = d * scv;
+                    wmin[b * 8 + s] = dmin * mn;
+                }
+            }
+            break;
+        }
+        case TKR_DT_Q6_K:
+            for (int b = 0; b < K / TKR_QK_K; b++) {
+                const uint8_t *blk = src + (size_t)b * 210;
+                const uint8_t *ql = blk, *qh = blk + 128;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                const float d = h2f(blk + 208);
+                int8_t *o = wr + b * TKR_QK_K;
+                for (int h = 0; h < 2; h++) {
+                    __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + h * 64));
+                    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + h * 64 + 32));
+                    __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + h * 32));
+                    __m256i v[4];
+                    v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                    v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+                    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+                    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+                    for (int c = 0; c < 4; c++) {
+                        _mm256_storeu_si256((__m256i *)(o + h * 128 + c * 32), _mm256_sub_epi8(v[c], _mm256_set1_epi8(32)));
+                        __m256i sad = _mm256_sad_epu8(v[c], _mm256_setzero_si256()); /* 4 sums of 8 */
+                        int64_t s8[4];
+                        _mm256_storeu_si256((__m256i *)s8, sad);
+                        const int g = (h * 128 + c * 32) / 16;
+                        corr[b * 16 + g] = xoff * ((int32_t)(s8[0] + s8[1]) - 32 * 16);
+                        corr[b * 16 + g + 1] = xoff * ((int32_t)(s8[2] + s8[3]) - 32 * 16);
+                    }
+                }
+                for (int s = 0; s < 16; s++) dw[b * 16 + s] = d * sc[s];
+            }
+            break;
+        default: break;
+        }
+    }
+}
+
 /* ---- micro-kernels -------------------------------------------------------------------------- */
 
 #define NR2 4

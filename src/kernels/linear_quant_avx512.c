@@ -101,6 +101,17 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
                      int nr, float *out) {                                                          \
         tile(f, X, rg, P, n0, nr, out, NR_512, MV, STEPS, HAS_MIN);                                  \
     }
+#define DEF_EXP(name, NR, MV) \
+    static void name(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0,  \
+                     int nr, float *out) {                                                          \
+        tile(f, X, rg, P, n0, nr, out, NR, MV, 8, 0);                                  \
+    }
+DEF_EXP(e2_2, 2, 2)
+DEF_EXP(e6_2, 6, 2)
+DEF_EXP(e8_1, 8, 1)
+DEF_EXP(e6_1, 6, 1)
+DEF_EXP(e3_2, 3, 2)
+#include <stdlib.h>
 
 DEF_KERNEL(k32_1, 1, 8, 0)
 DEF_KERNEL(k32_2, 2, 8, 0)
@@ -116,7 +127,17 @@ bool tkr_lq_select_avx512(const tkr_lq_fmt *f, tkr_lq_isa *isa) {
     isa->xoff = 128;
     switch (f->wt) {
     case TKR_DT_Q8_0:
-    case TKR_DT_Q4_0: isa->k1 = k32_1; isa->k2 = k32_2; return true;
+    case TKR_DT_Q4_0: isa->k1 = k32_1; isa->k2 = k32_2;
+    {
+        const char *e = getenv("LQX");
+        if (e && !strcmp(e, "2_2")) { isa->NR = 2; isa->k1 = e2_2; isa->k2 = e2_2; }
+        if (e && !strcmp(e, "6_2")) { isa->NR = 6; isa->k1 = e6_2; isa->k2 = e6_2; }
+        if (e && !strcmp(e, "3_2")) { isa->NR = 3; isa->k1 = e3_2; isa->k2 = e3_2; }
+        if (e && !strcmp(e, "8_1")) { isa->NR = 8; isa->k1 = e8_1; isa->k2 = NULL; }
+        if (e && !strcmp(e, "6_1")) { isa->NR = 6; isa->k1 = e6_1; isa->k2 = NULL; }
+        if (e && !strcmp(e, "4_1")) { isa->k2 = NULL; }
+    }
+    return true;
     case TKR_DT_Q4_K: isa->k1 = k32m_1; isa->k2 = k32m_2; return true;
     case TKR_DT_Q6_K: isa->k1 = k16_1; isa->k2 = k16_2; return true;
     default: return false;
