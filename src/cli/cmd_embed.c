@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --limit N                stop after N new items (the rest on a later run)\n"
             "  --progress, --no-progress  force the progress bar on or off\n"
             "  --threads N              compute threads (default: all cores)\n"
+            "  --fast-bf16              BF16 weights: round activations to bf16 and use AVX-512 BF16\n"
+            "                           dot products (faster; cos ~0.9999 to the exact default)\n"
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
@@ -291,6 +293,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             images[n_images++] = argv[++i];
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
+        } else if (!strcmp(a, "--fast-bf16")) {
+            mp.fast_bf16 = true;
         } else if (!strcmp(a, "--threads")) {
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
             mp.n_threads = (int)v;
