@@ -940,7 +940,9 @@ static void test_config_from_gguf(void) {
     CHECK(c.text.hidden_size == D && c.text.num_layers == NL && c.text.num_heads == NH &&
           c.text.num_kv_heads == NKV && c.text.head_dim == 16 && c.text.intermediate_size == FF &&
           c.text.vocab_size == VOCAB && c.text.max_position_embeddings == 32768, "text dims");
-    CHECK(fabs(c.text.rms_norm_eps - 1e-6) < 1e-12 && c.text.rope_theta == 1e6, "eps/theta");
+    /* float32 metadata comes back as the decimal config.json had, bit for bit */
+    CHECK(c.text.rms_norm_eps == 1e-6 && c.text.rope_theta == 1e6, "eps %.17g theta %.17g",
+          c.text.rms_norm_eps, c.text.rope_theta);
     CHECK(c.text.mrope_section[0] == 2 && c.text.mrope_section[1] == 3 &&
           c.text.mrope_section[2] == 3, "sections");
     CHECK(!c.text.tie_word_embeddings && !strcmp(c.text.hidden_act, "silu"), "tie/act");
