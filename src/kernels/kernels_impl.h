@@ -103,10 +103,12 @@ typedef struct {
     float *wmin;
 } tkr_lq_panel;
 
-/* Micro-kernels: out[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of the
- * row group starting at rg) for every row of a tile; nr <= the kernel's NR. */
+/* Micro-kernels: acc[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of
+ * the row groups starting at rg; nr <= the kernel's NR) accumulated over groups [g0, g1): from
+ * zero when g0 == 0, else continuing from acc. Calls over consecutive group ranges give the bits
+ * of one call over all of them (the callers use that to keep a K chunk in L1). */
 typedef void (*tkr_lq_kernel_fn)(const tkr_lq_fmt *f, const tkr_lq_x *x, int rg, const tkr_lq_panel *p,
-                                 int n0, int nr, float *out);
+                                 int n0, int nr, int g0, int g1, float *acc);
 /* What an ISA offers: row-group width, tile sizes and the kernels for one or two row groups. */
 typedef struct {
     int RW;          /* rows per vector */

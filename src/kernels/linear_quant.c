@@ -185,7 +185,7 @@ static void unpack_panel(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int n
 /* Portable micro-kernel (RW = 1: one activation row): the reference arithmetic of tkr_lq_fmt,
  * written plainly. out[j] for weight rows n0 + j, j < nr <= PORTABLE_NR. */
 static void kernel_portable(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P,
-                            int n0, int nr, float *out) {
+                            int n0, int nr, int g0, int g1, float *out) {
     const int K = f->K, G = f->G, gs = f->gsize;
     const uint8_t *xq = X->q + (size_t)rg * K;
     const float *dx = X->dx + (size_t)rg * G;
@@ -195,8 +195,8 @@ static void kernel_portable(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, cons
         const float *dw = P->dw + (size_t)(n0 + j) * G;
         const int32_t *corr = P->corr + (size_t)(n0 + j) * G;
         const float *wmin = f->has_min ? P->wmin + (size_t)(n0 + j) * G : NULL;
-        float acc = 0.0f;
-        for (int g = 0; g < G; g++) {
+        float acc = g0 ? out[j] : 0.0f;
+        for (int g = g0; g < g1; g++) {
             int32_t s = 0;
             for (int i = 0; i < gs; i++) s += (int32_t)xq[g * gs + i] * wr[g * gs + i];
             acc = fmaf((float)(s - corr[g]), dx[g] * dw[g], acc);
@@ -216,6 +216,7 @@ typedef struct {
     float *y;
     tkr_lq_x X;
     int NP;                /* weight rows per panel task */
+    int GC;                /* groups per K chunk */
     uint8_t *scratch;      /* [threads][per_thread] */
     size_t per_thread;
     size_t panel_w_bytes;  /* offsets inside a thread's slice */
@@ -248,19 +249,23 @@ static void gemm_task(void *p, int task, int thread) {
     else
 #endif
         unpack_panel(&j->f, j->w, n0, np, &P);
-    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW;
+    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
     for (int rg = 0; rg < n_rg;) {
-        int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
-        for (int jn = 0; jn < np; jn += NR) {
-            int nr = np - jn < NR ? np - jn : NR;
-            (mv == 2 ? j->isa.k2 : j->isa.k1)(&j->f, &j->X, rg, &P, jn, nr, out);
-            for (int c = 0; c < nr; c++) {
-                const int n = n0 + jn + c;
-                const float b = j->bias ? j->bias[n] : 0.0f;
-                for (int r = 0; r < mv * RW; r++) {
-                    const int m = rg * RW + r;
-                    if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? out[c * mv * RW + r] + b : out[c * mv * RW + r];
-                }
+        const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
+        const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
+        /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
+         * while every weight row of the panel passes. */
+        for (int g0 = 0; g0 < G; g0 += j->GC) {
+            const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+            for (int jn = 0; jn < np; jn += NR)
+                kern(&j->f, &j->X, rg, &P, jn, np - jn < NR ? np - jn : NR, g0, g1, out + (size_t)jn * mv * RW);
+        }
+        for (int c = 0; c < np; c++) {
+            const int n = n0 + c;
+            const float *o = out + (size_t)(c / NR) * NR * mv * RW + (size_t)(c % NR) * mv * RW;
+            for (int r = 0; r < mv * RW; r++) {
+                const int m = rg * RW + r;
+                if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? o[r] + j->bias[n] : o[r];
             }
         }
         rg += mv;
@@ -306,7 +311,11 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     /* per thread: the panel (bytes, dw, corr, wmin), the output tile, the row quantizer's blocks */
     j.panel_w_bytes = align64((size_t)NP * K);
     j.panel_g_bytes = align64(sizeof(float) * (size_t)NP * G);
-    size_t tile = align64(sizeof(float) * (size_t)isa.NR * 2 * RW);
+    size_t tile = align64(sizeof(float) * (size_t)NP * 2 * RW); /* accumulators of a panel */
+    /* K chunk: activation tile (2 RW rows) and panel (NP rows) chunks within ~128 KB, a part of
+     * L2 (chunks fitting L1 measured no faster at these shapes) */
+    j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
+    if (j.GC < 1) j.GC = 1;
     j.per_thread = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
     size_t rt = align64(row_tmp_bytes(&j.f));
     if (rt > j.per_thread) j.per_thread = rt;

@@ -21,8 +21,9 @@ static inline __attribute__((always_inline)) __m256i LQ_NAME(dot)(__m256i acc, _
 }
 
 static inline __attribute__((always_inline)) void LQ_NAME(tile)(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg,
-                                                                 const tkr_lq_panel *P, int n0, int nr,
-                                                                 float *out, const int STEPS, const int HAS_MIN) {
+                                                                 const tkr_lq_panel *P, int n0, int nr, int g0,
+                                                                 int g1, float *out, const int STEPS,
+                                                                 const int HAS_MIN) {
     const int K = f->K, G = f->G;
     const uint8_t *xq = X->q + (size_t)rg * K * 8;
     const float *dx = X->dx + (size_t)rg * G * 8;
@@ -40,11 +41,11 @@ static inline __attribute__((always_inline)) void LQ_NAME(tile)(const tkr_lq_fmt
     }
     __m256 facc[NR2];
 #pragma GCC unroll 8
-    for (int j = 0; j < NR2; j++) facc[j] = _mm256_setzero_ps();
-    for (int g = 0; g < G; g++) {
+    for (int j = 0; j < NR2; j++) facc[j] = g0 ? _mm256_loadu_ps(out + (size_t)j * 8) : _mm256_setzero_ps();
+    for (int g = g0; g < g1; g++) {
         __m256i iacc[NR2];
 #pragma GCC unroll 8
-        for (int j = 0; j < NR2; j++) iacc[j] = _mm256_setzero_si256();
+        for (int j = 0; j < NR2; j++) iacc[j] = _mm256_set1_epi32(-corr[j][g]); /* sums come out corrected */
 #pragma GCC unroll 8
         for (int s = 0; s < STEPS; s++) {
             const int t = g * STEPS + s;
@@ -59,7 +60,7 @@ static inline __attribute__((always_inline)) void LQ_NAME(tile)(const tkr_lq_fmt
         const __m256 dxv = _mm256_load_ps(dx + (size_t)g * 8);
 #pragma GCC unroll 8
         for (int j = 0; j < NR2; j++) {
-            const __m256 fi = _mm256_cvtepi32_ps(_mm256_sub_epi32(iacc[j], _mm256_set1_epi32(corr[j][g])));
+            const __m256 fi = _mm256_cvtepi32_ps(iacc[j]);
             facc[j] = _mm256_fmadd_ps(fi, _mm256_mul_ps(dxv, _mm256_set1_ps(dw[j][g])), facc[j]);
             if (HAS_MIN)
                 facc[j] = _mm256_fmadd_ps(_mm256_set1_ps(-wmin[j][g]), _mm256_load_ps(xm + (size_t)g * 8), facc[j]);
@@ -70,16 +71,16 @@ static inline __attribute__((always_inline)) void LQ_NAME(tile)(const tkr_lq_fmt
 }
 
 static void LQ_NAME(k32)(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0, int nr,
-                         float *out) {
-    LQ_NAME(tile)(f, X, rg, P, n0, nr, out, 8, 0);
+                         int g0, int g1, float *out) {
+    LQ_NAME(tile)(f, X, rg, P, n0, nr, g0, g1, out, 8, 0);
 }
 #if LQ_MODE != 2 /* the sign trick is for Q8_0 only */
 static void LQ_NAME(k32m)(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0, int nr,
-                          float *out) {
-    LQ_NAME(tile)(f, X, rg, P, n0, nr, out, 8, 1);
+                         int g0, int g1, float *out) {
+    LQ_NAME(tile)(f, X, rg, P, n0, nr, g0, g1, out, 8, 1);
 }
 static void LQ_NAME(k16)(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0, int nr,
-                         float *out) {
-    LQ_NAME(tile)(f, X, rg, P, n0, nr, out, 4, 0);
+                         int g0, int g1, float *out) {
+    LQ_NAME(tile)(f, X, rg, P, n0, nr, g0, g1, out, 4, 0);
 }
 #endif

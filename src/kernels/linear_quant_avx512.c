@@ -23,8 +23,8 @@ static inline int32_t ld32(const int8_t *p) {
 /* The tile: out[j][v * 16 + r] for weight rows n0 + j (j < nr; rows past nr repeat the last
  * one and are dropped) and activation rows of row groups rg .. rg + MV - 1. */
 static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg,
-                                                        const tkr_lq_panel *P, int n0, int nr, float *out,
-                                                        const int NR, const int MV, const int STEPS,
+                                                        const tkr_lq_panel *P, int n0, int nr, int g0, int g1,
+                                                        float *out, const int NR, const int MV, const int STEPS,
                                                         const int HAS_MIN) {
     const int K = f->K, G = f->G;
     const uint8_t *xq = X->q + (size_t)rg * K * VROWS;
@@ -46,13 +46,16 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 #pragma GCC unroll 8
     for (int j = 0; j < NR; j++)
 #pragma GCC unroll 2
-        for (int v = 0; v < MV; v++) facc[j][v] = _mm512_setzero_ps();
-    for (int g = 0; g < G; g++) {
-        __m512i iacc[8][2];
+        for (int v = 0; v < MV; v++)
+            facc[j][v] = g0 ? _mm512_loadu_ps(out + (size_t)j * MV * VROWS + v * VROWS) : _mm512_setzero_ps();
+    for (int g = g0; g < g1; g++) {
+        __m512i iacc[8][2]; /* start at -corr: the sums come out corrected, exactly */
 #pragma GCC unroll 8
-        for (int j = 0; j < NR; j++)
+        for (int j = 0; j < NR; j++) {
+            const __m512i c = _mm512_set1_epi32(-corr[j][g]);
 #pragma GCC unroll 2
-            for (int v = 0; v < MV; v++) iacc[j][v] = _mm512_setzero_si512();
+            for (int v = 0; v < MV; v++) iacc[j][v] = c;
+        }
 #pragma GCC unroll 8
         for (int s = 0; s < STEPS; s++) {
             const int t = g * STEPS + s;
@@ -75,10 +78,9 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 #pragma GCC unroll 8
         for (int j = 0; j < NR; j++) {
             const __m512 s = _mm512_set1_ps(dw[j][g]);
-            const __m512i c = _mm512_set1_epi32(corr[j][g]);
 #pragma GCC unroll 2
             for (int v = 0; v < MV; v++) {
-                __m512 fi = _mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[j][v], c));
+                __m512 fi = _mm512_cvtepi32_ps(iacc[j][v]);
                 facc[j][v] = _mm512_fmadd_ps(fi, _mm512_mul_ps(dxv[v], s), facc[j][v]);
             }
             if (HAS_MIN) {
@@ -98,20 +100,9 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 
 #define DEF_KERNEL(name, MV, STEPS, HAS_MIN)                                                        \
     static void name(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0,  \
-                     int nr, float *out) {                                                          \
-        tile(f, X, rg, P, n0, nr, out, NR_512, MV, STEPS, HAS_MIN);                                  \
+                     int nr, int g0, int g1, float *out) {                                          \
+        tile(f, X, rg, P, n0, nr, g0, g1, out, NR_512, MV, STEPS, HAS_MIN);                          \
     }
-#define DEF_EXP(name, NR, MV) \
-    static void name(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0,  \
-                     int nr, float *out) {                                                          \
-        tile(f, X, rg, P, n0, nr, out, NR, MV, 8, 0);                                  \
-    }
-DEF_EXP(e2_2, 2, 2)
-DEF_EXP(e6_2, 6, 2)
-DEF_EXP(e8_1, 8, 1)
-DEF_EXP(e6_1, 6, 1)
-DEF_EXP(e3_2, 3, 2)
-#include <stdlib.h>
 
 DEF_KERNEL(k32_1, 1, 8, 0)
 DEF_KERNEL(k32_2, 2, 8, 0)
@@ -127,17 +118,7 @@ bool tkr_lq_select_avx512(const tkr_lq_fmt *f, tkr_lq_isa *isa) {
     isa->xoff = 128;
     switch (f->wt) {
     case TKR_DT_Q8_0:
-    case TKR_DT_Q4_0: isa->k1 = k32_1; isa->k2 = k32_2;
-    {
-        const char *e = getenv("LQX");
-        if (e && !strcmp(e, "2_2")) { isa->NR = 2; isa->k1 = e2_2; isa->k2 = e2_2; }
-        if (e && !strcmp(e, "6_2")) { isa->NR = 6; isa->k1 = e6_2; isa->k2 = e6_2; }
-        if (e && !strcmp(e, "3_2")) { isa->NR = 3; isa->k1 = e3_2; isa->k2 = e3_2; }
-        if (e && !strcmp(e, "8_1")) { isa->NR = 8; isa->k1 = e8_1; isa->k2 = NULL; }
-        if (e && !strcmp(e, "6_1")) { isa->NR = 6; isa->k1 = e6_1; isa->k2 = NULL; }
-        if (e && !strcmp(e, "4_1")) { isa->k2 = NULL; }
-    }
-    return true;
+    case TKR_DT_Q4_0: isa->k1 = k32_1; isa->k2 = k32_2; return true;
     case TKR_DT_Q4_K: isa->k1 = k32m_1; isa->k2 = k32m_2; return true;
     case TKR_DT_Q6_K: isa->k1 = k16_1; isa->k2 = k16_2; return true;
     default: return false;
