@@ -144,12 +144,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     const tkr_dtype tlist[4] = {TKR_DT_Q8_0, TKR_DT_Q4_0, TKR_DT_Q4_K, TKR_DT_Q6_K};
-    const int mlist[3] = {1, 128, 2048};
-    const char *mnames[3] = {"1", "128", "2048"};
+    const int mlist[4] = {1, 128, 2048, 16};
+    const char *mnames[4] = {"1", "128", "2048", "16"};
     const char *cap_all[5] = {"auto", "generic", "avx2", "avx2-vnni", "avx512"};
     int failures = 0;
     /* t_layer[cap][type][m][shape] seconds */
-    static double tt[5][4][3][4];
+    static double tt[5][4][4][4];
     for (int ci = 0; ci < 5; ci++) {
         if (!in_list(caps, cap_all[ci])) continue;
         tkr_kctx ctx;
@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
                 free(row);
                 tkr_tensor w = {.name = "w", .dtype = tlist[ti], .ndim = 2, .shape = {N, K}, .data = wq,
                                 .nbytes = rb * N, .aligned = true};
-                for (int mi = 0; mi < 3; mi++) {
+                for (int mi = 0; mi < 4; mi++) {
                     if (!in_list(ms, mnames[mi])) continue;
                     const int M = mlist[mi];
                     float *x = xmalloc(sizeof(float) * (size_t)M * K), *y = xmalloc(sizeof(float) * (size_t)M * N);
