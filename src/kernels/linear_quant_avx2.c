@@ -221,6 +221,9 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
 
 #define NR2 4
 
+/* AVX-VNNI needs GCC 11 or clang; older compilers get the vpmaddubsw kernels only. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11)
+#define LQ_HAVE_AVXVNNI 1
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
 #else
@@ -236,6 +239,9 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
+#endif
+#else
+#define LQ_HAVE_AVXVNNI 0
 #endif
 
 #define LQ_MODE 1
@@ -257,6 +263,13 @@ bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa) {
     isa->xoff = 128;
     isa->wunsigned = f->wt != TKR_DT_Q8_0; /* 4- and 6-bit levels are unsigned as stored */
     isa->k2 = NULL;
+#if !LQ_HAVE_AVXVNNI
+    vnni = false;
+#define vnni_k32s sgn_k32s
+#define vnni_k32u mad_k32u
+#define vnni_k32m mad_k32m
+#define vnni_k16 mad_k16
+#endif
     switch (f->wt) {
     case TKR_DT_Q8_0:
         if (vnni) {
