@@ -78,17 +78,25 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
 
 /* The arithmetic every version performs for output (m, n), group g of G (exact integers, then
  * float32 in group order, so the result never depends on M, tiling or threads):
- *   i   = sum over the group of xq[m][k] * w[n][k]  -  corr[n][g]      (int32, exact)
+ *   i   = sum over the group of x[m][k] * w[n][k]                      (int32, exact)
  *   acc = fma((float)i, dx[m][g] * dw[n][g], acc)
  *   acc = fma(-wmin[n][g], xmin[m][g], acc)                            (Q4_K only)
- * xq is the quantized activation stored with an offset (xoff = 128: as x + 128, unsigned, for
- * vpdpbusd; 0: signed), and corr = xoff * (sum of the group's weights) removes it. */
+ * with x the quantized activations and w the weights' integer levels (Q4_0: q - 8, Q6_K: q - 32,
+ * Q4_K: q). vpdpbusd multiplies unsigned by signed bytes, so one side is stored with an offset
+ * and the exact integer i is recovered with a correction:
+ *   - wunsigned false (Q8_0, and every type in the portable kernel): x stored as x + xoff
+ *     (xoff 128, unsigned) against signed weights; corr[n][g] = xoff * (sum of the weights);
+ *   - wunsigned true (Q4_0, Q4_K, Q6_K in the SIMD kernels): weights stored as unsigned levels
+ *     w + woff (woff 8, 0, 32) against signed x; xc[m][g] = -woff * (sum of the x values).
+ * Both give the same i bit for bit. */
 typedef struct {
     tkr_dtype wt;
     int K;
     int gsize;      /* values per group: 32, or 16 for Q6_K */
     int G;          /* groups per row: K / gsize */
     int xoff;       /* 128 or 0 */
+    bool wunsigned; /* weights unsigned, correction from x (see above) */
+    int woff;       /* weight offset when wunsigned */
     bool has_min;   /* Q4_K: the min term */
 } tkr_lq_fmt;
 
@@ -102,10 +110,12 @@ typedef struct {
     uint8_t *q;
     float *dx;
     float *xmin;
+    int32_t *xc;    /* [Mpad / RW][G][RW]: -woff * sum of the group's x (wunsigned), else NULL */
 } tkr_lq_x;
 
-/* One panel of np weight rows unpacked to one signed byte per value (row-major, K per row) with
- * per-group dw [np][G], corr [np][G] and, for Q4_K, wmin [np][G]. */
+/* One panel of np weight rows unpacked to one byte per value (row-major, K per row: signed
+ * levels, or unsigned levels + woff when wunsigned) with per-group dw [np][G], corr [np][G]
+ * (not when wunsigned) and, for Q4_K, wmin [np][G]. */
 typedef struct {
     int np;
     int8_t *w;
@@ -114,15 +124,18 @@ typedef struct {
     float *wmin;
 } tkr_lq_panel;
 
-/* Micro-kernels: out[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of the
- * row group starting at rg) for every row of a tile; nr <= the kernel's NR. */
+/* Micro-kernels: acc[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of
+ * the row groups starting at rg; nr <= the kernel's NR) accumulated over groups [g0, g1): from
+ * zero when g0 == 0, else continuing from acc. Calls over consecutive group ranges give the bits
+ * of one call over all of them (the callers use that to keep a K chunk in L1). */
 typedef void (*tkr_lq_kernel_fn)(const tkr_lq_fmt *f, const tkr_lq_x *x, int rg, const tkr_lq_panel *p,
-                                 int n0, int nr, float *out);
+                                 int n0, int nr, int g0, int g1, float *acc);
 /* What an ISA offers: row-group width, tile sizes and the kernels for one or two row groups. */
 typedef struct {
     int RW;          /* rows per vector */
     int NR;          /* weight rows per kernel call */
     int xoff;        /* activation offset the kernels expect (per format: see tkr_lq_select) */
+    bool wunsigned;  /* unsigned weights, correction from x (tkr_lq_fmt) */
     tkr_lq_kernel_fn k1, k2;   /* 1 or 2 row groups per call */
 } tkr_lq_isa;
 
