@@ -249,12 +249,20 @@ static void multiply_block(const void *x, size_t ldx, bool bf16, int M, int n0, 
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
     size_t lines_per_row = (nx.bytes + 63) / 64, lines = lines_per_row * (size_t)nx.rows, done = 0;
+    const char *pf_row = nx.base; /* the next line to prefetch: pf_row + pf_off */
+    size_t pf_off = 0;
     int tiles = (M + MR - 1) / MR;
     for (int m = 0; m < M; m += MR) {
         int mr = M - m < MR ? M - m : MR;
         size_t upto = lines * (size_t)(m / MR + 1) / (size_t)tiles;
-        for (; done < upto; done++)
-            _mm_prefetch(nx.base + (done / lines_per_row) * nx.stride + (done % lines_per_row) * 64, _MM_HINT_T1);
+        for (; done < upto; done++) {
+            _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
+            pf_off += 64;
+            if (pf_off >= lines_per_row * 64) {
+                pf_off = 0;
+                pf_row += nx.stride;
+            }
+        }
         for (int n = n0, p = 0; n < n1; n += NR, p++) {
             float *ym = y + (size_t)m * N + n;
             int nr = n1 - n < NR ? n1 - n : NR;
