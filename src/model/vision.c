@@ -65,7 +65,7 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     float *x = buf;                     /* [P, E]     */
     float *xn = x + nP * E;             /* [P, E]     */
     float *tmp = xn + nP * E;           /* [P, E]     */
-    float *qkv = tmp + nP * E;          /* [P, 3E]    */
+    float *qkv = tmp + nP * E;          /* [P, 3E], or 3 x [P, E] when split */
     float *att = qkv + nP * 3 * E;      /* [P, E]     */
     float *mlp = att + nP * E;          /* [P, max(F, 4E)] */
     float *cos_t = mlp + nP * (size_t)(F > E * ms2 ? F : E * ms2); /* [P, hd/2] */
@@ -81,10 +81,22 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     for (; b < v->depth && st == TKR_OK; b++) {
         const tkr_vision_block *B = &m->vis.blocks[b];
         tkr_layernorm(k, x, P, E, B->norm1_w, B->norm1_b, eps, xn);
-        if ((st = tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv)) != TKR_OK) break;
-        tkr_rope_apply_strided(qkv, P, 3 * E, H, hd, cos_t, sin_t);
-        tkr_rope_apply_strided(qkv + E, P, 3 * E, H, hd, cos_t, sin_t);
-        tkr_attention_args a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd,
+        /* fused: qkv [P, 3E] rows (q | k | v); split (GGUF): q, k, v [P, E] one after another */
+        float *q = qkv, *kk = qkv + E, *vv = qkv + 2 * E;
+        int stride = 3 * E;
+        if (B->qkv_w) {
+            if ((st = tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv)) != TKR_OK) break;
+        } else {
+            kk = qkv + nP * E;
+            vv = kk + nP * E;
+            stride = E;
+            if ((st = tkr_linear(k, xn, P, E, B->q_w, B->q_b, q)) != TKR_OK) break;
+            if ((st = tkr_linear(k, xn, P, E, B->k_w, B->k_b, kk)) != TKR_OK) break;
+            if ((st = tkr_linear(k, xn, P, E, B->v_w, B->v_b, vv)) != TKR_OK) break;
+        }
+        tkr_rope_apply_strided(q, P, stride, H, hd, cos_t, sin_t);
+        tkr_rope_apply_strided(kk, P, stride, H, hd, cos_t, sin_t);
+        tkr_attention_args a = {q, kk, vv, stride, stride, att, E, H, H, hd,
                                 seq, n_images, false, false};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
         if ((st = tkr_linear(k, att, P, E, B->proj_w, B->proj_b, tmp)) != TKR_OK) break;
