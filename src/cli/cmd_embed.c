@@ -23,7 +23,10 @@ static void usage(FILE *f) {
             "\"prompt_tokens\": N}, or {\"index\": i, \"error\": {\"message\": ...}} for a bad line.\n"
             "Empty lines are skipped. The exit code is 1 if any line failed.\n"
             "\n"
-            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer)\n"
+            "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
+            "                           .gguf text model, or a directory of one model .gguf and\n"
+            "                           at most one mmproj*.gguf\n"
+            "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
@@ -226,6 +229,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && next) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--mmproj") && next) {
+            mp.mmproj = argv[++i];
         } else if (!strcmp(a, "--text") && next) {
             text = argv[++i];
         } else if (!strcmp(a, "--instruction") && next) {

@@ -374,7 +374,7 @@ static tkr_status load_tokenizer(tkr_model *m, const model_files *f, tkr_error *
         tkr_path_join(p2, sizeof p2, f->dir, "vocab.json") &&
         (tkr_file_exists(p1) || tkr_file_exists(p2)))
         return tkr_tokenizer_load(f->dir, &m->tok, err);
-    tkr_status st = tkr_tokenizer_from_gguf(tkr_weights_gguf(m->weights), NULL, &m->tok, err);
+    tkr_status st = tkr_tokenizer_from_gguf(tkr_weights_gguf_model(m->weights), NULL, &m->tok, err);
     if (st != TKR_OK) tkr_error_prefix(err, "tokenizer: ");
     return st;
 }
@@ -420,7 +420,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
         if ((st = tkr_weights_open_gguf(f->model, f->mmproj[0] ? f->mmproj : NULL, p.use_mmap,
                                         &m->weights, err)) != TKR_OK)
             goto fail;
-        if ((st = tkr_config_from_gguf(tkr_weights_gguf(m->weights), tkr_weights_mmproj(m->weights),
+        if ((st = tkr_config_from_gguf(tkr_weights_gguf_model(m->weights), tkr_weights_gguf_mmproj(m->weights),
                                        &m->cfg, err)) != TKR_OK)
             goto fail;
         if ((st = load_tokenizer(m, f, err)) != TKR_OK) goto fail;
