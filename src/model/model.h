@@ -61,6 +61,19 @@ struct tkr_model {
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
 
+/* model_load.c: what a model path names (a HF directory, a .gguf text model plus an optional
+ * mmproj, or a directory of GGUF files) opened: weights, config and tokenizer, nothing bound.
+ * The model loader and `quantize` share it. */
+typedef struct {
+    bool gguf;
+    tkr_weights *weights;
+    tkr_model_config cfg;
+    tkr_tokenizer *tok;
+} tkr_model_source;
+tkr_status tkr_model_source_open(const char *path, const char *mmproj, int use_mmap,
+                                 tkr_model_source *src, tkr_error *err);
+void tkr_model_source_close(tkr_model_source *src);
+
 /* text.c: the decoder over packed sequences.
  *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);
  *   seq_start [n_seq + 1]; out [n_seq, D]: final-normed hidden state of each sequence's last token. */

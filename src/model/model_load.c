@@ -367,16 +367,49 @@ static tkr_status resolve_files(const char *path, const char *mmproj, model_file
 }
 
 /* HF tokenizer files beside the model win; a GGUF otherwise carries its own. */
-static tkr_status load_tokenizer(tkr_model *m, const model_files *f, tkr_error *err) {
+static tkr_status load_tokenizer(tkr_model_source *src, const model_files *f, tkr_error *err) {
     char p1[4200], p2[4200];
-    if (!f->gguf) return tkr_tokenizer_load(f->dir, &m->tok, err);
+    if (!f->gguf) return tkr_tokenizer_load(f->dir, &src->tok, err);
     if (tkr_path_join(p1, sizeof p1, f->dir, "tokenizer.json") &&
         tkr_path_join(p2, sizeof p2, f->dir, "vocab.json") &&
         (tkr_file_exists(p1) || tkr_file_exists(p2)))
-        return tkr_tokenizer_load(f->dir, &m->tok, err);
-    tkr_status st = tkr_tokenizer_from_gguf(tkr_weights_gguf_model(m->weights), NULL, &m->tok, err);
+        return tkr_tokenizer_load(f->dir, &src->tok, err);
+    tkr_status st = tkr_tokenizer_from_gguf(tkr_weights_gguf_model(src->weights), NULL, &src->tok, err);
     if (st != TKR_OK) tkr_error_prefix(err, "tokenizer: ");
     return st;
+}
+
+tkr_status tkr_model_source_open(const char *path, const char *mmproj, int use_mmap,
+                                 tkr_model_source *src, tkr_error *err) {
+    memset(src, 0, sizeof *src);
+    if (!path || !*path) return tkr_fail(err, TKR_ERR_INVALID_ARG, "no model directory given");
+    model_files *f = malloc(sizeof *f);
+    if (!f) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    tkr_status st = resolve_files(path, mmproj, f, err);
+    if (st == TKR_OK) {
+        src->gguf = f->gguf;
+        if (f->gguf) {
+            st = tkr_weights_open_gguf(f->model, f->mmproj[0] ? f->mmproj : NULL, use_mmap,
+                                       &src->weights, err);
+            if (st == TKR_OK)
+                st = tkr_config_from_gguf(tkr_weights_gguf_model(src->weights),
+                                          tkr_weights_gguf_mmproj(src->weights), &src->cfg, err);
+            if (st == TKR_OK) st = load_tokenizer(src, f, err);
+        } else {
+            st = tkr_config_load(path, &src->cfg, err);
+            if (st == TKR_OK) st = load_tokenizer(src, f, err);
+            if (st == TKR_OK) st = tkr_weights_open(path, use_mmap, &src->weights, err);
+        }
+    }
+    free(f);
+    if (st != TKR_OK) tkr_model_source_close(src);
+    return st;
+}
+
+void tkr_model_source_close(tkr_model_source *src) {
+    tkr_weights_free(src->weights);
+    tkr_tokenizer_free(src->tok);
+    memset(src, 0, sizeof *src);
 }
 
 tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
@@ -386,49 +419,32 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     tkr_model_params p = params ? *params : tkr_model_default_params();
     tkr_status st = check_params(&p, err);
     if (st != TKR_OK) return st;
-    model_files *f = malloc(sizeof *f);
-    if (!f) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
-    if ((st = resolve_files(model_dir, p.mmproj, f, err)) != TKR_OK) {
-        free(f);
-        return st;
-    }
+    size_t dl = strlen(model_dir);
+    if (dl >= sizeof ((tkr_model *)0)->dir)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "model directory path too long");
     tkr_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        free(f);
-        return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
-    }
+    if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     m->params = p;
     m->params.mmproj = NULL;   /* not kept: the caller owns that string */
-    m->gguf = f->gguf;
-    size_t dl = strlen(model_dir);
-    if (dl >= sizeof m->dir) {
-        free(m);
-        free(f);
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "model directory path too long");
-    }
     memcpy(m->dir, model_dir, dl + 1);
     while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = '\0';
     const char *base = strrchr(m->dir, '/');
     base = base ? base + 1 : m->dir;
     size_t bl = strlen(base);
-    if (f->gguf && ends_with(base, ".gguf")) bl -= 5;
+    if (ends_with(base, ".gguf")) bl -= 5;
     if (bl >= sizeof m->name) bl = sizeof m->name - 1;
     memcpy(m->name, base, bl);
     m->name[bl] = '\0';
 
-    if (f->gguf) {
-        if ((st = tkr_weights_open_gguf(f->model, f->mmproj[0] ? f->mmproj : NULL, p.use_mmap,
-                                        &m->weights, err)) != TKR_OK)
-            goto fail;
-        if ((st = tkr_config_from_gguf(tkr_weights_gguf_model(m->weights), tkr_weights_gguf_mmproj(m->weights),
-                                       &m->cfg, err)) != TKR_OK)
-            goto fail;
-        if ((st = load_tokenizer(m, f, err)) != TKR_OK) goto fail;
-    } else {
-        if ((st = tkr_config_load(model_dir, &m->cfg, err)) != TKR_OK) goto fail;
-        if ((st = load_tokenizer(m, f, err)) != TKR_OK) goto fail;
-        if ((st = tkr_weights_open(model_dir, p.use_mmap, &m->weights, err)) != TKR_OK) goto fail;
+    tkr_model_source src;
+    if ((st = tkr_model_source_open(model_dir, p.mmproj, p.use_mmap, &src, err)) != TKR_OK) {
+        free(m);
+        return st;
     }
+    m->gguf = src.gguf;
+    m->weights = src.weights;
+    m->tok = src.tok;
+    m->cfg = src.cfg;
     if ((st = bind_text_weights(m, err)) != TKR_OK) goto fail_named;
     if ((st = bind_vision_weights(m, err)) != TKR_OK) goto fail_named;
     if ((st = bind_tokens(m, err)) != TKR_OK) goto fail_named;
@@ -453,13 +469,11 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     *out = m;
-    free(f);
     return TKR_OK;
 fail_named:
     tkr_error_prefix(err, "%s: ", model_dir);
 fail:
     tkr_model_free(m);
-    free(f);
     return st;
 }
 
