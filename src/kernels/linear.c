@@ -56,6 +56,7 @@ static void linear_task(void *p, int task, int thread) {
 
 tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                       const tkr_tensor *bias, float *y) {
+    if (tkr_dtype_is_quant(w->dtype)) return tkr_linear_quant(ctx, x, M, K, w, bias, y);
     int N = (int)w->shape[0];
     if (M <= 0 || N <= 0) return TKR_OK;
     /* Blocks of 16 columns (one AVX2 panel) and up, each at most 256 wide (its packed k-block

@@ -5,8 +5,10 @@
  * (tools/quant_golden/gen_quant_golden.c says how they were made). Our quantizers must give the
  * same bytes and our dequantizers the same float bits. */
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "kernels/quant.h"
 #include "test.h"
+#include "util/threadpool.h"
 
 #include <stdint.h>
 
@@ -111,6 +113,16 @@ static void test_q8_K_matches_ggml(void) {
         tkr_quantize_row_q8_K(x, got, (int64_t)GROWS * GCOLS);
         for (int b = 0; b < nb; b++)
             CHECK(memcmp(&got[b], want + (size_t)b * 292, 292) == 0, "q8_K block %d differs", b);
+#ifdef TKR_HAVE_X86
+        tkr_kctx c;
+        tkr_kctx_init(&c, NULL, NULL);
+        if (c.avx2) { /* the vectorized copy used by the AVX2 / AVX-512 products */
+            memset(got, 0x55, (size_t)nb * sizeof *got);
+            tkr_quantize_row_q8_K_avx2(x, got, (int64_t)GROWS * GCOLS);
+            for (int b = 0; b < nb; b++)
+                CHECK(memcmp(&got[b], want + (size_t)b * 292, 292) == 0, "q8_K avx2 block %d differs", b);
+        }
+#endif
         free(got);
     }
     free(x);
@@ -126,6 +138,26 @@ static void test_q8_0_activation(void) {
         tkr_block_q8_0 *got = calloc(nb, sizeof *got);
         tkr_quantize_row_q8_0(x, got, (int64_t)GROWS * GCOLS);
         CHECK(memcmp(got, want, nb * 34) == 0, "q8_0 activation blocks differ from ggml's");
+#ifdef TKR_HAVE_X86
+        tkr_kctx c;
+        tkr_kctx_init(&c, NULL, NULL);
+        if (c.avx2) {
+            memset(got, 0x55, nb * sizeof *got);
+            tkr_quantize_row_q8_0_avx2(x, got, (int64_t)GROWS * GCOLS);
+            CHECK(memcmp(got, want, nb * 34) == 0, "q8_0 avx2 activation blocks differ from ggml's");
+        }
+        /* halves: values at exactly k + 0.5 steps round away from zero, as roundf */
+        float h[32];
+        for (int i = 0; i < 32; i++) h[i] = (i % 2 ? -1.0f : 1.0f) * (float)(i * 4 + 1) * 0.5f;
+        h[31] = 127.0f; /* scale 1: values are their own steps */
+        tkr_block_q8_0 hs, hv;
+        tkr_quantize_row_q8_0(h, &hs, 32);
+        if (c.avx2) {
+            tkr_quantize_row_q8_0_avx2(h, &hv, 32);
+            CHECK(memcmp(&hs, &hv, sizeof hs) == 0, "q8_0 avx2 rounding of halves differs");
+        }
+        CHECK(hs.qs[0] == 1 && hs.qs[1] == -3, "roundf halves: %d %d", hs.qs[0], hs.qs[1]);
+#endif
         free(got);
     }
     free(x);
@@ -183,11 +215,195 @@ static void test_round_trip_error(void) {
     free(q);
 }
 
+/* ---- the quantized matrix product --------------------------------------------------------- */
+
+static uint64_t qrng = 0x243f6a8885a308d3ull;
+static float qrand(void) { /* uniform [-1, 1) */
+    qrng = qrng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((qrng >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
+}
+
+/* A random [N, K] weight quantized to t (rows with varied scales), its dequantized floats, and a
+ * bias. Data is stored at an odd offset: tensor views into files need not be aligned. */
+typedef struct {
+    tkr_tensor w, b;
+    uint8_t *mem;
+    float *wd;   /* [N, K] dequantized */
+    float *bias; /* [N] */
+} qweight;
+
+static void qweight_make(qweight *q, tkr_dtype t, int N, int K) {
+    size_t rb = tkr_dtype_row_bytes(t, K);
+    q->mem = malloc(rb * N + 1);
+    q->wd = malloc(sizeof(float) * (size_t)N * K);
+    q->bias = malloc(sizeof(float) * (size_t)N);
+    float *row = malloc(sizeof(float) * (size_t)K);
+    for (int n = 0; n < N; n++) {
+        float sc = 0.02f * (1 + n % 7);
+        for (int k = 0; k < K; k++) row[k] = qrand() * sc + (k % 97 == 3 ? 0.2f : 0.0f);
+        tkr_quantize_row(t, row, q->mem + 1 + rb * n, K);
+        tkr_dequantize_row(t, q->mem + 1 + rb * n, q->wd + (size_t)n * K, K);
+        q->bias[n] = qrand();
+    }
+    free(row);
+    memset(&q->w, 0, sizeof q->w);
+    q->w.name = "w";
+    q->w.dtype = t;
+    q->w.ndim = 2;
+    q->w.shape[0] = N;
+    q->w.shape[1] = K;
+    q->w.data = q->mem + 1;
+    q->w.nbytes = rb * N;
+    memset(&q->b, 0, sizeof q->b);
+    q->b.name = "b";
+    q->b.dtype = TKR_DT_F32;
+    q->b.ndim = 1;
+    q->b.shape[0] = N;
+    q->b.data = q->bias;
+    q->b.nbytes = sizeof(float) * (size_t)N;
+}
+
+static void qweight_free(qweight *q) {
+    free(q->mem);
+    free(q->wd);
+    free(q->bias);
+}
+
+static const char *caps[] = {"generic", "avx2", "avx2-vnni", "avx512"};
+#define NCAPS 4
+static const tkr_dtype qtypes[] = {TKR_DT_Q8_0, TKR_DT_Q4_0, TKR_DT_Q4_K, TKR_DT_Q6_K};
+
+/* Activations with a few large channels, as real hidden states have. */
+static float *make_x(int M, int K) {
+    float *x = malloc(sizeof(float) * (size_t)M * K);
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) x[(size_t)m * K + k] = qrand() * (k % 61 == 7 ? 8.0f : 1.0f) * (1 + m % 3);
+    return x;
+}
+
+/* Against double-precision sum over dequantized weights times the float activations: the only
+ * error is the activations' 8-bit quantization (|err| <= half a step per value, the step being the
+ * activation block's scale: amax / 127, times 1 + 127 / 2048 for Q8_0's fp16 scale), so
+ * |y - ref| <= sum_k |w[k]| * step(k) * (0.5 + 127 / 2048), plus float rounding. Every ISA version
+ * must also give the portable version's bits exactly: integer sums are exact and the float steps
+ * are the same fmaf sequence (tolerance 0). */
+static void check_qlinear(tkr_dtype t, int M, int K, int N, bool use_bias) {
+    qweight q;
+    qweight_make(&q, t, N, K);
+    float *x = make_x(M, K);
+    float *y = malloc(sizeof(float) * (size_t)M * N), *y0 = malloc(sizeof(float) * (size_t)M * N);
+    const int blk = (t == TKR_DT_Q8_0 || t == TKR_DT_Q4_0) ? 32 : 256;
+    for (int c = 0; c < NCAPS; c++) {
+        tkr_kctx ctx;
+        tkr_kctx_init(&ctx, NULL, caps[c]);
+        for (int i = 0; i < M * N; i++) y[i] = NAN;
+        CHECK(tkr_linear(&ctx, x, M, K, &q.w, use_bias ? &q.b : NULL, y) == TKR_OK, "status");
+        if (c == 0) {
+            memcpy(y0, y, sizeof(float) * (size_t)M * N);
+            int bad = 0;
+            for (int m = 0; m < M && bad < 3; m++) {
+                for (int n = 0; n < N && bad < 3; n++) {
+                    double ref = use_bias ? q.bias[n] : 0.0, bound = 0;
+                    for (int b = 0; b < K / blk; b++) {
+                        float amax = 0;
+                        for (int k = b * blk; k < (b + 1) * blk; k++) amax = fmaxf(amax, fabsf(x[(size_t)m * K + k]));
+                        for (int k = b * blk; k < (b + 1) * blk; k++) {
+                            double wv = q.wd[(size_t)n * K + k];
+                            ref += wv * x[(size_t)m * K + k];
+                            bound += fabs(wv) * amax / 127 * (0.5 + 127.0 / 2048);
+                        }
+                    }
+                    double got = y[(size_t)m * N + n];
+                    bound = bound * 1.001 + 1e-5 * (fabs(ref) + 1);
+                    if (!(fabs(got - ref) <= bound)) {
+                        bad++;
+                        CHECK(0, "%s M=%d K=%d N=%d (%d,%d): %.6f vs ref %.6f (bound %.2g)", tkr_dtype_name(t), M, K,
+                              N, m, n, got, ref, bound);
+                    }
+                }
+            }
+        } else {
+            int bad = -1;
+            for (int i = 0; i < M * N && bad < 0; i++)
+                if (memcmp(&y[i], &y0[i], 4) != 0) bad = i;
+            CHECK(bad < 0, "%s %s M=%d K=%d N=%d: element %d is %.9g, portable %.9g", caps[c], tkr_dtype_name(t), M, K,
+                  N, bad, bad < 0 ? 0.0 : y[bad], bad < 0 ? 0.0 : y0[bad]);
+        }
+    }
+    free(x);
+    free(y);
+    free(y0);
+    qweight_free(&q);
+}
+
+static void test_qlinear_shapes(void) {
+    for (int t = 0; t < 4; t++) {
+        const bool k32 = qtypes[t] == TKR_DT_Q8_0 || qtypes[t] == TKR_DT_Q4_0;
+        check_qlinear(qtypes[t], 1, 256, 5, false);
+        check_qlinear(qtypes[t], 7, 512, 37, true);
+        check_qlinear(qtypes[t], 33, 768, 70, false);
+        check_qlinear(qtypes[t], 40, k32 ? 96 : 256, 19, true);
+        check_qlinear(qtypes[t], 17, k32 ? 32 : 256, 1, true);
+    }
+}
+
+/* Row m computed alone equals row m of a batch, bit for bit, for every version (batch
+ * invariance); a 3-thread pool gives the single-threaded bits. */
+static void test_qlinear_batch_invariance_and_threads(void) {
+    const int M = 45, K = 512, N = 83;
+    tkr_pool *pool = NULL;
+    tkr_error err;
+    CHECK(tkr_pool_init(3, &pool, &err) == TKR_OK, "pool");
+    for (int t = 0; t < 4; t++) {
+        qweight q;
+        qweight_make(&q, qtypes[t], N, K);
+        float *x = make_x(M, K);
+        float *y = malloc(sizeof(float) * M * N), *yt = malloc(sizeof(float) * M * N), row[83];
+        for (int c = 0; c < NCAPS; c++) {
+            tkr_kctx ctx, ctxt;
+            tkr_kctx_init(&ctx, NULL, caps[c]);
+            tkr_kctx_init(&ctxt, pool, caps[c]);
+            CHECK(tkr_linear(&ctx, x, M, K, &q.w, &q.b, y) == TKR_OK, "status");
+            CHECK(tkr_linear(&ctxt, x, M, K, &q.w, &q.b, yt) == TKR_OK, "status");
+            CHECK(memcmp(y, yt, sizeof(float) * M * N) == 0, "%s %s: threads change the result", caps[c],
+                  tkr_dtype_name(qtypes[t]));
+            for (int m = 0; m < M; m += 11) {
+                CHECK(tkr_linear(&ctx, x + (size_t)m * K, 1, K, &q.w, &q.b, row) == TKR_OK, "status");
+                CHECK(memcmp(row, y + (size_t)m * N, sizeof(float) * N) == 0, "%s %s: row %d alone differs",
+                      caps[c], tkr_dtype_name(qtypes[t]), m);
+            }
+            /* rows 5..21 as their own batch */
+            CHECK(tkr_linear(&ctxt, x + 5 * K, 17, K, &q.w, &q.b, yt) == TKR_OK, "status");
+            CHECK(memcmp(yt, y + 5 * N, sizeof(float) * 17 * N) == 0, "%s %s: sub-batch differs", caps[c],
+                  tkr_dtype_name(qtypes[t]));
+        }
+        free(x);
+        free(y);
+        free(yt);
+        qweight_free(&q);
+    }
+    tkr_pool_free(pool);
+}
+
+/* A K that is not a multiple of the block is refused, not read past. */
+static void test_qlinear_bad_shape(void) {
+    qweight q;
+    qweight_make(&q, TKR_DT_Q4_K, 3, 256);
+    float x[512] = {0}, y[8];
+    tkr_kctx ctx;
+    tkr_kctx_init(&ctx, NULL, NULL);
+    CHECK(tkr_linear(&ctx, x, 1, 128, &q.w, NULL, y) != TKR_OK, "K mismatch accepted");
+    qweight_free(&q);
+}
+
 int main(void) {
     RUN(test_quantize_matches_ggml);
     RUN(test_dequantize_matches_ggml);
     RUN(test_q8_K_matches_ggml);
     RUN(test_q8_0_activation);
     RUN(test_round_trip_error);
+    RUN(test_qlinear_shapes);
+    RUN(test_qlinear_batch_invariance_and_threads);
+    RUN(test_qlinear_bad_shape);
     return test_summary();
 }
