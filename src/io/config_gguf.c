@@ -37,7 +37,10 @@ static tkr_status g_int(gctx *c, const char *key, int required, int def, long lo
     }
     if (!is_int_type(tkr_gguf_kv_type(c->g, (size_t)i)))
         return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: '%s' must be an integer", c->label, key);
-    if (!tkr_gguf_get_int(c->g, key, &v) || v < lo || v > hi)
+    if (!tkr_gguf_get_int(c->g, key, &v))
+        return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: '%s' is out of range [%lld, %lld]", c->label,
+                        key, lo, hi);
+    if (v < lo || v > hi)
         return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: '%s' = %lld is out of range [%lld, %lld]",
                         c->label, key, (long long)v, lo, hi);
     *out = (int)v;

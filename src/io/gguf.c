@@ -395,14 +395,14 @@ static tkr_status parse_tensor(tkr_gguf *g, cursor *c, size_t i, placement *pl,
     if (nl == 0)
         return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: tensor %zu (at byte %zu) has an empty name",
                         c->label, i, at);
+    if (nl > GGUF_MAX_TENSOR_NAME)
+        return tkr_fail(c->err, TKR_ERR_FORMAT,
+                        "%s: tensor %zu name '%.*s...' is %llu bytes (ggml allows at most %u)",
+                        c->label, i, 60, (const char *)ns, (unsigned long long)nl,
+                        GGUF_MAX_TENSOR_NAME);
     if (memchr(ns, 0, (size_t)nl))
         return tkr_fail(c->err, TKR_ERR_FORMAT,
                         "%s: tensor %zu (at byte %zu) has a name with a NUL byte", c->label, i, at);
-    if (nl > GGUF_MAX_TENSOR_NAME)
-        return tkr_fail(c->err, TKR_ERR_FORMAT,
-                        "%s: tensor %zu name '%.80s...' is %llu bytes (ggml allows at most %u)",
-                        c->label, i, (const char *)ns, (unsigned long long)nl,
-                        GGUF_MAX_TENSOR_NAME);
     t->name = arena_add(g, c, ns, (size_t)nl, name_off);   /* fixed up in parse_file */
     if (!t->name) return TKR_ERR_NOMEM;
     snprintf(c->where, sizeof c->where, "tensor '%s': ", t->name);
