@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  --type TYPE           f32, f16, bf16, q8_0, q4_0, q4_k_m (llama.cpp's mix), q6_k\n"
             "  --vision-type TYPE    f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default: q8_0 for a\n"
             "                        quantized --type, else the same float type)\n"
+            "  --threads N           conversion threads (default: all cores)\n"
             "  -q, --quiet           no progress bar\n"
             "  -h, --help            this help\n");
 }
@@ -67,6 +68,11 @@ int tkr_cmd_quantize(int argc, char **argv) {
             vtype = argv[++i];
         } else if (!strcmp(a, "--mmproj") && next) {
             p.mmproj = argv[++i];
+        } else if (!strcmp(a, "--threads")) {
+            long v;
+            if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
+            p.n_threads = (int)v;
+            i++;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             bar.tty = 0;
         } else {

@@ -13,6 +13,8 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/platform.h"
+#include "util/threadpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,38 +309,56 @@ static tkr_status vision_jobs(joblist *l, const tkr_model_source *s, tkr_error *
 
 /* ---- conversion ------------------------------------------------------------------------------ */
 
-/* The job's bytes in its type: every output row from its source row (float32 in between). */
-static tkr_status convert(const qjob *j, void **out, size_t *nbytes, tkr_error *err) {
+/* One slice of a job's rows, converted by one thread with its own float row. */
+typedef struct {
+    const qjob *j;
+    const tkr_tensor *view;
+    uint8_t *buf;
+    size_t rb;
+    float *rows;           /* [threads][K] */
+    int n_tasks;
+} convert_ctx;
+
+static void convert_task(void *ctx, int task, int thread) {
+    convert_ctx *c = ctx;
+    const qjob *j = c->j;
+    float *row = c->rows + (size_t)thread * (size_t)j->K;
+    int64_t r0 = j->n_rows * task / c->n_tasks, r1 = j->n_rows * (task + 1) / c->n_tasks;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t sr = j->mode == 1 ? r * 2 + j->half : j->row0 + r;
+        tkr_weight_row_f32(c->view, sr, row);
+        tkr_quantize_row(j->type, row, c->buf + (size_t)r * c->rb, j->K);
+    }
+}
+
+/* The job's bytes in its type: every output row from its source row (float32 in between),
+ * rows split over the pool's threads. */
+static tkr_status convert(const qjob *j, tkr_pool *pool, void **out, size_t *nbytes,
+                          tkr_error *err) {
     size_t rb = tkr_dtype_row_bytes(j->type, j->K);
     size_t src_numel = tkr_tensor_numel(j->src);
     tkr_tensor view = *j->src; /* [src_numel / K, K] */
     view.ndim = 2;
     view.shape[0] = (int64_t)src_numel / j->K;
     view.shape[1] = j->K;
-    if (rb == 0 || (int64_t)src_numel % j->K != 0 ||
+    int64_t last = j->mode == 1 ? (j->n_rows - 1) * 2 + j->half : j->row0 + j->n_rows - 1;
+    if (rb == 0 || (int64_t)src_numel % j->K != 0 || last >= view.shape[0] ||
         (tkr_dtype_is_quant(view.dtype) && j->K % tkr_dtype_block_elems(view.dtype) != 0))
         return tkr_fail(err, TKR_ERR_FORMAT, "tensor '%s': cannot convert rows of %lld to %s",
                         j->name, (long long)j->K, tkr_dtype_name(j->type));
+    int threads = tkr_pool_size(pool);
     uint8_t *buf = malloc(rb * (size_t)j->n_rows);
-    float *row = malloc(sizeof(float) * (size_t)j->K);
-    if (!buf || !row) {
+    float *rows = malloc(sizeof(float) * (size_t)j->K * (size_t)threads);
+    if (!buf || !rows) {
         free(buf);
-        free(row);
+        free(rows);
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for tensor '%s' (%zu MB)", j->name,
                         rb * (size_t)j->n_rows >> 20);
     }
-    for (int64_t r = 0; r < j->n_rows; r++) {
-        int64_t sr = j->mode == 1 ? r * 2 + j->half : j->row0 + r;
-        if (sr >= view.shape[0]) {
-            free(buf);
-            free(row);
-            return tkr_fail(err, TKR_ERR_FORMAT, "tensor '%s': source row %lld out of range",
-                            j->name, (long long)sr);
-        }
-        tkr_weight_row_f32(&view, sr, row);
-        tkr_quantize_row(j->type, row, buf + (size_t)r * rb, j->K);
-    }
-    free(row);
+    int64_t tasks = j->n_rows < 4 * threads ? j->n_rows : 4 * threads;
+    convert_ctx c = {j, &view, buf, rb, rows, (int)tasks};
+    tkr_pool_run(pool, (int)tasks, convert_task, &c);
+    free(rows);
     *out = buf;
     *nbytes = rb * (size_t)j->n_rows;
     return TKR_OK;
@@ -351,14 +371,14 @@ typedef struct {
 
 /* Declares, then converts and writes, every job into path. */
 static tkr_status write_file(tkr_gguf_writer *w, const joblist *l, const char *path,
-                             progress_state *ps, tkr_error *err) {
+                             tkr_pool *pool, progress_state *ps, tkr_error *err) {
     for (size_t i = 0; i < l->n; i++)
         TRY(tkr_gguf_add_tensor(w, l->v[i].name, l->v[i].type, l->v[i].ndim, l->v[i].shape, err));
     TRY(tkr_gguf_writer_begin(w, path, err));
     for (size_t i = 0; i < l->n; i++) {
         void *data = NULL;
         size_t nb = 0;
-        TRY(convert(&l->v[i], &data, &nb, err));
+        TRY(convert(&l->v[i], pool, &data, &nb, err));
         tkr_status st = tkr_gguf_write_tensor(w, data, nb, err);
         free(data);
         if (st != TKR_OK) return st;
@@ -503,6 +523,7 @@ tkr_status tkr_quantize_model(const char *src_path, const char *out_path,
     TRY(tkr_model_source_open(src_path, p.mmproj, 1, &s, err));
     joblist text = {0}, vis = {0};
     tkr_gguf_writer *w = NULL;
+    tkr_pool *pool = NULL;
     progress_state ps = {&p, 0, 0};
     bool vision = has_vision(&s);
     tkr_status st = text_jobs(&text, &s, err);
@@ -512,17 +533,20 @@ tkr_status tkr_quantize_model(const char *src_path, const char *out_path,
         assign_types(&text, p.type, false, s.cfg.text.num_layers, tied, &ps.total);
         assign_types(&vis, p.vision_type, true, s.cfg.vision.depth, false, &ps.total);
     }
+    if (st == TKR_OK)
+        st = tkr_pool_init(p.n_threads > 0 ? p.n_threads : tkr_cpu_count(), &pool, err);
     if (st == TKR_OK) st = tkr_gguf_writer_init(&w, err);
     if (st == TKR_OK) st = text_metadata(w, &s, name, p.type, err);
-    if (st == TKR_OK) st = write_file(w, &text, out_path, &ps, err);
+    if (st == TKR_OK) st = write_file(w, &text, out_path, pool, &ps, err);
     tkr_gguf_writer_free(w);
     w = NULL;
     if (st == TKR_OK && vision) {
         st = tkr_gguf_writer_init(&w, err);
         if (st == TKR_OK) st = vision_metadata(w, &s, name, p.vision_type, err);
-        if (st == TKR_OK) st = write_file(w, &vis, mm_out, &ps, err);
+        if (st == TKR_OK) st = write_file(w, &vis, mm_out, pool, &ps, err);
         tkr_gguf_writer_free(w);
     }
+    tkr_pool_free(pool);
     free(text.v);
     free(vis.v);
     tkr_model_source_close(&s);

@@ -39,6 +39,7 @@ typedef struct {
     tkr_qtype vision_type;     /* the mmproj's; TKR_QT_COUNT = default: Q8_0 when type is a
                                   quantized type, else the same float type                    */
     const char *mmproj;        /* source is a GGUF text model: its mmproj (NULL: beside it)   */
+    int n_threads;             /* rows are converted in parallel; 0 = all cores               */
     /* progress: called after each tensor (done of total bytes of output); may be NULL */
     void (*progress)(void *ctx, const char *tensor, uint64_t done, uint64_t total);
     void *progress_ctx;

@@ -3,7 +3,7 @@
 every vector against the HF reference (cosine >= threshold) and every prompt_tokens count.
 
 usage: compare_expected.py TKR_BIN MODEL_DIR EXPECTED.jsonl DATA_DIR FIXTURES_DIR [--kind text|image|all]
-       [--args "EXTRA ARGS"] [--min-cos C] (default 0.99999)
+       [--args "EXTRA ARGS"] [--min-cos C] (default 0.99999) [--text-limit N]
 Exit 0 only if every item matches; prints one line per item."""
 import json
 import math
@@ -23,6 +23,10 @@ def main():
     if "--min-cos" in sys.argv:
         min_cos = float(sys.argv[sys.argv.index("--min-cos") + 1])
     items = [json.loads(l) for l in open(expected, encoding="utf-8") if l.strip()]
+    if "--text-limit" in sys.argv:   # the first N text items and every image item
+        n = int(sys.argv[sys.argv.index("--text-limit") + 1])
+        texts = [it for it in items if not it.get("images")][:n]
+        items = [it for it in items if it.get("images") or any(it is t for t in texts)]
     if kind == "text":
         items = [it for it in items if not it.get("images")]
     elif kind == "image":
