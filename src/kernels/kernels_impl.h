@@ -27,6 +27,17 @@ size_t tkr_linear_avx2_pack_floats(int block_n, int K);
 void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
                            float *y, int N, float *pack);
 
+/* AVX-512F: the same block with 64-column panels and a 6x64 tile (linear_avx512.c), bit for
+ * bit the AVX2 result. pack: tkr_linear_avx512_pack_floats(n1 - n0, K) floats, 64-byte aligned. */
+size_t tkr_linear_avx512_pack_floats(int block_n, int K);
+void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
+                             float *y, int N, float *pack);
+/* The fast mode (AVX512_BF16, BF16 weights): xb [M, ldx] is x rounded to bf16 by
+ * tkr_linear_to_bf16_avx512 (ldx = K rounded up to even, the pad zero); the same pack size. */
+void tkr_linear_to_bf16_avx512(const float *x, size_t n, uint16_t *out);
+void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, const tkr_tensor *w,
+                                  int n0, int n1, float *y, int N, float *pack);
+
 /* ---- attention ------------------------------------------------------------------------- */
 
 /* Row of q / out that holds query row i (relative to the start) of sequence s. */
