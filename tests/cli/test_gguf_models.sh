@@ -11,6 +11,8 @@
 #  4. every fixture model (m1: flat/old layout/F32, m2: nested/new layout/F16/sharded, m3: real
 #     head size, hidden 768 so the K-quants run) quantized by `quantize` to each type and
 #     embedded: cos floors f32/f16/bf16 0.9999, q8_0 0.999, q4_k_m and q6_k 0.99, q4_0 0.98.
+#     m3's q4_0, q4_k_m and q6_k files are byte-identical to llama-quantize's output on the same
+#     F32 values (tests/fixtures/gguf/llama-quantize-m3.json).
 #     The tiny m1/m2 rows (16, 24, 40, 56 values) are not whole blocks: they take the F16
 #     fallback, as llama.cpp does.
 set -uo pipefail
@@ -38,7 +40,7 @@ compare() { # compare MODEL EXPECTED FLOOR [compare_expected args...]
 }
 
 # ---- 1. llama.cpp-converted pair
-make_model_dir m4-gguf-src "$tmp/m4"
+make_model_dir m4-gguf-src "$tmp/m4" || { echo "FATAL: cannot assemble m4"; exit 1; }
 mkdir -p "$tmp/q4" "$tmp/qg"
 E4="$EXP/m4-gguf-src.jsonl"
 compare "$G/m4-f32.gguf" "$E4" 0.99999 --args "--mmproj $G/mmproj-m4-f32.gguf"
@@ -92,17 +94,26 @@ models="m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16"
 san=0
 case "$TKR_BUILD" in *-san) san=1;; esac
 for m in $models; do
-  make_model_dir "$m" "$tmp/$m"
+  make_model_dir "$m" "$tmp/$m" || { echo "FATAL: cannot assemble $m"; exit 1; }
   types="f32 f16 bf16 q8_0 q4_0 q4_k_m q6_k"
   # f32/f16 of m3's 117M-value embedding table are 470/230 MB files: those types are covered above
   [ "$m" = m3-h128-bf16 ] && types="bf16 q8_0 q4_0 q4_k_m q6_k"
-  [ "$m" = m3-h128-bf16 ] && [ $san = 1 ] && types="q4_k_m" && echo "(sanitizer build: m3 at q4_k_m only)"
+  if [ $san = 1 ]; then
+    [ "$m" = m2-nested-f16-sharded ] && types="q8_0 q4_k_m"
+    [ "$m" = m3-h128-bf16 ] && types="q4_k_m"
+    echo "(sanitizer build: $m at $types)"
+  fi
   for t in $types; do
     rm -rf "$tmp/out"; mkdir -p "$tmp/out"
     "$BIN" quantize -q -m "$tmp/$m" -o "$tmp/out/$m-$t.gguf" --type $t 2>"$tmp/err" ||
       { cat "$tmp/err"; check "quantize $m $t" 1; continue; }
     compare "$tmp/out" "$EXP/$m.jsonl" "$(floor $t)" --text-limit 12
     check "$m quantized to $t (floor $(floor $t))" $?
+    # m3's K-quant files = llama-quantize's (llama.cpp 80fb11a, run on our f32 GGUF of m3)
+    if [ "$m" = m3-h128-bf16 ] && [ "$t" != bf16 ] && [ "$t" != q8_0 ]; then
+      python3 "$TENS" "$tmp/out/$m-$t.gguf" --check "$G/llama-quantize-m3.json" "llama-quantize-m3-$t.gguf" | tail -2
+      check "m3 $t: every tensor = llama-quantize's bytes" ${PIPESTATUS[0]}
+    fi
   done
   rm -rf "$tmp/$m" "$tmp/out"
 done
