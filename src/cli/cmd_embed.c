@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "  --max-tokens N           tokens per item (default 32768)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
+            "  -v, --verbose            print the kernels in use to stderr\n"
             "  -h, --help               this help\n");
 }
 
@@ -217,6 +218,7 @@ int tkr_cmd_embed(int argc, char **argv) {
     const char *images[MAX_CLI_IMAGES];
     int n_images = 0;
     tkr_model_params mp = tkr_model_default_params();
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -238,6 +240,8 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
         } else if (!strcmp(a, "--threads")) {
@@ -276,6 +280,11 @@ int tkr_cmd_embed(int argc, char **argv) {
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;
+    }
+    if (verbose) {
+        char kernels[256];
+        tkr_model_describe_kernels(model, kernels, sizeof kernels);
+        fprintf(stderr, "tkr-embed: kernels: %s\n", kernels);
     }
     int rc = 0;
     if (input) {
