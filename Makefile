@@ -17,6 +17,8 @@ Q        := $(if $(filter 1,$(V)),,@)
 UNAME_S  := $(shell uname -s)
 # macOS: Homebrew's libraries are not on pkg-config's default path (keg-only ones like curl, jpeg).
 ifeq ($(UNAME_S),Darwin)
+  # with _POSIX_C_SOURCE alone, macOS hides BSD names its own headers need (sys/sysctl.h)
+  DARWIN_CFLAGS := -D_DARWIN_C_SOURCE
   BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
   ifneq ($(BREW_PREFIX),)
     export PKG_CONFIG_PATH := $(PKG_CONFIG_PATH):$(BREW_PREFIX)/lib/pkgconfig:$(BREW_PREFIX)/opt/curl/lib/pkgconfig:$(BREW_PREFIX)/opt/jpeg-turbo/lib/pkgconfig:$(BREW_PREFIX)/opt/libjpeg-turbo/lib/pkgconfig
@@ -27,7 +29,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd -lcurl)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
-CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L $(DARWIN_CFLAGS)
 ifeq ($(SAN),1)
   BUILD  ?= build-san
   OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

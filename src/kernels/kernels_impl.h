@@ -13,6 +13,9 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define TKR_HAVE_X86 1
 #endif
+#if defined(__aarch64__)
+#define TKR_HAVE_NEON 1
+#endif
 
 /* ---- linear ---------------------------------------------------------------------------- */
 
@@ -49,5 +52,19 @@ void tkr_quick_gelu_avx2(float *x, size_t n);
 double tkr_sum_sq_avx2(const float *x, int n);
 double tkr_sum_avx2(const float *x, int n);
 double tkr_sum_sq_dev_avx2(const float *x, int n, double mean);
+
+/* ---- NEON (aarch64, the *_neon.c files): the AVX2 pieces' designs, and their results ---- */
+
+size_t tkr_linear_neon_pack_floats(int block_n, int K);
+void tkr_linear_block_neon(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
+                           float *y, int N, float *pack);
+size_t tkr_attention_neon_scratch_floats(int max_T, int head_dim);
+void tkr_attention_rows_neon(const tkr_attention_args *a, int s, int h, int i0, int i1,
+                             float *scratch);
+void tkr_silu_mul_neon(float *gate, const float *up, size_t n);
+void tkr_quick_gelu_neon(float *x, size_t n);
+double tkr_sum_sq_neon(const float *x, int n);
+double tkr_sum_neon(const float *x, int n);
+double tkr_sum_sq_dev_neon(const float *x, int n, double mean);
 
 #endif

@@ -58,13 +58,18 @@ static void test_conversions(void) {
     CHECK(tkr_f32_to_f16(ldexpf(1.5f, -25)) == 1, "f16 above tie");
 }
 
-/* The kernel variants a machine can run: the portable one always, AVX2 where the CPU has it. */
+/* The kernel variants a machine can run: the portable one always, then the best SIMD kernels
+ * the CPU has (AVX2 on x86-64, NEON on aarch64). */
 static int n_variants(void) {
     tkr_kctx c;
     tkr_kctx_init(&c, NULL, NULL);
-    return c.avx2 ? 2 : 1;
+    return c.avx2 || c.neon ? 2 : 1;
 }
-static const char *variant_name(int v) { return v ? "avx2" : "generic"; }
+static const char *variant_name(int v) {
+    tkr_kctx c;
+    tkr_kctx_init(&c, NULL, NULL);
+    return !v ? "generic" : c.neon ? "neon" : "avx2";
+}
 
 /* One weight dtype and shape, one kernel variant: every output against a double dot product,
  * each row alone against the same row in the batch (bit for bit), and a 1-thread run against
@@ -135,7 +140,7 @@ static void test_linear(void) {
 /* The AVX2 and portable products agree to float rounding (they sum in different orders). */
 static void test_linear_variants_agree(void) {
     if (n_variants() < 2) {
-        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        printf("  (no AVX2 or NEON on this CPU: only the portable kernel exists here)\n");
         return;
     }
     enum { M = 11, K = 700, N = 45 };
@@ -152,7 +157,7 @@ static void test_linear_variants_agree(void) {
     tkr_linear(&a, x, M, K, &w, NULL, y1);
     double maxdiff = 0;
     for (int i = 0; i < M * N; i++) maxdiff = fmax(maxdiff, fabs(y0[i] - y1[i]));
-    CHECK(maxdiff > 0 && maxdiff < 1e-4, "generic vs avx2 max difference %g", maxdiff);
+    CHECK(maxdiff > 0 && maxdiff < 1e-4, "generic vs %s max difference %g", variant_name(1), maxdiff);
     free(storage);
     free(wref);
     free(x);
@@ -348,7 +353,7 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
 /* The AVX2 and portable attention agree to float rounding (hd 80, one 150-token sequence). */
 static void test_attention_variants_agree(void) {
     if (n_variants() < 2) {
-        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        printf("  (no AVX2 or NEON on this CPU: only the portable kernel exists here)\n");
         return;
     }
     enum { T = 150, H = 4, HD = 80 };
@@ -371,7 +376,7 @@ static void test_attention_variants_agree(void) {
         tkr_attention(&a, &args);
         double maxdiff = 0;
         for (int i = 0; i < T * H * HD; i++) maxdiff = fmax(maxdiff, fabs(o0[i] - o1[i]));
-        CHECK(maxdiff < 2e-6, "causal=%d: generic vs avx2 max difference %g", causal, maxdiff);
+        CHECK(maxdiff < 2e-6, "causal=%d: generic vs %s max difference %g", causal, variant_name(1), maxdiff);
     }
     free(q);
     free(k);
@@ -411,7 +416,36 @@ static void test_rope(void) {
             }
 }
 
+/* Run-time selection: the caps and detection of tkr_kctx_init on this architecture. Under qemu
+ * (tests/arm64/run.sh) TKR_EXPECT_NEON_DOT=0/1 says whether the emulated CPU has the dot product. */
+static void test_kctx_caps(void) {
+    tkr_kctx c, g;
+    tkr_kctx_init(&c, NULL, NULL);
+    char d[256];
+    tkr_kctx_describe(&c, d, sizeof d);
+#if defined(__aarch64__)
+    tkr_kctx n;
+    CHECK(c.neon && !c.avx2 && !c.avx512, "aarch64: NEON expected, no x86 flags");
+    CHECK(!strncmp(d, "neon", 4), "describe: %s", d);
+    CHECK(tkr_kctx_init(&n, NULL, "neon") && n.neon && !n.neon_dot, "cap neon keeps NEON, drops dotprod");
+    CHECK(tkr_kctx_init(&n, NULL, "neon-dot") && n.neon && n.neon_dot == c.neon_dot, "cap neon-dot");
+    const char *want = getenv("TKR_EXPECT_NEON_DOT");
+    if (want && *want) CHECK(c.neon_dot == (atoi(want) != 0), "neon_dot is %d, expected %s", c.neon_dot, want);
+#else
+    CHECK(!c.neon && !c.neon_dot, "no NEON flags off aarch64");
+#endif
+    CHECK(tkr_kctx_init(&g, NULL, "generic") && !g.neon && !g.neon_dot && !g.avx2 && !g.avx512, "generic");
+    tkr_kctx_describe(&g, d, sizeof d);
+    CHECK(!strncmp(d, "generic", 7), "describe generic: %s", d);
+    CHECK(!tkr_kctx_init(&g, NULL, "no-such-isa"), "an unknown cap is refused");
+}
+
 int main(void) {
+    char kernels[256];
+    tkr_kctx auto_ctx;
+    tkr_kctx_init(&auto_ctx, NULL, NULL);
+    tkr_kctx_describe(&auto_ctx, kernels, sizeof kernels);
+    printf("# kernels: %s\n", kernels);
     RUN(test_conversions);
     RUN(test_linear);
     RUN(test_linear_variants_agree);
@@ -420,5 +454,6 @@ int main(void) {
     RUN(test_attention);
     RUN(test_attention_variants_agree);
     RUN(test_rope);
+    RUN(test_kctx_caps);
     return test_summary();
 }
