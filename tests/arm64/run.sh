@@ -46,7 +46,7 @@ if ! PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
   echo "$pass passed, $fail failed"; exit 1
 fi
 rm -f /tmp/tkr-arm64-build.$$.log
-note "arm64: cross build $(( $(date +%s) - t0 ))s ($(file -b $BUILD/tkr-embed | cut -d, -f1-2))"
+note "arm64: cross build $(( $(date +%s) - t0 ))s ($(aarch64-linux-gnu-readelf -h $BUILD/tkr-embed | grep -m1 Machine | sed "s/ *Machine: *//"))"
 
 tmp=$(mktemp -d)
 bg_pid=
