@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "tkr_embed.h"
 
 #include <jansson.h>
@@ -29,7 +30,8 @@ static void usage(FILE *f) {
             "float32 matrix FILE (.npy) with the item indices in FILE.ids and failures in\n"
             "FILE.errors.jsonl. A progress bar (items/s, tokens/s, ETA) shows on a terminal.\n"
             "\n"
-            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer)\n"
+            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer), or a\n"
+            "                           Hub name org/name[@rev][:QUANT] (fetched into the HF cache)\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
@@ -340,6 +342,13 @@ int tkr_cmd_embed(int argc, char **argv) {
     }
     tkr_error err;
     tkr_model *model = NULL;
+    static tkr_hub_result hub; /* -m org/name: the cached files (outlives the model load) */
+    if (tkr_hub_resolve_model(dir, &hub, &err) != TKR_OK) {
+        fprintf(stderr, "tkr-embed: %s\n", err.message);
+        return 1;
+    }
+    dir = hub.path;
+    if (hub.mmproj[0] && !mp.mmproj) mp.mmproj = hub.mmproj;
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;

@@ -33,13 +33,15 @@ void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, in
 /* AVX-512F: the same block with 64-column panels and a 6x64 tile (linear_avx512.c), bit for
  * bit the AVX2 result. pack: tkr_linear_avx512_pack_floats(n1 - n0, K) floats, 64-byte aligned. */
 size_t tkr_linear_avx512_pack_floats(int block_n, int K);
+/* pf_n0, pf_n1: weight rows this thread likely does next (the pool hands tasks out in order);
+ * their first k-block is prefetched during the last one of this block (none when equal). */
 void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
-                             float *y, int N, float *pack);
+                             float *y, int N, float *pack, int pf_n0, int pf_n1);
 /* The fast mode (AVX512_BF16, BF16 weights): xb [M, ldx] is x rounded to bf16 by
  * tkr_linear_to_bf16_avx512 (ldx = K rounded up to even, the pad zero); the same pack size. */
 void tkr_linear_to_bf16_avx512(const float *x, size_t n, uint16_t *out);
 void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, const tkr_tensor *w,
-                                  int n0, int n1, float *y, int N, float *pack);
+                                  int n0, int n1, float *y, int N, float *pack, int pf_n0, int pf_n1);
 
 /* ---- attention ------------------------------------------------------------------------- */
 
