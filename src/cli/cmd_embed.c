@@ -53,6 +53,7 @@ static void usage(FILE *f) {
             "  --max-tokens N           tokens per item (default 32768)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
+            "  -v, --verbose            print the kernels in use to stderr\n"
             "  -h, --help               this help\n");
 }
 
@@ -252,6 +253,7 @@ int tkr_cmd_embed(int argc, char **argv) {
     long limit = -1;
     batch_opts bo = {NULL, BATCH_JSONL, 0, 1, -1, -1};
     tkr_model_params mp = tkr_model_default_params();
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -298,6 +300,8 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
         } else if (!strcmp(a, "--fast-bf16")) {
@@ -353,6 +357,11 @@ int tkr_cmd_embed(int argc, char **argv) {
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;
+    }
+    if (verbose) {
+        char kernels[256];
+        tkr_model_describe_kernels(model, kernels, sizeof kernels);
+        fprintf(stderr, "tkr-embed: kernels: %s\n", kernels);
     }
     int rc = 0;
     if (input) {
