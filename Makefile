@@ -9,9 +9,9 @@
 CC       ?= cc
 V        ?= 0
 Q        := $(if $(filter 1,$(V)),,@)
-PKGS     := jansson libutf8proc libpng libwebp libjpeg libmicrohttpd libcurl
+PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd -lcurl)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L

@@ -4,6 +4,9 @@
 #include "util/error.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,4 +126,18 @@ double tkr_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void tkr_malloc_limit_arenas(int n) {
+#if defined(__GLIBC__)
+    if (n > 0 && !getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, n);
+#else
+    (void)n;
+#endif
+}
+
+void tkr_malloc_trim(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
