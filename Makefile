@@ -13,6 +13,14 @@ PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
 
+# make fuzz: clang with libFuzzer, ASan and UBSan, in build-fuzz/ (see tests/fuzz/run.sh)
+ifeq ($(FUZZ),1)
+  CC     := clang
+  BUILD  ?= build-fuzz
+  SAN    := 1
+  CFLAGS += -fsanitize=fuzzer-no-link
+endif
+
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L
 ifeq ($(SAN),1)
@@ -41,10 +49,16 @@ LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 ifneq ($(UNAME_M),x86_64)
   LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 endif
+ifeq ($(FUZZ),1)
+  # the harnesses need no compute kernels or model (and clang 14 rejects cpu.c's newer
+  # __builtin_cpu_supports names): the parsers and loaders only
+  LIB_SRC := $(filter-out src/kernels/% src/model/%,$(LIB_SRC))
+endif
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -53,9 +67,11 @@ BIN      := $(BUILD)/tkr-embed
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-replay/%)
 
 .PHONY: all test clean
-all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS)
+all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS) $(REPLAYS)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -96,10 +112,30 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
 
+# libFuzzer harnesses (FUZZ=1 builds) and, in every build, the same harnesses with a main() that
+# replays the committed corpora and crash inputs (tests/cli/test_fuzz_regress.sh)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard tests/unit/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(wildcard tests/fuzz/*.h) $(wildcard tests/unit/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -Itests/fuzz -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+.PHONY: fuzz fuzzers
+fuzzers: $(FUZZERS)
+
+# FUZZ_SECONDS per harness (default 20)
+fuzz:
+	$(MAKE) FUZZ=1 fuzzers
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 test:
 	bash tests/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
