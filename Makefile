@@ -89,6 +89,9 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# the playground page is assembled into ui.o (.incbin)
+$(BUILD)/src/server/ui.o: src/server/ui/index.html
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@

@@ -106,6 +106,7 @@ void tkr_server_usage(FILE *f) {
         "      --remote-image-timeout SEC  whole-fetch timeout (default 5)\n"
         "other:\n"
         "      --quiet                   no per-request log lines\n"
+        "      --no-ui                   no playground page at /ui\n"
         "  -h, --help                    this text\n");
 }
 
@@ -344,6 +345,7 @@ static const opt_spec options[] = {
     {"--remote-image-hosts", NULL, K_HOSTS, 0, 0, 0},
     {"--remote-image-timeout", NULL, K_SECONDS, F(remote_timeout_s), 0.01, 600},
     {"--quiet", NULL, K_FLAG, F(quiet), 0, 0},
+    {"--no-ui", NULL, K_FLAG, F(no_ui), 0, 0},
 };
 #undef F
 

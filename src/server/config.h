@@ -57,6 +57,7 @@ typedef struct {
     double remote_timeout_s;
 
     bool quiet;                      /* no per-request log lines                             */
+    bool no_ui;                      /* --no-ui: no playground page at /ui                   */
 } tkr_server_config;
 
 /* The defaults (documented in the usage text). Owns nothing yet. */

@@ -9,6 +9,7 @@
 #include "server/http_conn.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/ui.h"
 #include "server/sbuf.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -399,6 +400,21 @@ static void dispatch(req_ctx *rc, const char *url) {
     if (rc->route == TKR_ROUTE_HEALTH) {
         if (is_get(rc->method)) handle_health(rc);
         else method_not_allowed(rc, "GET");
+        return;
+    }
+    const char *ui_body, *ui_type;
+    size_t ui_len;
+    /* the playground page holds no data: it is served without a key, and its API calls carry
+     * the key the user types into it */
+    if (rc->route == TKR_ROUTE_OTHER && !s->cfg->no_ui && tkr_ui_lookup(url, &ui_body, &ui_len, &ui_type)) {
+        if (!is_get(rc->method)) {
+            method_not_allowed(rc, "GET");
+            return;
+        }
+        sbuf b;
+        sbuf_init(&b, ui_len);
+        sbuf_append(&b, ui_body, ui_len);
+        respond(rc, 200, ui_type, &b, "Cache-Control", "no-cache");
         return;
     }
     if (!tkr_auth_check(rc->head->authorization, s->cfg->api_keys, s->cfg->n_api_keys)) {
