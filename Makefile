@@ -116,6 +116,12 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
 
+# the allocation-failure sweep sees every allocation of the library through --wrap (GNU ld)
+ALLOC_WRAP := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=strdup -Wl,--wrap=posix_memalign
+ifeq ($(shell uname -s),Linux)
+$(BUILD)/tests/test_alloc_fail: LDLIBS_ALL += $(ALLOC_WRAP)
+endif
+
 # libFuzzer harnesses (FUZZ=1 builds) and, in every build, the same harnesses with a main() that
 # replays the committed corpora and crash inputs (tests/cli/test_fuzz_regress.sh)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard tests/unit/*.h) $(LIB)
