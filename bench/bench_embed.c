@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     double s = time_item(m, &it, runs, &pt);
     printf("text: %d prompt tokens: %.3f s per item (median of %d), %.1f tokens/s\n", pt, s, runs, pt / s);
     for (int i = 0; i < n_images; i++) {
-        tkr_image_input in = {images[i], NULL, 0};
+        tkr_image_input in = {.path = images[i]};
         tkr_item im = tkr_item_default();
         im.images = &in;
         im.n_images = 1;
