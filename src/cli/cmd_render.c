@@ -18,7 +18,8 @@ static void usage(FILE *f) {
             "Writes DIR/frame_<index>.png for each sampled video frame (index = source frame,\n"
             "0-based) or DIR/page_<n>.png for each rendered page (1-based), and prints one JSON line\n"
             "per output position: {\"position\", \"frame\" or \"page\", \"file\", \"width\", \"height\"}.\n"
-            "The sampling and rendering options are those of `tkr-embed embed`.\n");
+            "The sampling and rendering options are those of `tkr-embed embed`.\n"
+            "  --timeout S              wall-clock limit of the decode/render (default 120)\n");
 }
 
 /* 8-bit RGB, no interlace: decodes back to the same pixels. Returns 0 on failure. */
@@ -46,6 +47,7 @@ int tkr_cmd_render(int argc, char **argv) {
     const char *out_dir = NULL;
     tkr_video_input video = {0};
     tkr_pdf_input pdf = {0};
+    tkr_media_limits lim = tkr_media_default_limits();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
@@ -70,6 +72,11 @@ int tkr_cmd_render(int argc, char **argv) {
             if (!strcmp(a, "--fps")) video.fps = d;
             else pdf.dpi = d;
             i++;
+        } else if (!strcmp(a, "--timeout")) {
+            if (!tkr_cli_parse_int(a, next, 1, 86400, &v)) return 2;
+            lim.timeout_s = (double)v;
+            lim.pdf_cpu_s = (int)v;
+            i++;
         } else if (!strcmp(a, "--max-frames") || !strcmp(a, "--num-frames")) {
             if (!tkr_cli_parse_int(a, next, 1, 4096, &v)) return 2;
             if (!strcmp(a, "--max-frames")) video.max_frames = (int)v;
@@ -88,7 +95,6 @@ int tkr_cmd_render(int argc, char **argv) {
     }
     tkr_media_frames fr;
     tkr_error err;
-    tkr_media_limits lim = tkr_media_default_limits();
     tkr_status st = video.path ? tkr_video_decode(&video, &lim, &fr, &err)
                                : tkr_pdf_render(&pdf, &lim, &fr, &err);
     if (st != TKR_OK) {

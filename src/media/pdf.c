@@ -287,6 +287,7 @@ tkr_status tkr_pdf_render(const tkr_pdf_input *pdf, const tkr_media_limits *lim_
     if (pid == 0) {
         close(fds[0]);
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGXFSZ, SIG_IGN); /* fontconfig's cache writes fail instead of killing us */
         child_limits(&lim);
         child_render(fds[1], bytes.data, bytes.size, pdf->pages, dpi, &lim);
         _exit(0);
