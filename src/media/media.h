@@ -54,6 +54,11 @@ tkr_status tkr_video_decode_each(const tkr_video_input *v, const tkr_media_limit
                                  tkr_video_frame_fn fn, void *user, tkr_video_info *info,
                                  tkr_error *err);
 
+/* Demuxes only (no decoding): how many frames the sample will have (trailing frames that turn
+ * out undecodable can make it fewer) and the stream's frame size. */
+tkr_status tkr_video_probe(const tkr_video_input *v, const tkr_media_limits *lim, int *n_frames,
+                           int *width, int *height, tkr_error *err);
+
 /* Parses a page range "1-3,7" against n_pages into 1-based page numbers, in the listed order.
  * NULL/"" = every page. More than max_pages pages is a TKR_ERR_LIMIT. *pages is malloc'ed. */
 tkr_status tkr_pdf_parse_pages(const char *spec, int n_pages, int max_pages, int **pages, int *n,

@@ -510,3 +510,49 @@ void tkr_media_frames_free(tkr_media_frames *f) {
     free(f->frames);
     memset(f, 0, sizeof *f);
 }
+
+/* ---- probe: the sample's size without decoding (servers count tokens before the work) ------- */
+
+tkr_status tkr_video_probe(const tkr_video_input *v, const tkr_media_limits *lim_in, int *n_frames,
+                           int *width, int *height, tkr_error *err) {
+    *n_frames = *width = *height = 0;
+    tkr_media_limits lim;
+    tkr_media_limits_resolve(lim_in, &lim);
+    double fps = v->fps == 0 ? 2.0 : v->fps;
+    int max_frames = v->max_frames == 0 ? 64 : v->max_frames;
+    if (v->num_frames < 0 || v->max_frames < 0 || !(fps > 0) || !isfinite(fps))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: fps must be > 0, max_frames and num_frames >= 0");
+    int cap = v->num_frames > 0 ? v->num_frames : max_frames;
+    if (cap > lim.max_frames)
+        return tkr_fail(err, TKR_ERR_LIMIT, "video: %d frames asked for, more than the limit of %d",
+                        cap, lim.max_frames);
+    tkr_media_bytes bytes;
+    tkr_status st = tkr_media_bytes_open(v->path, v->data, v->size, lim.max_bytes, &bytes, err);
+    if (st != TKR_OK) {
+        tkr_error_prefix(err, "video: ");
+        return st;
+    }
+    demux d;
+    int64_t *pts = NULL, n = 0;
+    double end_s = 0;
+    int64_t *sample = malloc(sizeof(int64_t) * (size_t)cap);
+    if (!sample) st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    if (st == TKR_OK) st = demux_open(&d, bytes.data, bytes.size, tkr_now_seconds() + lim.timeout_s, err);
+    if (st == TKR_OK) {
+        AVCodecParameters *cp = d.fmt->streams[d.stream]->codecpar;
+        *width = cp->width;
+        *height = cp->height;
+        st = scan_packets(&d, &lim, &pts, &n, &end_s, err);
+        demux_close(&d);
+    }
+    if (st == TKR_OK && (*width <= 0 || *height <= 0))
+        st = tkr_fail(err, TKR_ERR_FORMAT, "video: the stream has no frame size");
+    if (st == TKR_OK && (uint64_t)*width * (uint64_t)*height > lim.max_pixels)
+        st = tkr_fail(err, TKR_ERR_LIMIT, "video: %dx%d frames are over the limit of %llu pixels",
+                      *width, *height, (unsigned long long)lim.max_pixels);
+    if (st == TKR_OK) *n_frames = tkr_video_sample_indices(n, end_s, fps, max_frames, v->num_frames, sample, cap);
+    free(pts);
+    free(sample);
+    tkr_media_bytes_close(&bytes);
+    return st;
+}

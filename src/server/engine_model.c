@@ -124,6 +124,9 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.max_image_pixels = cfg->max_image_pixels;
     p.max_tokens_per_item = cfg->max_tokens_per_item;
     p.max_batch_tokens = cfg->max_batch_tokens;
+    p.media.max_frames = cfg->max_video_frames;
+    p.media.max_pixels = cfg->max_image_pixels;
+    p.media.timeout_s = cfg->media_timeout_s;
     p.truncate = false;     /* the server truncates, per request, before the engine sees it */
     tkr_status st = tkr_model_load(cfg->model_dir, &p, &m->model, err);
     if (st != TKR_OK) {
