@@ -81,6 +81,12 @@ tkr_status tkr_tokenize(const tkr_tokenizer *tok, const char *text, size_t len, 
 /* Number of ids (vocabulary plus added tokens); ids are in [0, size). */
 int32_t tkr_tokenizer_vocab_size(const tkr_tokenizer *tok);
 
+/* Build options compiled in, e.g. "cuda=no pdf=yes video=yes" (static string). */
+const char *tkr_build_options(void);
+/* The CPU kernels this machine selects by default and the CPU's name, e.g.
+ * "avx512 vnni bf16 (AMD EPYC 9R45)". */
+void tkr_describe_cpu(char *buf, size_t cap);
+
 /* Releases memory returned by the library (token arrays, JSON strings). */
 void tkr_free(void *ptr);
 

@@ -26,8 +26,10 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("tkr-embed %s\n", TKR_VERSION);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        char cpu[256];
+        tkr_describe_cpu(cpu, sizeof cpu);
+        printf("tkr-embed %s\nbuild: %s\nkernels: %s\n", TKR_VERSION, tkr_build_options(), cpu);
         return 0;
     }
     if (!strcmp(argv[1], "embed")) return tkr_cmd_embed(argc - 1, argv + 1);

@@ -3,8 +3,11 @@
  * Usage: init; set metadata; add every tensor's name, type and shape; begin (writes the header,
  * the metadata and the tensor infos to PATH.tmp); write each tensor's bytes in the order they
  * were added (so a converter never holds more than one tensor); finish (pads, flushes, and
- * renames PATH.tmp to PATH). Any failure leaves no file at PATH. Shapes are row-major as in
- * tkr_tensor (they are reversed into ggml's ne[] order on disk); alignment is 32. */
+ * renames PATH.tmp to PATH). Any failure leaves no file at PATH (an existing PATH is kept until
+ * the rename). Shapes are row-major as in tkr_tensor (they are reversed into ggml's ne[] order on
+ * disk); alignment is 32 and general.alignment is not written (setting it to anything but uint32
+ * 32 fails at begin). Tensor names are 1..63 bytes (ggml's limit). Each tensor's data is padded
+ * to 32 bytes, offsets in declaration order, as ggml writes them. */
 #ifndef TKR_IO_GGUF_WRITE_H
 #define TKR_IO_GGUF_WRITE_H
 
@@ -27,6 +30,16 @@ tkr_status tkr_gguf_set_arr_i32(tkr_gguf_writer *w, const char *key, const int32
                                 size_t n, tkr_error *err);
 tkr_status tkr_gguf_set_arr_f32(tkr_gguf_writer *w, const char *key, const float *values,
                                 size_t n, tkr_error *err);
+
+/* Any type: a scalar (value points to the host value: uint8_t ... double, bool; for STRING a
+ * NUL-terminated char *), or an array of n such values (strings: const char *const *). */
+tkr_status tkr_gguf_set_scalar(tkr_gguf_writer *w, const char *key, tkr_gguf_type type,
+                               const void *value, tkr_error *err);
+tkr_status tkr_gguf_set_arr(tkr_gguf_writer *w, const char *key, tkr_gguf_type elem_type,
+                            const void *values, size_t n, tkr_error *err);
+/* Copies key's value (any type, arrays included) from an open GGUF file unchanged. */
+tkr_status tkr_gguf_set_copy(tkr_gguf_writer *w, const tkr_gguf *src, const char *key,
+                             tkr_error *err);
 
 /* Declares a tensor (ndim 1..4; the last dim a multiple of the type's block). */
 tkr_status tkr_gguf_add_tensor(tkr_gguf_writer *w, const char *name, tkr_dtype type, int ndim,
