@@ -185,10 +185,10 @@ typedef struct {
     int n_threads;               /* compute threads; 0 = all cores                         */
     int min_image_tokens;        /* Ops-MM: 256 (min_pixels = 256*28*28)                    */
     int max_image_tokens;        /* Ops-MM: 1280 (max_pixels = 1280*28*28)                  */
-    int max_images_per_item;     /* default 16                                              */
+    int max_images_per_item;     /* default 64 (a default video gives up to 64 frames)      */
     size_t max_image_bytes;      /* encoded bytes per image; default 32 MiB                 */
     uint64_t max_image_pixels;   /* decoded width*height, checked from the header; 64 Mpx  */
-    int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 32768         */
+    int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 131072        */
     int max_batch_tokens;        /* tokens per model call when batching; default 8192      */
     bool truncate;               /* over-long text: truncate every item (see tkr_item)      */
     bool use_mmap;               /* map weights in place where possible; default true       */

@@ -56,7 +56,7 @@ static void usage(FILE *f) {
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
-            "  --max-tokens N           tokens per item (default 32768)\n"
+            "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
             "  -h, --help               this help\n");

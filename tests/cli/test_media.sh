@@ -27,13 +27,11 @@ ff() { ffmpeg -nostdin -loglevel error -y "$@"; }
 
 # ---- test videos ----
 V=$tmp/v; mkdir -p "$V"
-ff -f lavfi -i testsrc2=size=320x240:rate=25 -t 3 -pix_fmt yuv420p -c:v libx264 "$V/h264.mp4"
-ff -f lavfi -i testsrc=size=201x143:rate=30 -t 2.4 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 "$V/odd.webm"
+# mp4/h264, webm/vp9 at 201x143 and a VFR mkv are the committed fixtures (tests/fixtures/media)
+cp "$ROOT/tests/fixtures/media/h264.mp4" "$ROOT/tests/fixtures/media/odd.webm" "$ROOT/tests/fixtures/media/vfr.mkv" "$V/"
 ff -f lavfi -i mandelbrot=size=160x120:rate=24 -t 2 -c:v mpeg4 "$V/mpeg4.mkv"
 ff -f lavfi -i testsrc=size=128x96:rate=10 -t 5 "$V/anim.gif"
-# variable frame rate: 20 frames 40 ms apart, then 15 frames 100 ms apart
-ff -f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 35 \
-   -vf "setpts='if(lt(N,20),N*0.04,0.8+(N-20)*0.1)/TB'" -fps_mode vfr -c:v libx264 "$V/vfr.mkv"
+# vfr.mkv: 20 frames 40 ms apart, then 15 frames 100 ms apart
 ff -f lavfi -i testsrc=size=96x64:rate=5 -t 40 -c:v libx264 "$V/long.mp4"      # 200 frames: max_frames caps
 ff -f lavfi -i testsrc=size=96x64:rate=5 -frames:v 5 -c:v libx264 "$V/short.mp4" # 5 frames
 
@@ -62,7 +60,7 @@ check_indices "$V/short.mp4" --fps 30
 for spec in "h264.mp4 24" "odd.webm 36" "anim.gif 20"; do
   set -- $spec
   out=$tmp/px_$1; mkdir -p "$out"
-  "$BIN" render --video "$V/$1" --num-frames 200 -o "$out" >/dev/null 2>&1 || true
+  "$BIN" render --video "$V/$1" -o "$out" >/dev/null 2>&1 || true   # the default sample holds the frame
   png=$(printf '%s/frame_%06d.png' "$out" "$2")
   ff -i "$V/$1" -vf "select=eq(n\,$2)" -fps_mode passthrough -frames:v 1 \
      -sws_flags bicubic+accurate_rnd+full_chroma_int+bitexact -pix_fmt rgb24 -f rawvideo "$out/cli.rgb"
