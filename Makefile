@@ -25,8 +25,18 @@ ifeq ($(UNAME_S),Darwin)
   endif
 endif
 PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
+# video items: FFmpeg's demuxers, decoders and swscale (LGPL; Debian's libav*-dev)
+PKGS     += libavformat libavcodec libswscale libavutil
+# PDF items (make PDF=0 leaves them out): Poppler's GLib API + cairo. Poppler is GPL: a binary
+# built with PDF=1 is distributed under the GPL's terms (docs/media.md).
+PDF      ?= 1
+ifeq ($(PDF),1)
+  PKGS   += poppler-glib cairo
+  PDF_DEF := -DTKR_HAVE_PDF=1
+endif
+# -isystem: warnings inside GLib/FFmpeg headers are not ours to fix under -Werror
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl -lavformat -lavcodec -lswscale -lavutil)
 
 # make fuzz: clang with libFuzzer, ASan and UBSan, in build-fuzz/ (see tests/fuzz/run.sh)
 ifeq ($(FUZZ),1)
@@ -63,7 +73,7 @@ else
 endif
 
 # -fPIC: the same objects make the static and the shared library
-CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(PDF_DEF) -MMD -MP $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))

@@ -4,6 +4,7 @@
  * compute code can trust them. */
 #include "model/model.h"
 #include "io/gguf.h"
+#include "media/media.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -22,14 +23,15 @@ tkr_model_params tkr_model_default_params(void) {
     p.n_threads = 0;
     p.min_image_tokens = 256;
     p.max_image_tokens = 1280;
-    p.max_images_per_item = 16;
+    p.max_images_per_item = 64;   /* as many images as a default video gives */
     p.max_image_bytes = 32u << 20;
     p.max_image_pixels = 64ull << 20;
-    p.max_tokens_per_item = 32768;
+    p.max_tokens_per_item = 131072; /* a 64-frame video at 1280 tokens a frame is 81920 */
     p.max_batch_tokens = 8192;
     p.truncate = false;
     p.use_mmap = true;
     p.max_scratch_bytes = (size_t)256 << 20;
+    p.media = tkr_media_default_limits();
     return p;
 }
 
@@ -429,6 +431,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     m->params = p;
     m->params.mmproj = NULL;   /* not kept: the caller owns that string */
+    tkr_media_limits_resolve(&p.media, &m->params.media); /* zero fields: defaults */
     memcpy(m->dir, model_dir, dl + 1);
     while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = '\0';
     const char *base = strrchr(m->dir, '/');
