@@ -2,6 +2,8 @@
 #   make                 release build in build/        (library, tkr-embed, tests, benches)
 #   make SAN=1           ASan+UBSan build in build-san/
 #   make test            build and run the test suite (tests/run.sh)
+#   make CUDA=1          also the CUDA backend (src/backend/cuda/*.cu via nvcc; cudart + cuBLAS),
+#                        in build-cuda/ (NVCC=..., CUDA_ARCH=... to override; see docs/backends.md)
 # Sources are picked up by directory: every src/<area>/*.c goes into libtkr.a, except src/cli.
 # Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled, *_avx512.c with AVX-512
 # (F/BW/VL/DQ/VNNI/BF16) and AVX-VNNI; both only on x86-64, and chosen at run time (src/kernels/cpu.c).
@@ -15,6 +17,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -l
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L
+ifeq ($(CUDA),1)
+  BUILD  ?= build-cuda
+endif
 ifeq ($(SAN),1)
   BUILD  ?= build-san
   OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -47,6 +52,16 @@ BENCH_SRC:= $(wildcard bench/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CU_OBJ   :=
+ifeq ($(CUDA),1)
+  NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+  CU_SRC    := $(wildcard src/backend/cuda/*.cu)
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  CFLAGS_ALL += -DTKR_HAVE_CUDA
+  LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -ldl -lrt
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libtkr.a
 BIN      := $(BUILD)/tkr-embed
@@ -72,7 +87,13 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC    $<"
+	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Iinclude -Isrc -DTKR_HAVE_CUDA -MMD -MP \
+	  -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
@@ -100,6 +121,6 @@ test:
 	bash tests/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-cuda
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)

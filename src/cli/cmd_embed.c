@@ -29,6 +29,9 @@ static void usage(FILE *f) {
             "  --image PATH             an image (repeatable; images come before the text)\n"
             "  --input FILE             JSONL items ('-' = stdin)\n"
             "  --threads N              compute threads (default: all cores)\n"
+            "  --device DEV             cpu, cuda or cuda:N (default: the GPU when built with\n"
+            "                           CUDA and one is present, else the CPU)\n"
+            "  --precision P            GPU arithmetic: bf16 (default) or fp32 (exact, no TF32)\n"
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
@@ -240,6 +243,10 @@ int tkr_cmd_embed(int argc, char **argv) {
             images[n_images++] = argv[++i];
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
+        } else if (!strcmp(a, "--device") && next) {
+            mp.device = argv[++i];
+        } else if (!strcmp(a, "--precision") && next) {
+            mp.precision = argv[++i];
         } else if (!strcmp(a, "--threads")) {
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
             mp.n_threads = (int)v;

@@ -67,12 +67,79 @@ void tkr_prepared_free(tkr_prepared *p) {
 int tkr_prepared_tokens(const tkr_prepared *p) { return p ? p->prompt.n : 0; }
 int tkr_prepared_image_tokens(const tkr_prepared *p) { return p ? p->vis.n_tokens : 0; }
 
+/* L2-normalises the n rows of last [n, D] into out rows idx[i]. */
+static void normalize_rows(const float *last, const int *idx, int n, int D, float *out) {
+    for (int i = 0; i < n; i++) {
+        const float *h = last + (size_t)i * D;
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)h[d] * h[d];
+        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0; /* F.normalize clamps the norm at 1e-12 */
+        if (ss > 0 && sqrt(ss) < 1e-12) inv = 1e12;
+        float *o = out + (size_t)idx[i] * D;
+        for (int d = 0; d < D; d++) o[d] = (float)(h[d] * inv);
+    }
+}
+
+/* The decoder batch on a device backend: token ids, positions and the image features go up,
+ * the embeddings are gathered there. last [n, D] gets each sequence's final-normed last row. */
+static tkr_status run_batch_backend(tkr_model *m, const batch_item *items, const int *idx, int n,
+                                    int T, float *last, tkr_error *err) {
+    int D = m->cfg.text.hidden_size;
+    int n_extra = 0;
+    for (int i = 0; i < n; i++)
+        if (items[idx[i]].vision) n_extra += items[idx[i]].p->vis.n_tokens;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T * 5); /* ids, extra_row, pos[3] */
+    int *seq = malloc(sizeof(int) * (size_t)(n + 1));
+    float *extra = n_extra ? malloc(sizeof(float) * (size_t)n_extra * D) : NULL;
+    tkr_status st;
+    if (!ids || !seq || (n_extra && !extra)) {
+        st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory for a batch of %d tokens", T);
+        goto done;
+    }
+    int32_t *extra_row = ids + T, *pos = ids + 2 * (size_t)T;
+    int t = 0, e = 0;
+    for (int i = 0; i < n; i++) {
+        const tkr_prepared *p = items[idx[i]].p;
+        const float *vision = items[idx[i]].vision;
+        seq[i] = t;
+        int v = 0;
+        for (int j = 0; j < p->prompt.n; j++) {
+            ids[t + j] = p->prompt.ids[j];
+            extra_row[t + j] = -1;
+            if (vision && p->prompt.ids[j] == m->tok_image_pad && v < p->vis.n_tokens) {
+                memcpy(extra + (size_t)e * D, vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
+                extra_row[t + j] = e++;
+            }
+            pos[t + j] = p->prompt.pos[j];
+            pos[T + t + j] = p->prompt.pos[p->prompt.n + j];
+            pos[2 * T + t + j] = p->prompt.pos[2 * p->prompt.n + j];
+        }
+        t += p->prompt.n;
+    }
+    seq[n] = t;
+    tkr_text_batch b = {T, n, ids, pos, seq, extra, extra_row, e};
+    st = m->backend->ops->text_forward(m->backend, &b, last, err);
+done:
+    free(ids);
+    free(seq);
+    free(extra);
+    return st;
+}
+
 /* Runs one decoder batch: items [i0, i1) that are ok. */
 static tkr_status run_batch(tkr_model *m, const batch_item *items, const int *idx, int n, float *out,
                             tkr_error *err) {
     int D = m->cfg.text.hidden_size;
     int T = 0;
     for (int i = 0; i < n; i++) T += items[idx[i]].p->prompt.n;
+    if (m->backend) {
+        float *lastb = malloc(sizeof(float) * (size_t)n * D);
+        if (!lastb) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+        tkr_status sb = run_batch_backend(m, items, idx, n, T, lastb, err);
+        if (sb == TKR_OK) normalize_rows(lastb, idx, n, D, out);
+        free(lastb);
+        return sb;
+    }
     float *x = malloc(sizeof(float) * (size_t)T * D);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)T * 3);
     int *seq = malloc(sizeof(int) * (size_t)(n + 1));
@@ -103,15 +170,7 @@ static tkr_status run_batch(tkr_model *m, const batch_item *items, const int *id
     seq[n] = t;
     st = tkr_text_forward(m, x, T, pos, seq, n, last, err);
     if (st != TKR_OK) goto done;
-    for (int i = 0; i < n; i++) {
-        const float *h = last + (size_t)i * D;
-        double ss = 0;
-        for (int d = 0; d < D; d++) ss += (double)h[d] * h[d];
-        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0; /* F.normalize clamps the norm at 1e-12 */
-        if (ss > 0 && sqrt(ss) < 1e-12) inv = 1e12;
-        float *o = out + (size_t)idx[i] * D;
-        for (int d = 0; d < D; d++) o[d] = (float)(h[d] * inv);
-    }
+    normalize_rows(last, idx, n, D, out);
 done:
     free(x);
     free(pos);

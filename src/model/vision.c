@@ -43,6 +43,8 @@ static void vision_rope_tables(const tkr_model *m, int n_images, const int *grid
 
 tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, const int *grid_h,
                               const int *grid_w, float *out, tkr_error *err) {
+    if (m->backend)
+        return m->backend->ops->vision_forward(m->backend, patches, n_images, grid_h, grid_w, out, err);
     const tkr_vision_config *v = &m->cfg.vision;
     const tkr_kctx *k = &m->kctx;
     int E = v->embed_dim, H = v->num_heads, hd = E / H, F = v->mlp_hidden;

@@ -57,6 +57,9 @@ void tkr_server_usage(FILE *f) {
         "  -m, --model DIR               model directory (required)\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
+        "      --device DEV              cpu, cuda or cuda:N (default: the GPU when built\n"
+        "                                with CUDA and one is present, else the CPU)\n"
+        "      --precision P             GPU arithmetic: bf16 (default) or fp32 (no TF32)\n"
         "network:\n"
         "      --host ADDR               address to bind (default 127.0.0.1)\n"
         "      --port N                  TCP port, 0 = any free port (default 8080)\n"
@@ -305,6 +308,8 @@ static const opt_spec options[] = {
     {"--model", "-m", K_STRING, F(model_dir), 0, 0},
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
+    {"--device", NULL, K_STRING, F(device), 0, 0},
+    {"--precision", NULL, K_STRING, F(precision), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
     {"--port", NULL, K_INT, F(port), 0, 65535},
     {"--max-connections", NULL, K_INT, F(max_connections), 1, 65536},

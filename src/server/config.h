@@ -13,6 +13,8 @@ typedef struct {
     const char *model_dir;           /* -m; required                                        */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
+    const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
+    const char *precision;           /* GPU: "bf16" (NULL) or "fp32"                        */
 
     /* network */
     const char *host;                /* bind address; default 127.0.0.1                     */
