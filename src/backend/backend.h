@@ -36,8 +36,10 @@ typedef struct {
     const char *name;
     /* out [n_seq, D]: the final-normed hidden state of each sequence's last token. */
     tkr_status (*text_forward)(tkr_backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
-    /* patches [P, patch_dim] for n_images images with grids (gh, gw); out [P/4, D]. */
-    tkr_status (*vision_forward)(tkr_backend *be, const float *patches, int n_images,
+    /* n_images images, image i with patches[i] [gh*gw, patch_dim] (Qwen2-VL order) and grid
+     * (gh, gw), attending within itself; out [sum(gh*gw)/4, D] in image order. The images may
+     * come from several items: the tower runs them as one batch. */
+    tkr_status (*vision_forward)(tkr_backend *be, int n_images, const float *const *patches,
                                  const int *grid_h, const int *grid_w, float *out, tkr_error *err);
     /* e.g. "cuda:0 NVIDIA H200 (bf16, cuBLAS 13.0)"; always NUL-terminated. */
     void (*describe)(const tkr_backend *be, char *buf, size_t cap);

@@ -179,6 +179,63 @@ done:
     return st;
 }
 
+/* On a device backend: the vision towers of consecutive items as one batch of up to
+ * max_batch_tokens image tokens (one pass each, so small images fill the GPU). Each item gets its
+ * own feature rows; an item whose batch failed keeps vision NULL and is encoded alone later, so
+ * a failure still stays with its item. */
+static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, batch_item *items,
+                                  int n_items) {
+    int D = m->cfg.text.hidden_size;
+    const tkr_vision_config *v = &m->cfg.vision;
+    size_t pd = (size_t)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    int i = 0;
+    while (i < n_items) {
+        int j = i, toks = 0, imgs = 0;
+        for (; j < n_items; j++) {
+            const tkr_prepared *p = prepared[j];
+            if (!p || p->vis.n_images == 0) continue;
+            if (imgs > 0 && toks + p->vis.n_tokens > m->params.max_batch_tokens) break;
+            toks += p->vis.n_tokens;
+            imgs += p->vis.n_images;
+        }
+        if (imgs == 0) break;
+        const float **parts = malloc(sizeof(float *) * (size_t)imgs);
+        int *grid = malloc(sizeof(int) * 2 * (size_t)imgs);
+        float *feats = malloc(sizeof(float) * (size_t)toks * D);
+        tkr_error e;
+        tkr_error_clear(&e);
+        if (parts && grid && feats) {
+            int k = 0;
+            for (int it = i; it < j; it++) {
+                const tkr_prepared *p = prepared[it];
+                if (!p) continue;
+                size_t off = 0;
+                for (int im = 0; im < p->vis.n_images; im++, k++) {
+                    parts[k] = p->vis.patches + off;
+                    grid[k] = p->vis.grid_h[im];
+                    grid[imgs + k] = p->vis.grid_w[im];
+                    off += (size_t)p->vis.grid_h[im] * p->vis.grid_w[im] * pd;
+                }
+            }
+            if (m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
+                size_t row = 0;
+                for (int it = i; it < j; it++) {
+                    const tkr_prepared *p = prepared[it];
+                    if (!p || p->vis.n_images == 0) continue;
+                    size_t n = (size_t)p->vis.n_tokens * D;
+                    items[it].vision = malloc(sizeof(float) * (n > 0 ? n : 1));
+                    if (items[it].vision) memcpy(items[it].vision, feats + row, sizeof(float) * n);
+                    row += n;
+                }
+            }
+        }
+        free(parts);
+        free(grid);
+        free(feats);
+        i = j;
+    }
+}
+
 /* Vision towers first (per item, so a failure stays with its item), then the decoder over
  * consecutive items packed under max_batch_tokens (an item larger than the budget runs alone). */
 tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n_items, float *out,
@@ -197,6 +254,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
+    if (m->backend) encode_vision_batched(m, prepared, items, n_items);
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];
@@ -206,7 +264,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
             snprintf(results[i].message, sizeof results[i].message, "item was not prepared");
             continue;
         }
-        if (prepared[i]->vis.n_images > 0) {
+        if (prepared[i]->vis.n_images > 0 && !items[i].vision) {
             tkr_error ie;
             tkr_error_clear(&ie);
             if (tkr_vision_encode(m, &prepared[i]->vis, &items[i].vision, &ie) != TKR_OK) {

@@ -3,6 +3,7 @@
 every vector against the HF reference (cosine >= threshold) and every prompt_tokens count.
 
 usage: compare_expected.py TKR_BIN MODEL_DIR EXPECTED.jsonl DATA_DIR FIXTURES_DIR [--kind text|image|all]
+       [--args "EXTRA TKR ARGS"] [--min-cos C (default 0.99999)]
 Exit 0 only if every item matches; prints one line per item."""
 import json
 import math
@@ -15,6 +16,9 @@ def main():
     kind = "all"
     if "--kind" in sys.argv:
         kind = sys.argv[sys.argv.index("--kind") + 1]
+    min_cos = 0.99999
+    if "--min-cos" in sys.argv:
+        min_cos = float(sys.argv[sys.argv.index("--min-cos") + 1])
     extra = []
     if "--args" in sys.argv:
         extra = sys.argv[sys.argv.index("--args") + 1].split()
@@ -58,7 +62,7 @@ def main():
         nb = math.sqrt(sum(y * y for y in b))
         cos = dot / (na * nb) if na and nb else 0.0
         worst = min(worst, cos)
-        ok = len(a) == len(b) and cos >= 0.99999 and o["prompt_tokens"] == it["prompt_tokens"]
+        ok = len(a) == len(b) and cos >= min_cos and o["prompt_tokens"] == it["prompt_tokens"]
         label = (it.get("text") or "")[:30].replace("\n", "\\n")
         print("%s item %d: cos=%.9f tokens=%d/%d %r %s" % ("ok  " if ok else "FAIL", i, cos, o["prompt_tokens"],
                                                        it["prompt_tokens"], label, it.get("images", "")))

@@ -90,7 +90,8 @@ tkr_status put(Backend *be, const tkr_tensor *t, void *dst, size_t off, bool f32
         if (e != cudaSuccess) return cuda_fail(err, e, "weight staging");
         be->stage_cap = t->nbytes;
     }
-    cudaError_t e = cudaMemcpy(be->stage, t->data, t->nbytes, cudaMemcpyHostToDevice);
+    /* on the backend's (non-blocking) stream, so the conversion below is ordered after it */
+    cudaError_t e = cudaMemcpyAsync(be->stage, t->data, t->nbytes, cudaMemcpyHostToDevice, be->stream);
     if (e != cudaSuccess) return cuda_fail(err, e, "weight upload");
     size_t n = tkr_tensor_numel(t);
     bool as_f32 = f32 || be->fp32;
@@ -133,7 +134,8 @@ tkr_status lin(Backend *be, Linear &L, int K, const tkr_tensor *const *w, const 
 tkr_status upload_small(Backend *be, const void *src, size_t bytes, void **dst, tkr_error *err) {
     tkr_status st = dev_alloc(be, bytes, dst, err);
     if (st != TKR_OK) return st;
-    cudaError_t e = cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice);
+    cudaError_t e = cudaMemcpyAsync(*dst, src, bytes, cudaMemcpyHostToDevice, be->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(be->stream);
     return e == cudaSuccess ? TKR_OK : cuda_fail(err, e, "upload");
 }
 
@@ -245,13 +247,13 @@ tkr_status be_text(tkr_backend *b, const tkr_text_batch *batch, float *out, tkr_
     return text_forward(be, batch, out, err);
 }
 
-tkr_status be_vision(tkr_backend *b, const float *patches, int n_images, const int *gh, const int *gw, float *out,
-                     tkr_error *err) {
+tkr_status be_vision(tkr_backend *b, int n_images, const float *const *patches, const int *gh, const int *gw,
+                     float *out, tkr_error *err) {
     Backend *be = (Backend *)b;
     if (!be->has_vision) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
     cudaError_t e = cudaSetDevice(be->device);
     if (e != cudaSuccess) return cuda_fail(err, e, "select device");
-    return vision_forward(be, patches, n_images, gh, gw, out, err);
+    return vision_forward(be, n_images, patches, gh, gw, out, err);
 }
 
 const tkr_backend_ops cuda_ops = {"cuda", be_text, be_vision, be_describe, be_free};

@@ -195,8 +195,8 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     return finish(be, out, od, nn * D * 4, err);
 }
 
-tkr_status vision_forward(Backend *be, const float *patches, int n_images, const int *grid_h, const int *grid_w,
-                          float *out, tkr_error *err) {
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
+                          const int *grid_w, float *out, tkr_error *err) {
     const tkr_vision_config *v = &be->m->cfg.vision;
     const int E = v->embed_dim, H = v->num_heads, hd = E / H, F = v->mlp_hidden, ms = v->spatial_merge_size;
     const int ms2 = ms * ms, D = be->m->cfg.text.hidden_size;
@@ -245,7 +245,12 @@ tkr_status vision_forward(Backend *be, const float *patches, int n_images, const
                         hpos[P + p] = bw * ms + mw;
                     }
     }
-    memcpy((char *)hi + align256(in_int * 4), patches, P * pd * 4);
+    char *hp = (char *)hi + align256(in_int * 4);
+    for (int i = 0; i < n_images; i++) {
+        size_t bytes = (size_t)grid_h[i] * grid_w[i] * pd * 4;
+        memcpy(hp, patches[i], bytes);
+        hp += bytes;
+    }
 
     Carver cv(be->act.p);
     char *din = cv.take<char>(in_bytes);

@@ -137,7 +137,7 @@ tkr_status linear(Backend *be, const void *x, int M, const Linear &L, float *y, 
 
 /* ---- forward passes (cuda_forward.cu) ---- */
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
-tkr_status vision_forward(Backend *be, const float *patches, int n_images, const int *grid_h,
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
                           const int *grid_w, float *out, tkr_error *err);
 
 /* Helpers shared by the .cu files. */
