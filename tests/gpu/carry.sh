@@ -49,3 +49,4 @@ REL=${DEST#"$(cd "$DEST/../.." && pwd)/"}
 cat <<CMD
 device command (carry "$REL"):
 C=\$PWD/$REL; M=\$PWD; W=/tmp/w; rm -rf \$W; mkdir -p \$W/sys && cd \$W && tar xzf \$C/src.tgz && tar xzf \$C/sys.tgz -C sys && tar xzf \$C/prebuilt.tgz && for f in \$(cd \$M && ls tests/fixtures/models/*/*.safetensors); do cp \$M/\$f \$f; done; export TKR_TEST_DATA=\$C/data TKR_GPU_FALLBACK_BUILD=\$W/build-cuda-dev CFLAGS=-I\$W/sys/include LDLIBS="-L\$W/sys/lib -Wl,-rpath,\$W/sys/lib -Wl,-rpath-link,\$W/sys/lib"; bash tests/gpu/run.sh
+CMD
