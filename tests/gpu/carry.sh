@@ -6,7 +6,8 @@
 #   DEST/data/        the tokenizer files and photos the fixtures use (TKR_TEST_DATA)
 #   DEST/sys.tgz      headers and shared libraries of the build dependencies (jansson,
 #                     utf8proc, png, webp, jpeg, microhttpd, curl and what they pull in)
-#   DEST/prebuilt.tgz binaries built here (rpath /tmp/w/sys/lib), used if the build there fails
+#   DEST/prebuilt.tgz binaries built here (RPATH /tmp/w/sys/lib), used if the build there fails
+# (DT_RPATH, not RUNPATH: it also finds libcurl's own dependencies)
 # and prints the command to give the device tool (carry DEST; it unpacks into /tmp/w).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +34,7 @@ for h in jansson.h jansson_config.h utf8proc.h png.h pngconf.h pnglibconf.h jpeg
 cp /usr/include/x86_64-linux-gnu/jconfig.h "$S/include/"
 cp -r /usr/include/webp "$S/include/"
 cp -r /usr/include/x86_64-linux-gnu/curl "$S/include/"
-make -s -j2 CUDA=1 BUILD=build-cuda-dev LDLIBS="-Wl,-rpath,/tmp/w/sys/lib" build-cuda-dev/tkr-embed \
+make -s -j2 CUDA=1 BUILD=build-cuda-dev LDLIBS="-Wl,--disable-new-dtags,-rpath,/tmp/w/sys/lib" build-cuda-dev/tkr-embed \
   build-cuda-dev/bench/bench_gpu build-cuda-dev/tools/mkmodel
 ldd build-cuda-dev/tkr-embed | awk '$3 ~ /^\// {print $3}' |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64|libgcc_s|libstdc\+\+)\.so|/cuda' |
@@ -48,5 +49,5 @@ du -sh "$DEST"/*
 REL=${DEST#"$(cd "$DEST/../.." && pwd)/"}
 cat <<CMD
 device command (carry "$REL"):
-C=\$PWD/$REL; M=\$PWD; W=/tmp/w; rm -rf \$W; mkdir -p \$W/sys && cd \$W && tar xzf \$C/src.tgz && tar xzf \$C/sys.tgz -C sys && tar xzf \$C/prebuilt.tgz && for f in \$(cd \$M && ls tests/fixtures/models/*/*.safetensors); do cp \$M/\$f \$f; done; export TKR_TEST_DATA=\$C/data TKR_GPU_FALLBACK_BUILD=\$W/build-cuda-dev CFLAGS=-I\$W/sys/include LDLIBS="-L\$W/sys/lib -Wl,-rpath,\$W/sys/lib -Wl,-rpath-link,\$W/sys/lib"; bash tests/gpu/run.sh
+C=\$PWD/$REL; M=\$PWD; W=/tmp/w; rm -rf \$W; mkdir -p \$W/sys && cd \$W && tar xzf \$C/src.tgz && tar xzf \$C/sys.tgz -C sys && tar xzf \$C/prebuilt.tgz && for f in \$(cd \$M && ls tests/fixtures/models/*/*.safetensors); do cp \$M/\$f \$f; done; export TKR_TEST_DATA=\$C/data TKR_GPU_FALLBACK_BUILD=\$W/build-cuda-dev CFLAGS=-I\$W/sys/include LDLIBS="-L\$W/sys/lib -Wl,--disable-new-dtags,-rpath,\$W/sys/lib -Wl,-rpath-link,\$W/sys/lib"; bash tests/gpu/run.sh
 CMD

@@ -45,17 +45,18 @@ tkr_status ensure(DevBuf &buf, size_t bytes, bool host, tkr_error *err) {
     return TKR_OK;
 }
 
-tkr_status linear(Backend *be, const void *x, int M, const Linear &L, float *y, tkr_error *err, int ldx) {
+tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx, bool out_g) {
     if (M <= 0) return TKR_OK;
     const float one = 1.0f, zero = 0.0f;
     int ld = ldx > 0 ? ldx : L.K;
     cublasStatus_t st;
     if (be->fp32)
         st = cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, (const float *)L.w, L.K,
-                         (const float *)x, ld, &zero, y, L.N);
+                         (const float *)x, ld, &zero, (float *)y, L.N);
     else
         st = cublasGemmEx(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, L.w, CUDA_R_16BF, L.K, x,
-                          CUDA_R_16BF, ld, &zero, y, CUDA_R_32F, L.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                          CUDA_R_16BF, ld, &zero, y, out_g ? CUDA_R_16BF : CUDA_R_32F, L.N, CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(err, st, "matrix product");
     return TKR_OK;
 }
@@ -283,6 +284,8 @@ tkr_status setup(Backend *be, tkr_error *err) {
              prop.minor, be->fp32 ? "fp32" : "bf16", ver / 10000, ver / 100 % 100);
     const char *g = getenv("TKR_CUDA_ATTN_GEMM_MIN");
     if (g && *g) be->gemm_attn_min = atoi(g) > 0 ? atoi(g) : 1;
+    const char *fl = getenv("TKR_CUDA_FLASH");
+    if (fl && !strcmp(fl, "0")) be->flash = false;
     return TKR_OK;
 }
 

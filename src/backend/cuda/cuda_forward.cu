@@ -83,6 +83,17 @@ tkr_status gemm_attention(Backend *be, const void *qkv, void *att, int start, in
     return TKR_OK;
 }
 
+/* bf16 mode uses the tensor-core kernel where it applies (TKR_CUDA_FLASH=0 turns it off). */
+bool use_flash(const Backend *be, int hd) { return !be->fp32 && be->flash && flash_supported(hd); }
+
+tkr_status run_attention(Backend *be, const AttnArgs &a) {
+    if (use_flash(be, a.hd) && !a.last_row_only) {
+        tkr_status st = flash_attention(a, be->stream);
+        if (st != TKR_ERR_UNSUPPORTED) return st;
+    }
+    return attention(be->fp32, a, be->stream);
+}
+
 } // namespace
 
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err) {
@@ -113,7 +124,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     size_t in_bytes = align256(in_int * 4) + align256(n_extra * D * 4);
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
-    size_t acts[] = {nT * D * 4, nT * D * g, nT * QKV * 4, nT * H * hd * g, nT * D * 4, nT * 2 * I * 4, nT * I * g,
+    size_t acts[] = {nT * D * 4, nT * D * g, nT * QKV * 4, nT * H * hd * g, nT * D * 4, nT * 2 * I * g, nT * I * g,
                      nn * D * g, nn * H * hd * 4, nn * D * 4, nn * D * 4};
     for (size_t a : acts) sizer.take<char>(a);
     TRY(ensure(be->act, sizer.off, false, err));
@@ -139,7 +150,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     float *qkv = cv.take<float>(acts[2]);
     void *att = cv.take<char>(acts[3]);
     float *tmp = cv.take<float>(acts[4]);
-    float *gu = cv.take<float>(acts[5]);
+    void *gu = cv.take<char>(acts[5]);
     void *gg = cv.take<char>(acts[6]);
     void *xq = cv.take<char>(acts[7]);
     float *ql = cv.take<float>(acts[8]);
@@ -162,10 +173,10 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st);
         AttnArgs a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, QKV, QKV, att, H * hd, H, KV, hd,
                       seq, n, max_len, true, false, INT_MAX, INT_MAX};
-        TRY(attn_status(attention(f, a, st), hd, err));
+        TRY(attn_status(run_attention(be, a), hd, err));
         TRY(linear(be, att, T, L.o, tmp, err));
         add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st);
-        TRY(linear(be, xn, T, L.gateup, gu, err));
+        TRY(linear(be, xn, T, L.gateup, gu, err, 0, true));
         silu_mul(f, gu, T, I, gg, st);
         TRY(linear(be, gg, T, L.down, tmp, err));
         add_norm(f, x, tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps, xn, false, st);
@@ -188,7 +199,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     gather_rows(xl, x, last, n, (size_t)D * 4, st);
     TRY(linear(be, att, n, L.o, tmp, err));
     add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, st);
-    TRY(linear(be, xn, n, L.gateup, gu, err));
+    TRY(linear(be, xn, n, L.gateup, gu, err, 0, true));
     silu_mul(f, gu, n, I, gg, st);
     TRY(linear(be, gg, n, L.down, tmp, err));
     add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
@@ -216,6 +227,7 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         if (len > max_len) max_len = len;
         if (len >= be->gemm_attn_min && len <= be->gemm_attn_max) any_gemm = true;
     }
+    if (use_flash(be, hd)) any_gemm = false; /* the tensor-core kernel takes every image */
     if (P > (size_t)INT_MAX / 4) return tkr_fail(err, TKR_ERR_LIMIT, "CUDA vision: too many patches");
     const int nP = (int)P, Q = nP / ms2;
     size_t in_int = (size_t)(n_images + 1) + 2 * P;
@@ -281,8 +293,8 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         TRY(linear(be, xn, nP, B.qkv, qkv, err));
         bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv, be->vis_axis, st);
         AttnArgs a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd, seq, n_images, max_len, false, false,
-                      be->gemm_attn_min, be->gemm_attn_max};
-        TRY(attn_status(attention(f, a, st), hd, err));
+                      any_gemm ? be->gemm_attn_min : INT_MAX, INT_MAX};
+        TRY(attn_status(run_attention(be, a), hd, err));
         if (any_gemm) {
             if (!f) to_g(f, qkvg, 3 * E, qkv, 3 * E, nP, 3 * E, st);
             int start = 0;

@@ -78,6 +78,7 @@ struct Backend {
     size_t stage_cap = 0;
     int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
+    bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
 };
 
 /* ---- kernels (cuda_kernels.cu) ---- */
@@ -95,8 +96,8 @@ void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, in
 /* y = act(x + bias) as G (or float when out_f32). x [M, N] float. */
 void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act act, void *y,
               bool out_f32, cudaStream_t s);
-/* x [M, 2I] = gate | up -> y [M, I] of G: silu(gate) * up. */
-void silu_mul(bool fp32, const float *x, int M, int I, void *y, cudaStream_t s);
+/* x [M, 2I] of G = gate | up -> y [M, I] of G: silu(gate) * up (in float32). */
+void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
 /* In place on x [M, row_stride] float: adds bias [n_cols] to the first n_cols columns, then
  * rotates heads [0, n_rope_heads) in NeoX pairs with angle pos[axis[j]][row] * inv[j].
  * pos is [n_axes][pos_T]; rows[r] gives the token of row r (NULL = r). */
@@ -130,10 +131,16 @@ struct AttnArgs {
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
 
+/* ---- flash attention on the tensor cores (cuda_flash.cu), bf16 mode ---- */
+bool flash_supported(int hd);
+/* out is bf16; not for last_row_only. TKR_ERR_UNSUPPORTED when the shape or alignment does not
+ * fit (the caller then uses attention()). */
+tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
+
 /* ---- GEMMs (cuda_backend.cu) ---- */
-/* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx) @ L.w^T. */
-tkr_status linear(Backend *be, const void *x, int M, const Linear &L, float *y, tkr_error *err,
-                  int ldx = 0);
+/* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T. */
+tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err,
+                  int ldx = 0, bool out_g = false);
 
 /* ---- forward passes (cuda_forward.cu) ---- */
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);

@@ -113,11 +113,11 @@ __global__ void k_bias_act(const float *x, const float *bias, size_t M, int N, i
 }
 
 template <typename T>
-__global__ void k_silu_mul(const float *x, size_t M, int I, T *y) {
+__global__ void k_silu_mul(const T *x, size_t M, int I, T *y) {
     size_t n = M * (size_t)I;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t r = i / I, c = i % I;
-        float g = x[r * 2 * I + c], u = x[r * 2 * I + I + c];
+        float g = to_f(x[r * 2 * I + c]), u = to_f(x[r * 2 * I + I + c]);
         y[i] = from_f<T>(g / (1.0f + expf(-g)) * u);
     }
 }
@@ -219,11 +219,13 @@ void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act ac
     else k_bias_act<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (__nv_bfloat16 *)y);
 }
 
-void silu_mul(bool fp32, const float *x, int M, int I, void *y, cudaStream_t s) {
+void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s) {
     size_t n = (size_t)M * I;
     if (n == 0) return;
-    if (fp32) k_silu_mul<float><<<blocks_for(n, 256), 256, 0, s>>>(x, M, I, (float *)y);
-    else k_silu_mul<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(x, M, I, (__nv_bfloat16 *)y);
+    if (fp32) k_silu_mul<float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, M, I, (float *)y);
+    else
+        k_silu_mul<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>((const __nv_bfloat16 *)x, M, I,
+                                                                     (__nv_bfloat16 *)y);
 }
 
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
