@@ -66,7 +66,7 @@ for m in m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16; do
   if [ "$m" = m3-h128-bf16 ]; then  # head sizes 128 / 80: the tensor-core kernel against the direct one
     check "hf-ref bf16 no-flash $m" env TKR_CUDA_FLASH=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --args "--device cuda --precision bf16" --min-cos 0.999
-    check "bf16 flash-vs-direct $m" env $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+    check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --a "--device cuda" --b "--device cuda --precision fp32" --min-cos 0.999
   fi
   check "hf-ref fp32 batch-64 $m" $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
