@@ -1,9 +1,10 @@
 /* cuda_flash.cu - attention on the tensor cores (bf16 mode), flash style.
  *
  * One block of 4 warps per (64 query rows, head, sequence); each warp owns 16 rows. Q, K and V
- * are read as float32 from the fused qkv buffer and rounded to bf16 into shared memory (V is
- * read back transposed with ldmatrix.trans); mma.sync m16n8k16 (bf16 in, float32 accumulate)
- * gives S = Q K^T for a tile of 64 keys, then the online softmax in float32 on the S fragments (the running
+ * come from the bf16 copy of the fused qkv buffer (written by bias_rope); K and V tiles of 64
+ * keys stream into shared memory with cp.async, two stages deep, so the next tile loads while
+ * this one computes (V is read back transposed with ldmatrix.trans); mma.sync m16n8k16 (bf16
+ * in, float32 accumulate) gives S = Q K^T for the tile, then the online softmax in float32 on the S fragments (the running
  * maximum and sum of each row are shared by the 4 lanes of a quad), then O += P V with P
  * taken straight from the S fragments as bf16. S never leaves registers. Causal masking
  * (text) skips key tiles past the block's last row; grouped-query heads read kv head
@@ -37,6 +38,14 @@ __device__ inline uint32_t pack_bf16(float lo, float hi) {
 
 __device__ inline uint32_t ld32(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
 
+/* 16 bytes global -> shared, asynchronously; zero-filled when !ok. */
+__device__ inline void cp16(void *smem, const void *gmem, bool ok) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(ok ? 16 : 0));
+}
+__device__ inline void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ inline void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 /* Two 8x8 bf16 matrices transposed: lanes 0-7 address the rows of the first, 8-15 the second. */
 __device__ inline void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const __nv_bfloat16 *p) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(p);
@@ -47,9 +56,8 @@ template <int HD>
 __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
     constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8;
     extern __shared__ __align__(16) unsigned char smraw[];
-    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS] */
-    __nv_bfloat16 *Ks = Qs + BQ * QS;           /* [BK][QS] */
-    __nv_bfloat16 *Vs = Ks + BK * QS;           /* [BK][QS] */
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                        */
+    __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K [BK][QS], V [BK][QS]) */
     const int s = blockIdx.z, h = blockIdx.y;
     const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
     if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
@@ -58,48 +66,56 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
     const int kvh = h / (a.n_heads / a.n_kv);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
-
-    for (int i = tid; i < BQ * HD / 4; i += 128) {
-        int r = i / (HD / 4), d = (i % (HD / 4)) * 4;
-        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (q0 + r < L) v = *(const float4 *)(a.q + (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + d);
-        *(uint32_t *)&Qs[r * QS + d] = pack_bf16(v.x, v.y);
-        *(uint32_t *)&Qs[r * QS + d + 2] = pack_bf16(v.z, v.w);
+    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
+    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    auto load_kv = [&](int stage, int k0) {
+        __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
+        for (int i = tid; i < BK * CH; i += 128) {
+            int j = i / CH, c = (i % CH) * 8;
+            bool ok = k0 + j < L;
+            size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
+            cp16(&Ks[j * QS + c], kb + off, ok);
+            cp16(&Vs[j * QS + c], vb + off, ok);
+        }
+    };
+    for (int i = tid; i < BQ * CH; i += 128) {
+        int r = i / CH, c = (i % CH) * 8;
+        bool ok = q0 + r < L;
+        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
     }
-    __syncthreads();
+    const int kend = a.causal ? (q0 + BQ < L ? q0 + BQ : L) : L;
+    const int ntiles = (kend + BK - 1) / BK;
+    load_kv(0, 0);
+    cp_commit();
     uint32_t qf[KD][4];
     const int r0 = warp * 16 + g;
-#pragma unroll
-    for (int kk = 0; kk < KD; kk++) {
-        qf[kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
-        qf[kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
-        qf[kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
-        qf[kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
-    }
     float o[ND][4];
 #pragma unroll
     for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
     const int qp0 = q0 + r0, qp1 = qp0 + 8;
-    const int kend = a.causal ? (q0 + BQ < L ? q0 + BQ : L) : L;
-    const float *kb = a.k + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-    const float *vb = a.v + (size_t)start * a.kv_stride + (size_t)kvh * HD;
 
-    for (int k0 = 0; k0 < kend; k0 += BK) {
-        __syncthreads();
-        for (int i = tid; i < BK * HD / 4; i += 128) {
-            int j = i / (HD / 4), d = (i % (HD / 4)) * 4;
-            float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
-            if (k0 + j < L) {
-                kv = *(const float4 *)(kb + (size_t)(k0 + j) * a.kv_stride + d);
-                vv = *(const float4 *)(vb + (size_t)(k0 + j) * a.kv_stride + d);
-            }
-            *(uint32_t *)&Ks[j * QS + d] = pack_bf16(kv.x, kv.y);
-            *(uint32_t *)&Ks[j * QS + d + 2] = pack_bf16(kv.z, kv.w);
-            *(uint32_t *)&Vs[j * QS + d] = pack_bf16(vv.x, vv.y);
-            *(uint32_t *)&Vs[j * QS + d + 2] = pack_bf16(vv.z, vv.w);
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = it * BK;
+        if (it + 1 < ntiles) {
+            load_kv((it + 1) & 1, k0 + BK);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
         }
         __syncthreads();
+        if (it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                qf[kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
+                qf[kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
+                qf[kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
+                qf[kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
+            }
+        }
+        const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
         float sc[NB][4];
 #pragma unroll
         for (int nb = 0; nb < NB; nb++) {
@@ -163,6 +179,7 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
                 mma_bf16(o[nd], pa, v0, v1);
             }
         }
+        __syncthreads(); /* this stage is loaded again two tiles on */
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -184,7 +201,7 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
 
 template <int HD>
 tkr_status launch(const AttnArgs &a, cudaStream_t s) {
-    size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 2 * BK) * (HD + PAD);
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (HD + PAD);
     if (smem > 48 * 1024 &&
         cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
         return TKR_ERR_UNSUPPORTED;
@@ -201,8 +218,9 @@ bool flash_supported(int hd) { return hd == 64 || hd == 80 || hd == 96 || hd == 
 
 tkr_status flash_attention(const AttnArgs &a, cudaStream_t s) {
     if (a.n_seq <= 0 || a.n_heads <= 0) return TKR_OK;
-    if (!flash_supported(a.hd) || a.last_row_only || a.n_kv <= 0 || a.n_heads % a.n_kv || a.q_stride % 4 ||
-        a.kv_stride % 4 || a.out_stride % 2 || !aligned16(a.q) || !aligned16(a.k) || !aligned16(a.v))
+    if (!flash_supported(a.hd) || a.last_row_only || a.n_kv <= 0 || a.n_heads % a.n_kv || a.q_stride % 8 ||
+        a.kv_stride % 8 || a.out_stride % 2 || !a.qh || !a.kh || !a.vh || !aligned16(a.qh) || !aligned16(a.kh) ||
+        !aligned16(a.vh))
         return TKR_ERR_UNSUPPORTED;
     switch (a.hd) {
     case 64: return launch<64>(a, s);

@@ -124,8 +124,9 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     size_t in_bytes = align256(in_int * 4) + align256(n_extra * D * 4);
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
+    const bool fl = use_flash(be, hd);
     size_t acts[] = {nT * D * 4, nT * D * g, nT * QKV * 4, nT * H * hd * g, nT * D * 4, nT * 2 * I * g, nT * I * g,
-                     nn * D * g, nn * H * hd * 4, nn * D * 4, nn * D * 4};
+                     nn * D * g, nn * H * hd * 4, nn * D * 4, nn * D * 4, fl ? nT * QKV * 2 : 0};
     for (size_t a : acts) sizer.take<char>(a);
     TRY(ensure(be->act, sizer.off, false, err));
     TRY(ensure(be->host_in, in_bytes, true, err));
@@ -156,6 +157,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     float *ql = cv.take<float>(acts[8]);
     float *xl = cv.take<float>(acts[9]);
     float *od = cv.take<float>(acts[10]);
+    __nv_bfloat16 *qkvb = fl ? cv.take<__nv_bfloat16>(acts[11]) : nullptr; /* [T, QKV] for flash */
     cudaStream_t st = be->stream;
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
@@ -170,9 +172,14 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     for (int l = 0; l + 1 < NL; l++) {
         const TextLayer &L = be->layers[l];
         TRY(linear(be, xn, T, L.qkv, qkv, err));
-        bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st);
+        bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st, qkvb);
         AttnArgs a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, QKV, QKV, att, H * hd, H, KV, hd,
                       seq, n, max_len, true, false, INT_MAX, INT_MAX};
+        if (qkvb) {
+            a.qh = qkvb;
+            a.kh = qkvb + (size_t)H * hd;
+            a.vh = qkvb + (size_t)(H + KV) * hd;
+        }
         TRY(attn_status(run_attention(be, a), hd, err));
         TRY(linear(be, att, T, L.o, tmp, err));
         add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st);
@@ -227,13 +234,14 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         if (len > max_len) max_len = len;
         if (len >= be->gemm_attn_min && len <= be->gemm_attn_max) any_gemm = true;
     }
-    if (use_flash(be, hd)) any_gemm = false; /* the tensor-core kernel takes every image */
+    const bool fl = use_flash(be, hd);
+    if (fl) any_gemm = false; /* the tensor-core kernel takes every image */
     if (P > (size_t)INT_MAX / 4) return tkr_fail(err, TKR_ERR_LIMIT, "CUDA vision: too many patches");
     const int nP = (int)P, Q = nP / ms2;
     size_t in_int = (size_t)(n_images + 1) + 2 * P;
     size_t in_bytes = align256(in_int * 4) + align256(P * pd * 4);
     size_t FM = (size_t)(F > E ? F : E);
-    size_t acts[] = {P * E * 4, P * E * g, P * 3 * E * 4, any_gemm && !f ? P * 3 * E * g : 0, P * E * g, P * E * 4,
+    size_t acts[] = {P * E * 4, P * E * g, P * 3 * E * 4, (any_gemm || fl) && !f ? P * 3 * E * g : 0, P * E * g, P * E * 4,
                      P * FM * 4, P * FM * g, f ? 0 : P * pd * g, (size_t)Q * D * 4};
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
@@ -291,9 +299,15 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     for (int bi = 0; bi < v->depth; bi++) {
         const VisionBlock &B = be->blocks[bi];
         TRY(linear(be, xn, nP, B.qkv, qkv, err));
-        bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv, be->vis_axis, st);
+        __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 copy for flash */
+        bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv, be->vis_axis, st, qb);
         AttnArgs a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd, seq, n_images, max_len, false, false,
                       any_gemm ? be->gemm_attn_min : INT_MAX, INT_MAX};
+        if (qb) {
+            a.qh = qb;
+            a.kh = qb + E;
+            a.vh = qb + 2 * E;
+        }
         TRY(attn_status(run_attention(be, a), hd, err));
         if (any_gemm) {
             if (!f) to_g(f, qkvg, 3 * E, qkv, 3 * E, nP, 3 * E, st);
@@ -307,8 +321,8 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         }
         TRY(linear(be, att, nP, B.proj, tmp, err));
         add_norm(f, x, tmp, B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn, false, st);
-        TRY(linear(be, xn, nP, B.fc1, mlp, err));
-        bias_act(f, mlp, B.fc1.b, nP, F, ACT_QUICK_GELU, gg, false, st);
+        TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true));
+        bias_act_g(f, gg, B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st);
         TRY(linear(be, gg, nP, B.fc2, tmp, err));
         const float *nw = bi + 1 < v->depth ? be->blocks[bi + 1].n1w : be->lnq_w;
         const float *nb = bi + 1 < v->depth ? be->blocks[bi + 1].n1b : be->lnq_b;

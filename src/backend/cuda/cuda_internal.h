@@ -96,14 +96,17 @@ void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, in
 /* y = act(x + bias) as G (or float when out_f32). x [M, N] float. */
 void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act act, void *y,
               bool out_f32, cudaStream_t s);
+/* The same with x of G (y may be x). */
+void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act act, void *y, cudaStream_t s);
 /* x [M, 2I] of G = gate | up -> y [M, I] of G: silu(gate) * up (in float32). */
 void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
 /* In place on x [M, row_stride] float: adds bias [n_cols] to the first n_cols columns, then
  * rotates heads [0, n_rope_heads) in NeoX pairs with angle pos[axis[j]][row] * inv[j].
- * pos is [n_axes][pos_T]; rows[r] gives the token of row r (NULL = r). */
+ * pos is [n_axes][pos_T]; rows[r] gives the token of row r (NULL = r). xb (or NULL) gets a
+ * bf16 copy of the n_cols results, same layout. */
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads,
                int hd, const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
-               const int *axis, cudaStream_t s);
+               const int *axis, cudaStream_t s, __nv_bfloat16 *xb = nullptr);
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
@@ -127,6 +130,8 @@ struct AttnArgs {
     bool causal, last_row_only;
     int skip_len, skip_max;   /* sequences with skip_len <= length <= skip_max
                                  are left alone (done by GEMMs)                  */
+    /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
+    const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);

@@ -103,11 +103,11 @@ __device__ inline float act_apply(float v, int act) {
     return v;
 }
 
-template <typename T>
-__global__ void k_bias_act(const float *x, const float *bias, size_t M, int N, int act, T *y) {
+template <typename TI, typename T>
+__global__ void k_bias_act(const TI *x, const float *bias, size_t M, int N, int act, T *y) {
     size_t n = M * (size_t)N;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float v = x[i] + (bias ? bias[i % N] : 0.0f);
+        float v = to_f(x[i]) + (bias ? bias[i % N] : 0.0f);
         y[i] = from_f<T>(act_apply(v, act));
     }
 }
@@ -124,10 +124,11 @@ __global__ void k_silu_mul(const T *x, size_t M, int I, T *y) {
 
 __global__ void k_bias_rope(float *x, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
                             const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
-                            const int *axis) {
+                            const int *axis, __nv_bfloat16 *xb) {
     int r = blockIdx.x;
     int tok = rows ? rows[r] : r;
     float *xr = x + (size_t)r * row_stride;
+    __nv_bfloat16 *br = xb ? xb + (size_t)r * row_stride : nullptr;
     int half = hd / 2, pairs = n_rope_heads * half;
     for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
         int h = p / half, j = p % half;
@@ -139,11 +140,19 @@ __global__ void k_bias_rope(float *x, int row_stride, int n_cols, const float *b
         }
         float ang = (float)pos[(size_t)axis[j] * pos_T + tok] * inv[j];
         float c = cosf(ang), s = sinf(ang);
-        xr[c0] = a * c - b * s;
-        xr[c1] = b * c + a * s;
+        float y0 = a * c - b * s, y1 = b * c + a * s;
+        xr[c0] = y0;
+        xr[c1] = y1;
+        if (br) {
+            br[c0] = __float2bfloat16_rn(y0);
+            br[c1] = __float2bfloat16_rn(y1);
+        }
     }
-    if (bias)
-        for (int c = n_rope_heads * hd + threadIdx.x; c < n_cols; c += blockDim.x) xr[c] += bias[c];
+    for (int c = n_rope_heads * hd + threadIdx.x; c < n_cols; c += blockDim.x) {
+        float v = xr[c] + (bias ? bias[c] : 0.0f);
+        if (bias) xr[c] = v;
+        if (br) br[c] = __float2bfloat16_rn(v);
+    }
 }
 
 __global__ void k_gather(uint16_t *dst, const uint16_t *src, const int32_t *rows, size_t row_elems) {
@@ -215,8 +224,18 @@ void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act ac
               cudaStream_t s) {
     size_t n = (size_t)M * N;
     if (n == 0) return;
-    if (fp32 || out_f32) k_bias_act<float><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (float *)y);
-    else k_bias_act<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (__nv_bfloat16 *)y);
+    if (fp32 || out_f32) k_bias_act<float, float><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (float *)y);
+    else k_bias_act<float, __nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (__nv_bfloat16 *)y);
+}
+
+void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act act, void *y, cudaStream_t s) {
+    size_t n = (size_t)M * N;
+    if (n == 0) return;
+    if (fp32)
+        k_bias_act<float, float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, bias, M, N, act, (float *)y);
+    else
+        k_bias_act<__nv_bfloat16, __nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(
+            (const __nv_bfloat16 *)x, bias, M, N, act, (__nv_bfloat16 *)y);
 }
 
 void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s) {
@@ -230,9 +249,9 @@ void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s) {
 
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
                const int32_t *pos, int pos_T, const int32_t *rows, const float *inv, const int *axis,
-               cudaStream_t s) {
+               cudaStream_t s, __nv_bfloat16 *xb) {
     if (M <= 0) return;
-    k_bias_rope<<<M, 128, 0, s>>>(x, row_stride, n_cols, bias, n_rope_heads, hd, pos, pos_T, rows, inv, axis);
+    k_bias_rope<<<M, 128, 0, s>>>(x, row_stride, n_cols, bias, n_rope_heads, hd, pos, pos_T, rows, inv, axis, xb);
 }
 
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes, cudaStream_t s) {
