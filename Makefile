@@ -39,7 +39,8 @@ else
   AVX512_FLAGS :=
 endif
 
-CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+# -fPIC: the same objects make the static and the shared library
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
@@ -69,7 +70,7 @@ TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all test clean
+.PHONY: all test clean install shared
 all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS)
 
 $(BUILD)/%_avx2.o: %_avx2.c
@@ -86,6 +87,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# the playground page is assembled into ui.o (.incbin)
+$(BUILD)/src/server/ui.o: src/server/ui/index.html
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -119,6 +123,41 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 
 test:
 	bash tests/run.sh
+
+# ---- install: make install PREFIX=/usr/local DESTDIR= -------------------------------------------
+# The binary, libtkr-embed.so.$(SOMAJOR) (versioned soname) and libtkr-embed.a, the public header,
+# a pkg-config file and the man page.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+LIBDIR   ?= $(PREFIX)/lib
+VERSION  := $(shell sed -n 's/^\#define TKR_VERSION "\(.*\)"/\1/p' include/tkr_embed.h)
+SOMAJOR  := 0
+UNAME_S  := $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+  SHLIB      := libtkr-embed.$(SOMAJOR).dylib
+  SHLIB_LINK := libtkr-embed.dylib
+  SHLIB_FLAGS = -dynamiclib -install_name $(LIBDIR)/$(SHLIB)
+else
+  SHLIB      := libtkr-embed.so.$(SOMAJOR)
+  SHLIB_LINK := libtkr-embed.so
+  SHLIB_FLAGS = -shared -Wl,-soname,$(SHLIB)
+endif
+shared: $(BUILD)/$(SHLIB)
+$(BUILD)/$(SHLIB): $(LIB_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT) $(LDSAN) $(SHLIB_FLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_ALL)
+
+install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/tkr-embed
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libtkr-embed.a
+	install -m 755 $(BUILD)/$(SHLIB) $(DESTDIR)$(LIBDIR)/$(SHLIB)
+	ln -sf $(SHLIB) $(DESTDIR)$(LIBDIR)/$(SHLIB_LINK)
+	install -m 644 include/tkr_embed.h $(DESTDIR)$(PREFIX)/include/tkr_embed.h
+	install -m 644 docs/tkr-embed.1 $(DESTDIR)$(PREFIX)/share/man/man1/tkr-embed.1
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|; s|@PKGS@|$(PKGS)|' \
+	  tkr-embed.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tkr-embed.pc
 
 clean:
 	rm -rf build build-san build-cuda

@@ -38,9 +38,21 @@
 #   llama.cpp (last)   LAST_MODE=1: the decoder with logits for each item's last token only: the
 #                      same work as an embedding minus that LM head; a lower bound for the peer
 #
+# The peer build (PEER_BUILD):
+#   native (default)   llama.cpp built from the bundle's source for this CPU (GGML_NATIVE=ON) in
+#                      $NATIVE_DIR (default $PEER_DIR/native; about 11 minutes on 2 cores, once):
+#                      the honest bar, about 2x faster than the prebuilt library on Zen 5
+#   prebuilt           node-llama-cpp's prebuilt CPU libraries (one build per CPU family)
+# The GGUF (GGUF_TYPE): bf16 | f16 | f32 are written by build/tools/st2gguf (text tower) unless
+# SAME_FILE=1; q8_0 | q4_0 | q4_k_m | q6_k (and bf16/f16/f32 with SAME_FILE=1) by
+# `tkr-embed quantize`, and then tkr-embed loads that very file too (same weights, same bytes).
+# TKR_FAST_BF16=1 runs tkr-embed in its opt-in fast BF16 mode; TKR_KERNELS caps its kernels.
+#
 # Knobs: THREADS; ROUNDS (12) for 1 prompt of SINGLE_TOKENS (128); BATCH_ROUNDS (3) for
-# BATCH_ITEMS (32) items of BATCH_TOKENS (64); SKIP_BATCH=1; LAST_MODE (1); GGUF_TYPE (bf16|f16);
-# MIN_COSINE (0.99); PEER_DIR; TKR_BENCH_DIR. 9 to 12 minutes on the 2-core machine.
+# BATCH_ITEMS (32) items of BATCH_TOKENS (64); SKIP_BATCH=1; LAST_MODE (1); GGUF_TYPE (bf16);
+# SAME_FILE; PEER_BUILD; NATIVE_DIR; TKR_FAST_BF16; MIN_COSINE (0.99 for 16-bit, 0.98 for 8-bit,
+# 0.95 for 4-bit: the engines quantize activations differently); PEER_DIR; TKR_BENCH_DIR.
+# 9 to 12 minutes on the 2-core machine, plus the native build the first time.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${TKR_BENCH_DIR:-/tmp/tkr-2b}
@@ -50,6 +62,13 @@ BATCH_ROUNDS=${BATCH_ROUNDS:-3}
 BATCH_ITEMS=${BATCH_ITEMS:-32}; BATCH_TOKENS=${BATCH_TOKENS:-64}
 LAST_MODE=${LAST_MODE:-1}; GGUF_TYPE=${GGUF_TYPE:-bf16}; SKIP_BATCH=${SKIP_BATCH:-0}
 PEER_DIR=${PEER_DIR:-$ROOT/bench/.peer}
+PEER_BUILD=${PEER_BUILD:-native}; NATIVE_DIR=${NATIVE_DIR:-$PEER_DIR/native}
+SAME_FILE=${SAME_FILE:-auto}; TKR_FAST_BF16=${TKR_FAST_BF16:-0}
+case $GGUF_TYPE in
+  bf16|f16|f32) [ "$SAME_FILE" = auto ] && SAME_FILE=0 ;;
+  q8_0|q4_0|q4_k_m|q6_k) SAME_FILE=1 ;;
+  *) echo "bench_peer: GGUF_TYPE must be bf16, f16, f32, q8_0, q4_0, q4_k_m or q6_k" >&2; exit 1 ;;
+esac
 NLC_VERSION=3.21.1
 TKR="$ROOT/build/tkr-embed"
 
@@ -81,20 +100,42 @@ if [ "$(node -p "require('$NLC/package.json').version" 2>/dev/null || true)" != 
   echo "installing node-llama-cpp@$NLC_VERSION into $PEER_DIR"
   (cd "$PEER_DIR" && npm i -E --no-audit --no-fund "node-llama-cpp@$NLC_VERSION" >/dev/null)
 fi
-BINS="$PEER_DIR/node_modules/@node-llama-cpp/$NLC_PLATFORM/bins/$NLC_PLATFORM"
-[ -d "$BINS" ] || die "$BINS missing: node-llama-cpp's prebuilt binaries did not install"
+BUNDLE="$NLC/llama/gitRelease.bundle"
+if [ "$PEER_BUILD" = native ]; then
+  # llama.cpp's own source, built for this CPU in a folder of its own (never committed)
+  SRC="$NATIVE_DIR/src"
+  if [ ! -f "$SRC/include/llama.h" ]; then
+    rm -rf "$SRC"; mkdir -p "$NATIVE_DIR"
+    git clone -q "$BUNDLE" "$SRC" 2>/dev/null || die "cannot clone $BUNDLE"
+  fi
+  BINS="$SRC/build/bin"
+  if [ ! -f "$BINS/llama-bench" ] || ! ls "$BINS"/libllama.so* >/dev/null 2>&1; then
+    echo "building llama.cpp natively in $SRC/build (about 11 minutes on 2 cores, once)"
+    cmake -S "$SRC" -B "$SRC/build" -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+      -DCMAKE_BUILD_TYPE=Release >"$NATIVE_DIR/cmake.log" 2>&1 || die "cmake failed: $NATIVE_DIR/cmake.log"
+    cmake --build "$SRC/build" -j"$(nproc)" --target llama llama-bench >"$NATIVE_DIR/build.log" 2>&1 ||
+      die "the llama.cpp build failed: $NATIVE_DIR/build.log"
+  fi
+  PEER_LABEL="native build (GGML_NATIVE) in $BINS"
+  BACKEND_ARGS=()   # the CPU backend is linked in, not loaded from a folder
+else
+  BINS="$PEER_DIR/node_modules/@node-llama-cpp/$NLC_PLATFORM/bins/$NLC_PLATFORM"
+  [ -d "$BINS" ] || die "$BINS missing: node-llama-cpp's prebuilt binaries did not install"
+  SRC="$PEER_DIR/llama.cpp"
+  if [ ! -f "$SRC/include/llama.h" ] || [ "$BUNDLE" -nt "$SRC/include/llama.h" ]; then
+    rm -rf "$SRC"
+    git clone -q "$BUNDLE" "$SRC" 2>/dev/null || die "cannot clone $BUNDLE"
+  fi
+  PEER_LABEL="node-llama-cpp $NLC_VERSION prebuilt ($NLC_PLATFORM)"
+  BACKEND_ARGS=(--backend-dir "$BINS")   # one CPU backend per CPU family, picked at run time
+fi
 LIBLLAMA=$(cd "$BINS" && ls libllama.*so* 2>/dev/null | head -1)
 LIBGGML=$(cd "$BINS" && ls libggml.*so* 2>/dev/null | head -1)
 [ -n "$LIBLLAMA" ] && [ -n "$LIBGGML" ] || die "no libllama / libggml in $BINS"
-SRC="$PEER_DIR/llama.cpp"
-BUNDLE="$NLC/llama/gitRelease.bundle"
-if [ ! -f "$SRC/include/llama.h" ] || [ "$BUNDLE" -nt "$SRC/include/llama.h" ]; then
-  rm -rf "$SRC"
-  git clone -q "$BUNDLE" "$SRC" 2>/dev/null || die "cannot clone $BUNDLE"
-fi
-PEER_BIN="$PEER_DIR/bin/peer_llama"
+PEER_BIN="$PEER_DIR/bin/peer_llama-$PEER_BUILD"
 if [ ! -x "$PEER_BIN" ] || [ "$ROOT/bench/peer/peer_llama.c" -nt "$PEER_BIN" ] ||
-   [ "$ROOT/bench/peer/peer_common.h" -nt "$PEER_BIN" ] || [ "$SRC/include/llama.h" -nt "$PEER_BIN" ]; then
+   [ "$ROOT/bench/peer/peer_common.h" -nt "$PEER_BIN" ] || [ "$SRC/include/llama.h" -nt "$PEER_BIN" ] ||
+   [ "$BINS/$LIBLLAMA" -nt "$PEER_BIN" ]; then
   mkdir -p "$PEER_DIR/bin"
   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -Wshadow -Wvla \
      -I"$SRC/include" -I"$SRC/ggml/include" "$ROOT/bench/peer/peer_llama.c" -o "$PEER_BIN" \
@@ -104,10 +145,26 @@ LLAMA_COMMIT=$(git -C "$SRC" rev-parse --short HEAD)
 LLAMA_TAG=$(node -p "require('$NLC/llama/llama.cpp.info.json').tag" 2>/dev/null || echo "?")
 
 # ---- 3. the GGUF ------------------------------------------------------------------------------
-GGUF="$PEER_DIR/models/$(basename "$DIR")-$GGUF_TYPE.gguf"
-if [ ! -f "$GGUF" ] || [ "$DIR/model.safetensors" -nt "$GGUF" ] || [ "$DIR/config.json" -nt "$GGUF" ]; then
-  mkdir -p "$PEER_DIR/models"
-  "$ROOT/build/tools/st2gguf" "$DIR" "$GGUF" --type "$GGUF_TYPE"
+if [ "$SAME_FILE" = 1 ]; then
+  GGUF="$PEER_DIR/models/$(basename "$DIR")-q-$GGUF_TYPE.gguf"
+  if [ ! -f "$GGUF" ] || [ "$DIR/model.safetensors" -nt "$GGUF" ] || [ "$TKR" -nt "$GGUF" ]; then
+    mkdir -p "$PEER_DIR/models"
+    "$TKR" quantize -m "$DIR" -o "$GGUF" --type "$GGUF_TYPE" >/dev/null || die "tkr-embed quantize failed"
+  fi
+  TKR_MODEL="$GGUF"   # tkr-embed loads the same file (its mmproj beside it is not used here)
+else
+  GGUF="$PEER_DIR/models/$(basename "$DIR")-$GGUF_TYPE.gguf"
+  if [ ! -f "$GGUF" ] || [ "$DIR/model.safetensors" -nt "$GGUF" ] || [ "$DIR/config.json" -nt "$GGUF" ]; then
+    mkdir -p "$PEER_DIR/models"
+    "$ROOT/build/tools/st2gguf" "$DIR" "$GGUF" --type "$GGUF_TYPE"
+  fi
+  TKR_MODEL="$DIR"
+fi
+TKR_FLAGS=()
+[ "$TKR_FAST_BF16" = 1 ] && TKR_FLAGS+=(--fast-bf16)
+[ -n "${TKR_KERNELS:-}" ] && TKR_FLAGS+=(--kernels "$TKR_KERNELS")
+if [ -z "${MIN_COSINE:-}" ]; then
+  case $GGUF_TYPE in q8_0) MIN_COSINE=0.98 ;; q4_*|q6_k) MIN_COSINE=0.95 ;; *) MIN_COSINE=0.99 ;; esac
 fi
 
 # ---- 4. prompts as token ids ------------------------------------------------------------------
@@ -151,9 +208,9 @@ start_engine() {
   ( # the other engines' fifo ends must not leak into this one, or they would never see EOF
     for fd in "${EIN[@]}" "${EOUT[@]}"; do eval "exec $fd>&-"; done
     case $e in
-      tkr) exec "$ROOT/build/bench/bench_peer_tkr" "$DIR" "$ids" --threads "$THREADS" --stdin ;;
-      llama) exec "$PEER_BIN" "$GGUF" "$ids" --threads "$THREADS" --mode embd --backend-dir "$BINS" --stdin ;;
-      llama_last) exec "$PEER_BIN" "$GGUF" "$ids" --threads "$THREADS" --mode last --backend-dir "$BINS" --stdin ;;
+      tkr) exec "$ROOT/build/bench/bench_peer_tkr" "$TKR_MODEL" "$ids" --threads "$THREADS" --stdin ${TKR_FLAGS[@]+"${TKR_FLAGS[@]}"} ;;
+      llama) exec "$PEER_BIN" "$GGUF" "$ids" --threads "$THREADS" --mode embd ${BACKEND_ARGS[@]+"${BACKEND_ARGS[@]}"} --stdin ;;
+      llama_last) exec "$PEER_BIN" "$GGUF" "$ids" --threads "$THREADS" --mode last ${BACKEND_ARGS[@]+"${BACKEND_ARGS[@]}"} --stdin ;;
     esac
   ) < "$WORK/$e.in" > "$WORK/$e.out" 2> "$WORK/$e.err" &
   EPID[$e]=$!
@@ -180,6 +237,7 @@ stop_engine() {
   exec {fi}>&- {fo}<&-
   wait "${EPID[$1]}" || die "$1 failed (exit $?): $(cat "$WORK/$1.err")"
   grep -m1 '^# llama.cpp system' "$WORK/$1.err" >> "$WORK/llama.system" || true
+  grep -m1 '^# tkr-embed kernels' "$WORK/$1.err" >> "$WORK/tkr.kernels" || true
   unset "EPID[$1]"
 }
 # workload TAG IDS ROUNDS: load every engine, then ROUNDS rounds of one run each, A B C then
@@ -207,7 +265,6 @@ paired() { awk -v e="$2" '$2 == "tkr" { t[$1] = $3 } $2 == e { x[$1] = $3 } END 
 # cosines LABEL A.vec B.vec: min and mean of the row-wise dot products (both files are
 # L2-normalised); a minimum under MIN_COSINE fails the run: timing two different computations
 # would be moot.
-MIN_COSINE=${MIN_COSINE:-0.99}
 cos_failed=0
 cosines() {
   local line
@@ -222,21 +279,23 @@ cosines() {
 pressure() { [ -r /proc/pressure/cpu ] && awk '/^some/ { sub("avg10=", "", $2); sub("avg60=", "", $3); printf "%s%% (10 s), %s%% (60 s)", $2, $3 }' /proc/pressure/cpu || echo "n/a"; }
 
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2), $(free -g 2>/dev/null | awk '/Mem:/ { print $2 " GB" }'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "peer: llama.cpp $LLAMA_TAG ($LLAMA_COMMIT) via node-llama-cpp $NLC_VERSION prebuilt ($NLC_PLATFORM), $GGUF_TYPE GGUF"
+echo "peer: llama.cpp $LLAMA_TAG ($LLAMA_COMMIT), $PEER_LABEL; $GGUF_TYPE GGUF $GGUF (tkr-embed loads $TKR_MODEL${TKR_FLAGS[*]+ with ${TKR_FLAGS[*]}})"
 echo "threads: $THREADS for both; model: $DIR; CPU pressure at start (time others kept a task waiting): $(pressure)"
 workload single "$WORK/single.ids" "$ROUNDS"
 [ "$SKIP_BATCH" = 1 ] || workload batch "$WORK/batch.ids" "$BATCH_ROUNDS"
 
 # ---- 6. report --------------------------------------------------------------------------------
 cp "$ROOT/bench/peer/check_node.mjs" "$PEER_DIR/check_node.mjs"
+node_ok=1
 (cd "$PEER_DIR" && node check_node.mjs "$GGUF" "$WORK/single.ids" "$THREADS" "$WORK/single.node.vec" >/dev/null 2>"$WORK/node.err") ||
-  { cat "$WORK/node.err" >&2; die "node-llama-cpp could not embed with the GGUF"; }
+  { node_ok=0; echo "note: node-llama-cpp's prebuilt library could not embed with this GGUF: $(tail -1 "$WORK/node.err")"; }
 sed -n '1s/^# //p' "$WORK/llama.system"
+sed -n '1s/^# //p' "$WORK/tkr.kernels" 2>/dev/null || true
 echo "CPU pressure at end: $(pressure)"
 echo
 echo "correctness (same token ids, last token, L2-normalised):"
 cosines "single, llama.cpp vs tkr-embed:" "$WORK/single.tkr.vec" "$WORK/single.llama.vec"
-cosines "single, node-llama-cpp vs tkr-embed:" "$WORK/single.tkr.vec" "$WORK/single.node.vec"
+[ "$node_ok" = 1 ] && cosines "single, node-llama-cpp vs tkr-embed:" "$WORK/single.tkr.vec" "$WORK/single.node.vec"
 [ "$SKIP_BATCH" = 1 ] || cosines "batch, llama.cpp vs tkr-embed:" "$WORK/batch.tkr.vec" "$WORK/batch.llama.vec"
 echo
 echo "seconds per run: median (min); ratio = llama.cpp / tkr-embed: of the medians [median of the per-round ratios]"

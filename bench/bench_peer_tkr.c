@@ -86,15 +86,20 @@ static int runner_dump(void *ctx, const char *path) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_peer_tkr MODEL_DIR IDS_FILE [--runs R | --stdin] [--threads T] [--dump FILE]\n");
+        fprintf(stderr, "usage: bench_peer_tkr MODEL IDS_FILE [--runs R | --stdin] [--threads T] [--dump FILE]\n"
+                        "                      [--fast-bf16] [--kernels auto|generic|avx2|avx512|...]\n");
         return 2;
     }
-    int runs = 3, threads = 0, use_stdin = 0;
-    const char *dump = NULL;
+    int runs = 3, threads = 0, use_stdin = 0, fast_bf16 = 0;
+    const char *dump = NULL, *kernels = NULL;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--stdin")) {
             use_stdin = 1;
+            continue;
+        }
+        if (!strcmp(a, "--fast-bf16")) {
+            fast_bf16 = 1;
             continue;
         }
         if (i + 1 >= argc) return fail("usage", "option without a value");
@@ -102,6 +107,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--runs")) runs = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--dump")) dump = v;
+        else if (!strcmp(a, "--kernels")) kernels = v;
         else return fail("usage", a);
     }
     if (runs < 1 || runs > 1000 || threads < 0 || threads > 1024) return fail("usage", "--runs 1..1000, --threads 0..1024");
@@ -112,6 +118,8 @@ int main(int argc, char **argv) {
 
     tkr_model_params mp = tkr_model_default_params();
     mp.n_threads = threads;
+    mp.fast_bf16 = fast_bf16 != 0;
+    mp.kernels = kernels;
     tkr_model *m = NULL;
     tkr_error e;
     double t0 = peer_now();
@@ -120,6 +128,9 @@ int main(int argc, char **argv) {
         return fail(argv[1], e.message);
     }
     double load_s = peer_now() - t0;
+    char kdesc[256];
+    tkr_model_describe_kernels(m, kdesc, sizeof kdesc);
+    fprintf(stderr, "# tkr-embed kernels: %s\n", kdesc);
 
     int rc = 1, dim = tkr_model_dim(m);
     id_span pre = {0}, suf = {0};

@@ -81,6 +81,12 @@ tkr_status tkr_tokenize(const tkr_tokenizer *tok, const char *text, size_t len, 
 /* Number of ids (vocabulary plus added tokens); ids are in [0, size). */
 int32_t tkr_tokenizer_vocab_size(const tkr_tokenizer *tok);
 
+/* Build options compiled in, e.g. "cuda=no pdf=yes video=yes" (static string). */
+const char *tkr_build_options(void);
+/* The CPU kernels this machine selects by default and the CPU's name, e.g.
+ * "avx512 vnni bf16 (AMD EPYC 9R45)". */
+void tkr_describe_cpu(char *buf, size_t cap);
+
 /* Releases memory returned by the library (token arrays, JSON strings). */
 void tkr_free(void *ptr);
 
@@ -106,6 +112,10 @@ typedef struct {
                                     "neon-dot" (tests, benchmarks)                          */
     bool fast_bf16;              /* opt-in: BF16 weights with activations rounded to bf16
                                     (AVX-512 BF16 dot products); default false = exact      */
+    size_t max_scratch_bytes;    /* activations of the MLPs and norms (the buffers that grow
+                                    with tokens x intermediate size): rows are processed in
+                                    chunks that fit; default 256 MiB; any value >= 1 gives the
+                                    same bits (rows are independent)                        */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     const char *precision;       /* GPU only: "bf16" (NULL: default) or "fp32" (exact, no

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "  embed      embed text, images or a JSONL file of items\n"
             "  tokenize   print the token ids of a text\n"
             "  serve      run the OpenAI-compatible HTTP server\n"
+            "  pull       download a model by name into the Hugging Face cache\n"
             "\n"
             "Run 'tkr-embed <command> --help' for the options of a command.\n",
             TKR_VERSION);
@@ -25,13 +26,16 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("tkr-embed %s\n", TKR_VERSION);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        char cpu[256];
+        tkr_describe_cpu(cpu, sizeof cpu);
+        printf("tkr-embed %s\nbuild: %s\nkernels: %s\n", TKR_VERSION, tkr_build_options(), cpu);
         return 0;
     }
     if (!strcmp(argv[1], "embed")) return tkr_cmd_embed(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return tkr_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve")) return tkr_cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "pull")) return tkr_cmd_pull(argc - 1, argv + 1);
     fprintf(stderr, "tkr-embed: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -25,6 +25,7 @@
 #ifndef TKR_IO_CONFIG_H
 #define TKR_IO_CONFIG_H
 
+#include "io/gguf.h"
 #include "tkr_embed.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,5 +60,29 @@ typedef struct {
 tkr_status tkr_config_parse(const char *json, size_t len, tkr_model_config *out, tkr_error *err);
 /* Reads model_dir/config.json; messages name that path. */
 tkr_status tkr_config_load(const char *model_dir, tkr_model_config *out, tkr_error *err);
+
+/* The same struct from a llama.cpp Qwen2-VL GGUF text model and (NULL: text-only, has_vision
+ * false) its mmproj (config_gguf.c). Keys as llama.cpp's converter writes them:
+ *   text (general.architecture "qwen2vl"; "clip" here is TKR_ERR_INVALID_ARG, another arch
+ *   TKR_ERR_UNSUPPORTED): qwen2vl.embedding_length, .block_count, .attention.head_count,
+ *   .feed_forward_length, .rope.dimension_sections (3 ints + a trailing 0) required;
+ *   .attention.head_count_kv (default head_count), .context_length (32768),
+ *   .attention.layer_norm_rms_epsilon (1e-6), .rope.freq_base (1e6), .attention.key_length
+ *   (must be hidden/heads) optional. vocab_size = rows of token_embd.weight, else the length of
+ *   tokenizer.ggml.tokens. tie_word_embeddings = no output.weight. hidden_act silu.
+ *   vision (general.architecture "clip", clip.projector_type or clip.vision.projector_type
+ *   "qwen2vl_merger"): clip.vision.block_count (32), .embedding_length (1280),
+ *   .attention.head_count (16), .patch_size (14), .spatial_merge_size (2), .projection_dim
+ *   (= text hidden; must equal it); image_mean/image_std, when present, must be the CLIP values
+ *   src/image uses (else TKR_ERR_UNSUPPORTED). From the tensors: in_channels from
+ *   v.patch_embd.weight [E, C, P, P]; temporal_patch_size 2 (v.patch_embd.weight.1 required);
+ *   mlp_hidden from v.blk.0.ffn_up.weight [F, E] (clip.vision.feed_forward_length is NOT used:
+ *   llama.cpp's converter stores the text hidden size there). hidden_act quick_gelu.
+ *   Token ids are not in the GGUF: image/video/vision_start/vision_end take config.c's Qwen2-VL
+ *   defaults (151655/151656/151652/151653), unchecked; the tokenizer confirms them.
+ * Values are range-checked with config.c's bounds; a key of the wrong type is TKR_ERR_FORMAT
+ * naming the file and key. */
+tkr_status tkr_config_from_gguf(const tkr_gguf *model, const tkr_gguf *mmproj,
+                                tkr_model_config *cfg, tkr_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* weights.c - a model directory's tensors across shards, with layout-free lookups (weights.h). */
 #include "io/weights.h"
+#include "io/weights_internal.h"
 #include "util/error.h"
 #include "util/platform.h"
 
@@ -13,19 +14,7 @@
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
 
-typedef struct {
-    const tkr_tensor *t;
-    size_t shard;
-} entry;
-
-struct tkr_weights {
-    char *dir;
-    tkr_safetensors **shards;   /* [n_shards] */
-    size_t n_shards;
-    entry *all;                 /* [n_all], shard order then offset order */
-    entry *by_name;             /* [n_all], sorted by tensor name          */
-    size_t n_all;
-};
+typedef tkr_weights_entry entry;   /* the struct itself is in weights_internal.h */
 
 tkr_weights_limits tkr_weights_default_limits(void) {
     tkr_weights_limits l = {.file = tkr_safetensors_default_limits(),
@@ -253,6 +242,24 @@ static tkr_status open_from_pattern(tkr_weights *w, int use_mmap, const tkr_weig
     return rc;
 }
 
+/* The file an entry came from, for messages. */
+static const char *entry_path(const tkr_weights *w, const entry *e) {
+    if (w->n_shards) return tkr_safetensors_path(w->shards[e->shard]);
+    return w->gguf[e->shard] ? tkr_gguf_path(w->gguf[e->shard]) : w->dir;
+}
+
+tkr_status tkr_weights_sort_index(tkr_weights *w, tkr_error *err) {
+    size_t total = w->n_all;
+    memcpy(w->by_name, w->all, total * sizeof *w->all);
+    qsort(w->by_name, total, sizeof *w->by_name, entry_name_cmp);
+    for (size_t i = 1; i < total; i++)
+        if (!strcmp(w->by_name[i - 1].t->name, w->by_name[i].t->name))
+            return tkr_fail(err, TKR_ERR_FORMAT, "%s: tensor '%.200s' is in two shards: '%s' and "
+                            "'%s'", w->dir, w->by_name[i].t->name,
+                            entry_path(w, &w->by_name[i - 1]), entry_path(w, &w->by_name[i]));
+    return TKR_OK;
+}
+
 /* Builds the flat list and the name index; a name in two shards is an error. */
 static tkr_status build_index(tkr_weights *w, tkr_error *err) {
     size_t total = 0;
@@ -267,15 +274,7 @@ static tkr_status build_index(tkr_weights *w, tkr_error *err) {
             w->all[k++].shard = s;
         }
     w->n_all = total;
-    memcpy(w->by_name, w->all, total * sizeof *w->all);
-    qsort(w->by_name, total, sizeof *w->by_name, entry_name_cmp);
-    for (size_t i = 1; i < total; i++)
-        if (!strcmp(w->by_name[i - 1].t->name, w->by_name[i].t->name))
-            return tkr_fail(err, TKR_ERR_FORMAT, "%s: tensor '%.200s' is in two shards: '%s' and "
-                            "'%s'", w->dir, w->by_name[i].t->name,
-                            tkr_safetensors_path(w->shards[w->by_name[i - 1].shard]),
-                            tkr_safetensors_path(w->shards[w->by_name[i].shard]));
-    return TKR_OK;
+    return tkr_weights_sort_index(w, err);
 }
 
 tkr_status tkr_weights_open_ex(const char *model_dir, int use_mmap, const tkr_weights_limits *limits,
@@ -331,6 +330,10 @@ void tkr_weights_free(tkr_weights *w) {
     if (!w) return;
     for (size_t s = 0; s < w->n_shards; s++) tkr_safetensors_close(w->shards[s]);
     free(w->shards);
+    tkr_gguf_close(w->gguf[0]);
+    tkr_gguf_close(w->gguf[1]);
+    free(w->renamed);
+    free(w->renamed_names);
     free(w->all);
     free(w->by_name);
     free(w->dir);
@@ -388,11 +391,14 @@ static tkr_status require(const tkr_weights *w, const char *const prefixes[2], c
                         ndim);
     const entry *e = find_layout(w, prefixes, suffix);
     if (!e) {
+        /* GGUF: a vision tensor is missing from the mmproj */
+        const char *label = prefixes == vision_prefixes && w->gguf[1] ? tkr_gguf_path(w->gguf[1])
+                                                                        : w->dir;
         if (prefixes == text_prefixes && !strcmp(suffix, "lm_head.weight"))
-            return tkr_fail(err, TKR_ERR_FORMAT, "%s: missing tensor 'lm_head.weight'", w->dir);
+            return tkr_fail(err, TKR_ERR_FORMAT, "%s: missing tensor 'lm_head.weight'", label);
         return tkr_fail(err, TKR_ERR_FORMAT,
                         "%s: missing tensor '%.150s' (looked for '%s%.150s' and '%s%.150s')",
-                        w->dir, suffix, prefixes[0], suffix, prefixes[1], suffix);
+                        label, suffix, prefixes[0], suffix, prefixes[1], suffix);
     }
     int same = e->t->ndim == ndim;
     for (int d = 0; same && d < ndim; d++) same = e->t->shape[d] == shape[d];
@@ -401,7 +407,7 @@ static tkr_status require(const tkr_weights *w, const char *const prefixes[2], c
         tkr_shape_format(want, sizeof want, ndim, shape);
         tkr_shape_format(have, sizeof have, e->t->ndim, e->t->shape);
         return tkr_fail(err, TKR_ERR_FORMAT, "%s: tensor '%.200s': expected shape %s, file has %s",
-                        tkr_safetensors_path(w->shards[e->shard]), e->t->name, want, have);
+                        entry_path(w, e), e->t->name, want, have);
     }
     *out = e->t;
     return TKR_OK;

@@ -38,7 +38,37 @@ typedef struct {
     int block;             /* output columns per task */
     float *scratch;        /* [threads][scratch_floats] */
     size_t scratch_floats;
+    const uint16_t *xb;    /* fast mode: x rounded to bf16 [M, ldxb], else NULL */
+    size_t ldxb;
 } linear_job;
+
+/* The fast mode applies: opt-in, BF16 weights, and a CPU with AVX512_BF16 dot products. */
+static bool use_fast_bf16(const tkr_kctx *ctx, const tkr_tensor *w) {
+    return ctx->fast_bf16 && ctx->avx512_bf16 && ctx->avx512 && w->dtype == TKR_DT_BF16;
+}
+
+typedef struct {
+    const float *x;
+    int K;
+    uint16_t *xb;
+    size_t ldxb;
+    int M;
+} to_bf16_job;
+
+enum { TO_BF16_ROWS = 16 };
+
+/* Rows [16 task, 16 task + 16) of x rounded to bf16, the pad column (odd K) zero. */
+static void to_bf16_task(void *p, int task, int thread) {
+#ifdef TKR_HAVE_X86
+    to_bf16_job *j = p;
+    int m1 = (task + 1) * TO_BF16_ROWS < j->M ? (task + 1) * TO_BF16_ROWS : j->M;
+    for (int m = task * TO_BF16_ROWS; m < m1; m++) {
+        uint16_t *o = j->xb + (size_t)m * j->ldxb;
+        tkr_linear_to_bf16_avx512(j->x + (size_t)m * j->K, (size_t)j->K, o);
+        if ((size_t)j->K < j->ldxb) o[j->K] = 0;
+    }
+#endif
+}
 
 static void linear_task(void *p, int task, int thread) {
     linear_job *j = p;
@@ -46,6 +76,18 @@ static void linear_task(void *p, int task, int thread) {
     int n1 = n0 + j->block < j->N ? n0 + j->block : j->N;
     float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
+    /* the block this thread probably takes next: tasks go out in order, one per thread */
+    int threads = tkr_pool_size(j->ctx->pool);
+    int pf0 = n0 + threads * j->block < j->N ? n0 + threads * j->block : j->N;
+    int pf1 = pf0 + j->block < j->N ? pf0 + j->block : j->N;
+    if (j->xb) {
+        tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
+        return;
+    }
+    if (j->ctx->avx512) {
+        tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
+        return;
+    }
     if (j->ctx->avx2) {
         tkr_linear_block_avx2(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
         return;
@@ -56,16 +98,21 @@ static void linear_task(void *p, int task, int thread) {
 
 tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                       const tkr_tensor *bias, float *y) {
+    if (tkr_dtype_is_quant(w->dtype)) return tkr_linear_quant(ctx, x, M, K, w, bias, y);
     int N = (int)w->shape[0];
     if (M <= 0 || N <= 0) return TKR_OK;
     /* Blocks of 16 columns (one AVX2 panel) and up, each at most 256 wide (its packed k-block
      * fits L2), with about 4 blocks per thread for load balance. */
     int threads = tkr_pool_size(ctx->pool);
     int block = 16;
+#ifdef TKR_HAVE_X86
+    if (ctx->avx512) block = 64; /* one AVX-512 panel */
+#endif
     while (block < 256 && (N + block * 2 - 1) / (block * 2) >= threads * 4) block *= 2;
     size_t per_thread = (size_t)K + 16;
 #ifdef TKR_HAVE_X86
-    if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
+    if (ctx->avx512) per_thread = tkr_linear_avx512_pack_floats(block, K);
+    else if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
 #endif
     per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
     size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;
@@ -73,8 +120,22 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
     if (posix_memalign((void **)&scratch, 64,
                        sizeof(float) * (per_thread * (size_t)threads + bias_floats)) != 0)
         return TKR_ERR_NOMEM;
-    linear_job j = {ctx, x, M, K, N, w, y, block, scratch, per_thread};
+    linear_job j = {ctx, x, M, K, N, w, y, block, scratch, per_thread, NULL, 0};
+    uint16_t *xb = NULL; /* fast mode: [M, K rounded up to even] */
+    if (use_fast_bf16(ctx, w)) {
+        size_t ldxb = ((size_t)K + 1) & ~(size_t)1;
+        xb = malloc(sizeof(uint16_t) * ldxb * (size_t)M);
+        if (!xb) {
+            free(scratch);
+            return TKR_ERR_NOMEM;
+        }
+        to_bf16_job tj = {x, K, xb, ldxb, M};
+        tkr_pool_run(ctx->pool, (M + TO_BF16_ROWS - 1) / TO_BF16_ROWS, to_bf16_task, &tj);
+        j.xb = xb;
+        j.ldxb = ldxb;
+    }
     tkr_pool_run(ctx->pool, (N + block - 1) / block, linear_task, &j);
+    free(xb);
     if (bias) {
         float *b = scratch + per_thread * (size_t)threads;
         tkr_weight_row_f32(bias, 0, b);

@@ -58,6 +58,10 @@ struct tkr_model {
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
 
+/* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
+ * least 1, at most rows (model_load.c). */
+int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);
+
 /* text.c: the decoder over packed sequences.
  *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);
  *   seq_start [n_seq + 1]; out [n_seq, D]: final-normed hidden state of each sequence's last token. */

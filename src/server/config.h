@@ -15,6 +15,7 @@ typedef struct {
     int n_threads;                   /* compute threads; 0 = all cores                      */
     const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
     const char *precision;           /* GPU: "bf16" (NULL) or "fp32"                        */
+    bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
 
     /* network */
     const char *host;                /* bind address; default 127.0.0.1                     */
@@ -56,6 +57,7 @@ typedef struct {
     double remote_timeout_s;
 
     bool quiet;                      /* no per-request log lines                             */
+    bool no_ui;                      /* --no-ui: no playground page at /ui                   */
 } tkr_server_config;
 
 /* The defaults (documented in the usage text). Owns nothing yet. */

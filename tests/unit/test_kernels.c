@@ -58,13 +58,33 @@ static void test_conversions(void) {
     CHECK(tkr_f32_to_f16(ldexpf(1.5f, -25)) == 1, "f16 above tie");
 }
 
-/* The kernel variants a machine can run: the portable one always, AVX2 where the CPU has it. */
-static int n_variants(void) {
+/* The kernel variants a machine can run, in order: the portable one always, then AVX2 and
+ * AVX-512 where the CPU has them, then the AVX-512 BF16 fast mode (BF16 weights only). */
+enum { V_GENERIC, V_AVX2, V_AVX512, V_FAST_BF16, V_COUNT };
+static bool variant_available(int v) {
     tkr_kctx c;
     tkr_kctx_init(&c, NULL, NULL);
-    return c.avx2 ? 2 : 1;
+    switch (v) {
+    case V_GENERIC: return true;
+    case V_AVX2: return c.avx2;
+    case V_AVX512: return c.avx512;
+    default: return c.avx512 && c.avx512_bf16;
+    }
 }
-static const char *variant_name(int v) { return v ? "avx2" : "generic"; }
+static int n_variants(void) {
+    int n = 1;
+    while (n < V_COUNT && variant_available(n)) n++;
+    return n;
+}
+static const char *variant_name(int v) {
+    static const char *names[] = {"generic", "avx2", "avx512", "avx512-fast-bf16"};
+    return names[v];
+}
+static void variant_ctx(int v, tkr_kctx *c, tkr_pool *pool) {
+    static const char *caps[] = {"generic", "avx2", "avx512", "avx512"};
+    tkr_kctx_init(c, pool, caps[v]);
+    c->fast_bf16 = v == V_FAST_BF16;
+}
 
 /* One weight dtype and shape, one kernel variant: every output against a double dot product,
  * each row alone against the same row in the batch (bit for bit), and a 1-thread run against
@@ -83,8 +103,12 @@ static void check_linear(int variant, tkr_dtype dt, int M, int K, int N, tkr_poo
     float *y1t = malloc(sizeof(float) * (size_t)M * N);   /* [M, N] the batch, 1 thread  */
     float *yrow = malloc(sizeof(float) * (size_t)N);      /* [1, N] one row alone        */
     tkr_kctx ctx, ctx1;
-    tkr_kctx_init(&ctx, pool, (variant == 0) ? "generic" : NULL);
-    tkr_kctx_init(&ctx1, NULL, (variant == 0) ? "generic" : NULL);
+    variant_ctx(variant, &ctx, pool);
+    variant_ctx(variant, &ctx1, NULL);
+    /* the fast mode rounds x to bf16 (only for BF16 weights): its reference uses the rounded x,
+     * and the error against the unrounded x is bounded by 2^-8 sum |x w| (bf16 keeps 8 bits) */
+    bool fast = variant == V_FAST_BF16 && dt == TKR_DT_BF16;
+    double fast_excess = 0; /* worst |y - ref(x)| / (2^-8 sum |x w| + tolerance) */
     CHECK(tkr_linear(&ctx, x, M, K, &w, &b, y) == TKR_OK, "linear status");
     CHECK(tkr_linear(&ctx1, x, M, K, &w, &b, y1t) == TKR_OK, "linear status");
     double maxerr = 0;
@@ -92,16 +116,28 @@ static void check_linear(int variant, tkr_dtype dt, int M, int K, int N, tkr_poo
     for (int m = 0; m < M; m++) {
         tkr_linear(&ctx, x + (size_t)m * K, 1, K, &w, &b, yrow);
         for (int n = 0; n < N; n++) {
-            double ref = bias_v[n];
-            for (int k = 0; k < K; k++) ref += (double)x[(size_t)m * K + k] * wref[(size_t)n * K + k];
+            double ref = bias_v[n], ref_x = bias_v[n], abs_sum = 0;
+            for (int k = 0; k < K; k++) {
+                float xv = x[(size_t)m * K + k];
+                ref_x += (double)xv * wref[(size_t)n * K + k];
+                abs_sum += fabs((double)xv * wref[(size_t)n * K + k]);
+                if (fast) xv = tkr_bf16_to_f32(tkr_f32_to_bf16(xv));
+                ref += (double)xv * wref[(size_t)n * K + k];
+            }
             double e = fabs(y[(size_t)m * N + n] - ref);
             if (e > maxerr) maxerr = e;
+            if (fast) {
+                double r = fabs(y[(size_t)m * N + n] - ref_x) / (ldexp(abs_sum, -8) + 1e-4 * sqrt((double)K));
+                if (r > fast_excess) fast_excess = r;
+            }
             if (yrow[n] != y[(size_t)m * N + n]) invariant = 0;
         }
     }
     const char *vn = variant_name(variant);
     CHECK(maxerr < 1e-4 * sqrt((double)K), "%s dtype %d M%d K%d N%d: max error %g", vn, dt, M, K,
           N, maxerr);
+    CHECK(fast_excess <= 1.0, "%s M%d K%d N%d: error against float32 x beyond 2^-8 sum|xw|: %g", vn, M,
+          K, N, fast_excess);
     CHECK(invariant, "%s dtype %d M%d K%d N%d: a row alone differs from the same row in a batch",
           vn, dt, M, K, N);
     CHECK(memcmp(y, y1t, sizeof(float) * (size_t)M * N) == 0,
@@ -132,32 +168,42 @@ static void test_linear(void) {
     tkr_pool_free(pool);
 }
 
-/* The AVX2 and portable products agree to float rounding (they sum in different orders). */
+/* The SIMD products agree with the portable one to float rounding (they sum in different
+ * orders), and AVX-512 equals AVX2 bit for bit: both compute each output as one FMA chain over k
+ * in order. The fast mode (x rounded to bf16) stays within 2^-8 of the portable result's scale. */
 static void test_linear_variants_agree(void) {
     if (n_variants() < 2) {
-        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        printf("  (no SIMD kernels on this CPU: only the portable kernel exists here)\n");
         return;
     }
     enum { M = 11, K = 700, N = 45 };
-    void *storage;
-    float *wref;
-    tkr_tensor w = make_weight(TKR_DT_BF16, N, K, &storage, &wref);
-    float *x = malloc(sizeof(float) * M * K), *y0 = malloc(sizeof(float) * M * N),
-          *y1 = malloc(sizeof(float) * M * N);
-    for (int i = 0; i < M * K; i++) x[i] = frand();
-    tkr_kctx g, a;
-    tkr_kctx_init(&g, NULL, "generic");
-    tkr_kctx_init(&a, NULL, NULL);
-    tkr_linear(&g, x, M, K, &w, NULL, y0);
-    tkr_linear(&a, x, M, K, &w, NULL, y1);
-    double maxdiff = 0;
-    for (int i = 0; i < M * N; i++) maxdiff = fmax(maxdiff, fabs(y0[i] - y1[i]));
-    CHECK(maxdiff > 0 && maxdiff < 1e-4, "generic vs avx2 max difference %g", maxdiff);
-    free(storage);
-    free(wref);
-    free(x);
-    free(y0);
-    free(y1);
+    for (int d = 0; d < 3; d++) {
+        void *storage;
+        float *wref;
+        tkr_tensor w = make_weight((tkr_dtype)d, N, K, &storage, &wref);
+        float *x = malloc(sizeof(float) * M * K), *y[V_COUNT];
+        for (int i = 0; i < M * K; i++) x[i] = frand();
+        for (int v = 0; v < n_variants(); v++) {
+            y[v] = malloc(sizeof(float) * M * N);
+            tkr_kctx c;
+            variant_ctx(v, &c, NULL);
+            CHECK(tkr_linear(&c, x, M, K, &w, NULL, y[v]) == TKR_OK, "linear status");
+        }
+        for (int v = 1; v < n_variants(); v++) {
+            double maxdiff = 0;
+            for (int i = 0; i < M * N; i++) maxdiff = fmax(maxdiff, fabs(y[0][i] - y[v][i]));
+            double tol = v == V_FAST_BF16 && d == TKR_DT_BF16 ? 0.05 : 1e-4; /* |y| ~ 15 here */
+            CHECK(maxdiff > 0 && maxdiff < tol, "dtype %d: generic vs %s max difference %g", d,
+                  variant_name(v), maxdiff);
+        }
+        if (n_variants() > V_AVX512)
+            CHECK(memcmp(y[V_AVX2], y[V_AVX512], sizeof(float) * M * N) == 0,
+                  "dtype %d: avx2 and avx512 differ", d);
+        for (int v = 0; v < n_variants(); v++) free(y[v]);
+        free(storage);
+        free(wref);
+        free(x);
+    }
 }
 
 static void test_norms(void) {
@@ -172,7 +218,7 @@ static void test_norms(void) {
     tkr_tensor b = {.dtype = TKR_DT_F32, .ndim = 1, .shape = {D}, .data = bv};
     for (int v = 0; v < n_variants(); v++) {
         tkr_kctx ctx;
-        tkr_kctx_init(&ctx, NULL, (v == 0) ? "generic" : NULL);
+        variant_ctx(v, &ctx, NULL);
         tkr_rmsnorm(&ctx, x, M, D, &w, 1e-6f, y);
         for (int m = 0; m < M; m++) {
             double ss = 0;
@@ -220,7 +266,7 @@ static void test_activations(void) {
     a[2] = 1e-30f;
     for (int v = 0; v < n_variants(); v++) {
         tkr_kctx ctx;
-        tkr_kctx_init(&ctx, NULL, (v == 0) ? "generic" : NULL);
+        variant_ctx(v, &ctx, NULL);
         memcpy(s, a, sizeof(float) * N);
         memcpy(q, a, sizeof(float) * N);
         tkr_silu_mul(&ctx, s, up, N);
@@ -298,8 +344,8 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
         v[i] = frand();
     }
     tkr_kctx ctx, ctx1;
-    tkr_kctx_init(&ctx, pool, (variant == 0) ? "generic" : NULL);
-    tkr_kctx_init(&ctx1, NULL, (variant == 0) ? "generic" : NULL);
+    variant_ctx(variant, &ctx, pool);
+    variant_ctx(variant, &ctx1, NULL);
     for (int causal = 0; causal < 2; causal++) {
         tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 3, causal, false};
         CHECK(tkr_attention(&ctx, &a) == TKR_OK, "attention status");

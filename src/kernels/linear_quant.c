@@ -1,0 +1,356 @@
+/* linear_quant.c - y = x W^T (+ b) with W quantized (Q8_0, Q4_0, Q4_K, Q6_K): the integer GEMM.
+ *
+ * Three steps per call:
+ *  1. Activations: each row of x is quantized on its own exactly as ggml does (Q8_0 blocks for
+ *     the 32-value formats, Q8_K for the K formats) and stored for broadcasting: RW rows side by
+ *     side, 4 bytes each, so one vector register holds 4 consecutive values of RW rows.
+ *  2. Weights: each task takes a panel of NP weight rows and unpacks it once to one signed byte
+ *     per value with float scales per group (kernels_impl.h: tkr_lq_panel) in per-thread scratch;
+ *     the ggml blocks are read in place, nothing is kept between calls.
+ *  3. Micro-kernels: a tile of NR weight rows x (1 or 2) x RW activation rows accumulates exact
+ *     int32 dot products per group (vpdpbusd: 4 weights broadcast against RW rows) and then one
+ *     float fma per group with the product of the two scales.
+ * Every output element gets the same arithmetic whatever M, the tile it lands in or the thread
+ * count (see tkr_lq_fmt): exact integer sums, then fmaf in group order. The portable version
+ * below performs that same arithmetic with fmaf, so all versions agree bit for bit. */
+#include "kernels/kernels_impl.h"
+#include "kernels/quant_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PORTABLE_NR 4
+
+static bool fmt_init(tkr_dtype wt, int K, const tkr_lq_isa *isa, tkr_lq_fmt *f) {
+    memset(f, 0, sizeof *f);
+    f->wt = wt;
+    f->K = K;
+    f->xoff = isa->xoff;
+    f->wunsigned = isa->wunsigned;
+    switch (wt) {
+    case TKR_DT_Q8_0: f->gsize = 32; f->wunsigned = false; break;
+    case TKR_DT_Q4_0: f->gsize = 32; f->woff = 8; break;
+    case TKR_DT_Q4_K: f->gsize = 32; f->has_min = true; break;
+    case TKR_DT_Q6_K: f->gsize = 16; f->woff = 32; break;
+    default: return false;
+    }
+    if (f->wunsigned) f->xoff = 0;
+    if (K <= 0 || K % tkr_dtype_block_elems(wt) != 0) return false;
+    f->G = K / f->gsize;
+    return true;
+}
+
+static bool is_k_format(tkr_dtype t) { return t == TKR_DT_Q4_K || t == TKR_DT_Q6_K; }
+
+/* Bytes of per-thread scratch the activation quantizer needs for one row of K values. */
+static size_t row_tmp_bytes(const tkr_lq_fmt *f) {
+    return is_k_format(f->wt) ? (size_t)(f->K / TKR_QK_K) * sizeof(tkr_block_q8_K)
+                              : (size_t)(f->K / TKR_QK8_0) * sizeof(tkr_block_q8_0);
+}
+
+/* 4 quantized values to their place in the broadcast layout, offset by off (0 or 128: adding
+ * 128 to an int8 is flipping its top bit). */
+static inline void scatter4(uint8_t *dst, const int8_t *src, uint8_t off) {
+    uint32_t v;
+    memcpy(&v, src, 4);
+    if (off) v ^= 0x80808080u;
+    memcpy(dst, &v, 4);
+}
+
+/* Quantizes row m of x (or zeros past M) into row slot r of row group rg of X.
+ * tmp: row_tmp_bytes(f), aligned for the block structs. */
+static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, void *tmp, bool avx2) {
+    const int K = f->K, RW = X->RW, rg = m / RW, r = m % RW;
+    uint8_t *q = X->q + (size_t)rg * K * RW + (size_t)r * 4;
+    float *dx = X->dx + (size_t)rg * f->G * RW + r;
+    float *xmin = X->xmin ? X->xmin + (size_t)rg * f->G * RW + r : NULL;
+    const uint8_t off = (uint8_t)f->xoff;
+    if (m >= X->M) {
+        for (int k4 = 0; k4 < K / 4; k4++) memset(q + (size_t)k4 * RW * 4, off, 4);
+        for (int g = 0; g < f->G; g++) {
+            dx[(size_t)g * RW] = 0.0f;
+            if (xmin) xmin[(size_t)g * RW] = 0.0f;
+            if (X->xc) X->xc[(size_t)rg * f->G * RW + r + (size_t)g * RW] = 0;
+        }
+        return;
+    }
+    int32_t *xc = X->xc ? X->xc + (size_t)rg * f->G * RW + r : NULL;
+    const float *xr = x + (size_t)m * K;
+    if (is_k_format(f->wt)) {
+        tkr_block_q8_K *b = tmp;
+#ifdef TKR_HAVE_X86
+        if (avx2) tkr_quantize_row_q8_K_avx2(xr, b, K);
+        else
+#endif
+            tkr_quantize_row_q8_K(xr, b, K);
+        for (int g = 0; g < f->G; g++) {
+            const tkr_block_q8_K *sb = &b[g * f->gsize / TKR_QK_K];
+            dx[(size_t)g * RW] = sb->d;
+            if (xmin) { /* gsize 32: two 16-value sums of the super-block */
+                int j = (g * f->gsize % TKR_QK_K) / 16;
+                xmin[(size_t)g * RW] = sb->d * (float)(sb->bsums[j] + sb->bsums[j + 1]);
+            }
+        }
+        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 * 4 / TKR_QK_K].qs + (k4 * 4) % TKR_QK_K, off);
+        if (xc) /* the group sums are Q8_K's 16-value sums */
+            for (int g = 0; g < f->G; g++) {
+                const tkr_block_q8_K *sb = &b[g * f->gsize / TKR_QK_K];
+                int j = (g * f->gsize % TKR_QK_K) / 16, sum = sb->bsums[j];
+                if (f->gsize == 32) sum += sb->bsums[j + 1];
+                xc[(size_t)g * RW] = -f->woff * sum;
+            }
+    } else {
+        tkr_block_q8_0 *b = tmp;
+#ifdef TKR_HAVE_X86
+        if (avx2) tkr_quantize_row_q8_0_avx2(xr, b, K);
+        else
+#endif
+            tkr_quantize_row_q8_0(xr, b, K);
+        for (int g = 0; g < f->G; g++) dx[(size_t)g * RW] = tkr_f16_to_f32(b[g].d);
+        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 / 8].qs + (k4 % 8) * 4, off);
+        if (xc)
+            for (int g = 0; g < f->G; g++) {
+                int sum = 0;
+                for (int i = 0; i < 32; i++) sum += b[g].qs[i];
+                xc[(size_t)g * RW] = -f->woff * sum;
+            }
+    }
+}
+
+/* Unpacks weight rows [n0, n0 + np) of w into panel P (see tkr_lq_panel). Blocks are copied out
+ * first: tensor data may be only byte-aligned. */
+static void unpack_panel(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P) {
+    const int K = f->K, G = f->G;
+    const size_t rb = tkr_dtype_row_bytes(f->wt, K);
+    P->np = np;
+    for (int j = 0; j < np; j++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)(n0 + j) * rb;
+        int8_t *wr = P->w + (size_t)j * K;
+        float *dw = P->dw + (size_t)j * G;
+        int32_t *corr = P->corr + (size_t)j * G;
+        switch (f->wt) {
+        case TKR_DT_Q8_0:
+            for (int b = 0; b < K / 32; b++) {
+                tkr_block_q8_0 blk;
+                memcpy(&blk, src + (size_t)b * sizeof blk, sizeof blk);
+                memcpy(wr + b * 32, blk.qs, 32);
+                dw[b] = tkr_f16_to_f32(blk.d);
+            }
+            break;
+        case TKR_DT_Q4_0:
+            for (int b = 0; b < K / 32; b++) {
+                tkr_block_q4_0 blk;
+                memcpy(&blk, src + (size_t)b * sizeof blk, sizeof blk);
+                for (int l = 0; l < 16; l++) {
+                    wr[b * 32 + l] = (int8_t)((blk.qs[l] & 0xF) - 8);
+                    wr[b * 32 + l + 16] = (int8_t)((blk.qs[l] >> 4) - 8);
+                }
+                dw[b] = tkr_f16_to_f32(blk.d);
+            }
+            break;
+        case TKR_DT_Q4_K: {
+            float *wmin = P->wmin + (size_t)j * G;
+            for (int b = 0; b < K / TKR_QK_K; b++) {
+                tkr_block_q4_K blk;
+                memcpy(&blk, src + (size_t)b * sizeof blk, sizeof blk);
+                const float d = tkr_f16_to_f32(blk.d), dmin = tkr_f16_to_f32(blk.dmin);
+                int8_t *o = wr + b * TKR_QK_K;
+                for (int c = 0; c < 4; c++) { /* 64 values: low nibbles then high nibbles */
+                    for (int l = 0; l < 32; l++) {
+                        o[c * 64 + l] = (int8_t)(blk.qs[c * 32 + l] & 0xF);
+                        o[c * 64 + 32 + l] = (int8_t)(blk.qs[c * 32 + l] >> 4);
+                    }
+                }
+                for (int s = 0; s < 8; s++) {
+                    uint8_t sc, mn;
+                    tkr_q4k_scale_min(s, blk.scales, &sc, &mn);
+                    dw[b * 8 + s] = d * sc;
+                    wmin[b * 8 + s] = dmin * mn;
+                }
+            }
+            break;
+        }
+        case TKR_DT_Q6_K:
+            for (int b = 0; b < K / TKR_QK_K; b++) {
+                tkr_block_q6_K blk;
+                memcpy(&blk, src + (size_t)b * sizeof blk, sizeof blk);
+                const float d = tkr_f16_to_f32(blk.d);
+                int8_t *o = wr + b * TKR_QK_K;
+                for (int h = 0; h < 2; h++) { /* two halves of 128 values */
+                    const uint8_t *ql = blk.ql + h * 64, *qh = blk.qh + h * 32;
+                    for (int l = 0; l < 32; l++) {
+                        o[h * 128 + l + 0] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+                        o[h * 128 + l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                        o[h * 128 + l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                        o[h * 128 + l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+                    }
+                }
+                for (int s = 0; s < 16; s++) dw[b * 16 + s] = d * blk.scales[s];
+            }
+            break;
+        default: break;
+        }
+        for (int g = 0; g < G; g++) {
+            int32_t s = 0;
+            for (int i = 0; i < f->gsize; i++) s += wr[g * f->gsize + i];
+            corr[g] = f->xoff * s;
+        }
+    }
+}
+
+/* Portable micro-kernel (RW = 1: one activation row): the reference arithmetic of tkr_lq_fmt,
+ * written plainly. out[j] for weight rows n0 + j, j < nr <= PORTABLE_NR. */
+static void kernel_portable(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P,
+                            int n0, int nr, int g0, int g1, float *out) {
+    const int K = f->K, G = f->G, gs = f->gsize;
+    const uint8_t *xq = X->q + (size_t)rg * K;
+    const float *dx = X->dx + (size_t)rg * G;
+    const float *xmin = X->xmin ? X->xmin + (size_t)rg * G : NULL;
+    for (int j = 0; j < nr; j++) {
+        const int8_t *wr = P->w + (size_t)(n0 + j) * K;
+        const float *dw = P->dw + (size_t)(n0 + j) * G;
+        const int32_t *corr = P->corr + (size_t)(n0 + j) * G;
+        const float *wmin = f->has_min ? P->wmin + (size_t)(n0 + j) * G : NULL;
+        float acc = g0 ? out[j] : 0.0f;
+        for (int g = g0; g < g1; g++) {
+            int32_t s = 0;
+            for (int i = 0; i < gs; i++) s += (int32_t)xq[g * gs + i] * wr[g * gs + i];
+            acc = fmaf((float)(s - corr[g]), dx[g] * dw[g], acc);
+            if (wmin) acc = fmaf(-wmin[g], xmin[g], acc);
+        }
+        out[j] = acc;
+    }
+}
+
+typedef struct {
+    tkr_lq_fmt f;
+    tkr_lq_isa isa;
+    const float *x;
+    int M, N;
+    const tkr_tensor *w;
+    const float *bias;     /* [N] widened, or NULL */
+    float *y;
+    tkr_lq_x X;
+    int NP;                /* weight rows per panel task */
+    int GC;                /* groups per K chunk */
+    uint8_t *scratch;      /* [threads][per_thread] */
+    size_t per_thread;
+    size_t panel_w_bytes;  /* offsets inside a thread's slice */
+    size_t panel_g_bytes;
+    bool avx2;             /* vectorized activation quantizers */
+} lq_job;
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Task: activation rows [task * RW, task * RW + RW). */
+static void prep_task(void *p, int task, int thread) {
+    lq_job *j = p;
+    void *tmp = j->scratch + (size_t)thread * j->per_thread;
+    for (int r = 0; r < j->X.RW; r++) prep_row(&j->f, j->x, task * j->X.RW + r, &j->X, tmp, j->avx2);
+}
+
+/* Task: weight rows [task * NP, ...): unpack the panel, then every activation tile against it. */
+static void gemm_task(void *p, int task, int thread) {
+    lq_job *j = p;
+    const int n0 = task * j->NP, np = j->N - n0 < j->NP ? j->N - n0 : j->NP;
+    uint8_t *s = j->scratch + (size_t)thread * j->per_thread;
+    tkr_lq_panel P;
+    P.w = (int8_t *)s;
+    P.dw = (float *)(s + j->panel_w_bytes);
+    P.corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
+    P.wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
+    float *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
+#ifdef TKR_HAVE_X86
+    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, j->w, n0, np, &P);
+    else
+#endif
+        unpack_panel(&j->f, j->w, n0, np, &P);
+    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
+    for (int rg = 0; rg < n_rg;) {
+        const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
+        const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
+        /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
+         * while every weight row of the panel passes. */
+        for (int g0 = 0; g0 < G; g0 += j->GC) {
+            const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+            for (int jn = 0; jn < np; jn += NR)
+                kern(&j->f, &j->X, rg, &P, jn, np - jn < NR ? np - jn : NR, g0, g1, out + (size_t)jn * mv * RW);
+        }
+        for (int c = 0; c < np; c++) {
+            const int n = n0 + c;
+            const float *o = out + (size_t)(c / NR) * NR * mv * RW + (size_t)(c % NR) * mv * RW;
+            for (int r = 0; r < mv * RW; r++) {
+                const int m = rg * RW + r;
+                if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? o[r] + j->bias[n] : o[r];
+            }
+        }
+        rg += mv;
+    }
+}
+
+tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                            const tkr_tensor *bias, float *y) {
+    const int N = (int)w->shape[0];
+    if (M <= 0 || N <= 0) return TKR_OK;
+    if (w->ndim != 2 || w->shape[1] != K) return TKR_ERR_INVALID_ARG;
+    lq_job j;
+    memset(&j, 0, sizeof j);
+    tkr_lq_isa isa = {1, PORTABLE_NR, 128, false, kernel_portable, NULL};
+    bool ok = false;
+#ifdef TKR_HAVE_X86
+    if (!ok && ctx->avx512 && ctx->avx512_vnni) ok = tkr_lq_select_avx512(&(tkr_lq_fmt){.wt = w->dtype}, &isa);
+    if (!ok && ctx->avx2) ok = tkr_lq_select_avx2(&(tkr_lq_fmt){.wt = w->dtype}, ctx->avx_vnni, &isa);
+#endif
+    (void)ok;
+    if (!fmt_init(w->dtype, K, &isa, &j.f)) return TKR_ERR_INVALID_ARG;
+    j.isa = isa;
+    j.avx2 = ctx->avx2;
+    j.x = x;
+    j.M = M;
+    j.N = N;
+    j.w = w;
+    j.y = y;
+    const int threads = tkr_pool_size(ctx->pool);
+    const int RW = isa.RW, G = j.f.G;
+    /* Panels of NP rows: a multiple of NR, about 32 rows, fewer when N is small so that every
+     * thread gets work. */
+    int NP = isa.NR * ((32 + isa.NR - 1) / isa.NR);
+    while (NP > isa.NR && (N + NP - 1) / NP < threads * 2) NP -= isa.NR;
+    j.NP = NP;
+    /* activations */
+    int Mpad = (M + RW - 1) / RW * RW;
+    j.X.M = M;
+    j.X.Mpad = Mpad;
+    j.X.RW = RW;
+    size_t q_bytes = align64((size_t)Mpad * K), g_bytes = align64(sizeof(float) * (size_t)Mpad * G);
+    const int n_g = 1 + (j.f.has_min ? 1 : 0) + (j.f.wunsigned ? 1 : 0); /* dx, xmin, xc */
+    size_t shared = q_bytes + g_bytes * n_g + align64(sizeof(float) * (size_t)N);
+    /* per thread: the panel (bytes, dw, corr, wmin), the output tile, the row quantizer's blocks */
+    j.panel_w_bytes = align64((size_t)NP * K);
+    j.panel_g_bytes = align64(sizeof(float) * (size_t)NP * G);
+    size_t tile = align64(sizeof(float) * (size_t)NP * 2 * RW); /* accumulators of a panel */
+    /* K chunk: activation tile (2 RW rows) and panel (NP rows) chunks within ~128 KB, a part of
+     * L2 (chunks fitting L1 measured no faster at these shapes) */
+    j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
+    if (j.GC < 1) j.GC = 1;
+    j.per_thread = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
+    size_t rt = align64(row_tmp_bytes(&j.f));
+    if (rt > j.per_thread) j.per_thread = rt;
+    uint8_t *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, shared + j.per_thread * (size_t)threads) != 0) return TKR_ERR_NOMEM;
+    j.X.q = mem;
+    j.X.dx = (float *)(mem + q_bytes);
+    j.X.xmin = j.f.has_min ? (float *)(mem + q_bytes + g_bytes) : NULL;
+    j.X.xc = j.f.wunsigned ? (int32_t *)(mem + q_bytes + g_bytes * (n_g - 1)) : NULL;
+    float *bias_f = (float *)(mem + q_bytes + g_bytes * n_g);
+    j.scratch = mem + shared;
+    if (bias) {
+        tkr_weight_row_f32(bias, 0, bias_f);
+        j.bias = bias_f;
+    }
+    tkr_pool_run(ctx->pool, Mpad / RW, prep_task, &j);
+    tkr_pool_run(ctx->pool, (N + NP - 1) / NP, gemm_task, &j);
+    free(mem);
+    return TKR_OK;
+}
