@@ -95,7 +95,7 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	@echo "  NVCC    $<"
 	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Iinclude -Isrc -DTKR_HAVE_CUDA -MMD -MP \
-	  -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -c $< -o $@
+	  -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
@@ -143,9 +143,9 @@ else
   SHLIB_FLAGS = -shared -Wl,-soname,$(SHLIB)
 endif
 shared: $(BUILD)/$(SHLIB)
-$(BUILD)/$(SHLIB): $(LIB_OBJ)
+$(BUILD)/$(SHLIB): $(LIB_OBJ) $(CU_OBJ)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(OPT) $(LDSAN) $(SHLIB_FLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_ALL)
+	$(Q)$(CC) $(OPT) $(LDSAN) $(SHLIB_FLAGS) -o $@ $(LIB_OBJ) $(CU_OBJ) $(LDLIBS_ALL)
 
 install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \

@@ -11,6 +11,7 @@
 #      and bench/bench_gpu (ours, same model directory and input shapes) in the same run.
 # Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
 # Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
+# TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -52,7 +53,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CE="python3 $ROOT/tests/lib/compare_expected.py"
 CD="python3 $ROOT/tests/gpu/compare_devices.py"
-for m in m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16; do
+for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
   exp=$ROOT/tests/fixtures/expected/$m.jsonl
   fx=$ROOT/tests/fixtures
