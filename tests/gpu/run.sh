@@ -37,7 +37,7 @@ say "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,memory.total --f
 say "== nvcc: $(nvcc --version 2>&1 | tail -1)"
 if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
-  if make -j"$(nproc)" CUDA=1 BUILD="$TKR_BUILD" "$TKR_BUILD/tkr-embed" \
+  if make -j"$(nproc)" CUDA=1 BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
        "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
     say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
   elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
