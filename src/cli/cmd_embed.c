@@ -30,8 +30,11 @@ static void usage(FILE *f) {
             "float32 matrix FILE (.npy) with the item indices in FILE.ids and failures in\n"
             "FILE.errors.jsonl. A progress bar (items/s, tokens/s, ETA) shows on a terminal.\n"
             "\n"
-            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer), or a\n"
-            "                           Hub name org/name[@rev][:QUANT] (fetched into the HF cache)\n"
+            "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
+            "                           .gguf text model, a directory of one model .gguf and at\n"
+            "                           most one mmproj*.gguf, or a Hub name org/name[@rev][:QUANT]\n"
+            "                           (fetched into the HF cache, docs/hub.md)\n"
+            "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
@@ -53,6 +56,7 @@ static void usage(FILE *f) {
             "  --max-tokens N           tokens per item (default 32768)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
+            "  -v, --verbose            print the kernels in use to stderr\n"
             "  -h, --help               this help\n");
 }
 
@@ -252,6 +256,7 @@ int tkr_cmd_embed(int argc, char **argv) {
     long limit = -1;
     batch_opts bo = {NULL, BATCH_JSONL, 0, 1, -1, -1};
     tkr_model_params mp = tkr_model_default_params();
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -261,6 +266,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && next) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--mmproj") && next) {
+            mp.mmproj = argv[++i];
         } else if (!strcmp(a, "--text") && next) {
             text = argv[++i];
         } else if (!strcmp(a, "--instruction") && next) {
@@ -296,6 +303,8 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
         } else if (!strcmp(a, "--device") && next) {
@@ -355,6 +364,11 @@ int tkr_cmd_embed(int argc, char **argv) {
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;
+    }
+    if (verbose) {
+        char kernels[256];
+        tkr_model_describe_kernels(model, kernels, sizeof kernels);
+        fprintf(stderr, "tkr-embed: kernels: %s\n", kernels);
     }
     int rc = 0;
     if (input) {

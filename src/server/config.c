@@ -54,7 +54,8 @@ void tkr_server_usage(FILE *f) {
         "Sizes accept K, M, G suffixes (powers of 1024).\n"
         "\n"
         "model:\n"
-        "  -m, --model DIR               model directory (required)\n"
+        "  -m, --model PATH              model directory or .gguf file (required)\n"
+        "      --mmproj FILE             GGUF models: the vision tower (mmproj) file\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
         "      --device DEV              cpu, cuda or cuda:N (default: the GPU when built\n"
@@ -310,6 +311,7 @@ typedef struct {
 static const opt_spec options[] = {
     {"--model", "-m", K_STRING, F(model_dir), 0, 0},
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
+    {"--mmproj", NULL, K_STRING, F(mmproj), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
     {"--device", NULL, K_STRING, F(device), 0, 0},
     {"--precision", NULL, K_STRING, F(precision), 0, 0},

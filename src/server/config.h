@@ -11,6 +11,7 @@
 typedef struct {
     /* model */
     const char *model_dir;           /* -m; required                                        */
+    const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
     const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
