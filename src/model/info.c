@@ -10,7 +10,7 @@
  * Makefile when it is compiled in. */
 const char *tkr_build_options(void) {
     return "cuda="
-#ifdef TKR_WITH_CUDA
+#if defined(TKR_WITH_CUDA) || defined(TKR_HAVE_CUDA)
            "yes"
 #else
            "no"

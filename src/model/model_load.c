@@ -474,6 +474,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
         goto fail;
     }
     m->kctx.fast_bf16 = p.fast_bf16;
+    if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
     *out = m;
     return TKR_OK;
 fail_named:
@@ -485,6 +486,7 @@ fail:
 
 void tkr_model_free(tkr_model *m) {
     if (!m) return;
+    tkr_backend_free(m->backend);
     tkr_pool_free(m->pool);
     free(m->inv_freq);
     free(m->layers);
@@ -503,6 +505,10 @@ int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows) {
 }
 
 void tkr_model_describe_kernels(const tkr_model *m, char *buf, size_t cap) {
+    if (m->backend) {
+        m->backend->ops->describe(m->backend, buf, cap);
+        return;
+    }
     tkr_kctx_describe(&m->kctx, buf, cap);
 }
 const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *m) { return m->tok; }

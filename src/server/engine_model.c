@@ -119,6 +119,8 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     tkr_model_params p = tkr_model_default_params();
     p.n_threads = cfg->n_threads;
+    p.device = cfg->device;
+    p.precision = cfg->precision;
     p.fast_bf16 = cfg->fast_bf16;
     p.min_image_tokens = cfg->min_image_tokens;
     p.max_image_tokens = cfg->max_image_tokens;
