@@ -121,7 +121,7 @@ static void *prep_worker(void *arg) {
 
 static void bench_images(tkr_model *m, const char *path, int N, int runs, const char *device) {
     int D = tkr_model_dim(m);
-    tkr_image_input img = {path, NULL, 0};
+    tkr_image_input img = {.path = path};
     tkr_item *items = calloc((size_t)N, sizeof *items);
     tkr_prepared **prep = calloc((size_t)N, sizeof *prep);
     float *out = malloc(sizeof(float) * (size_t)N * D);
@@ -164,7 +164,7 @@ static void bench_images(tkr_model *m, const char *path, int N, int runs, const 
 
 static void bench_image_latency(tkr_model *m, const char *path, int runs, const char *device) {
     float *out = malloc(sizeof(float) * (size_t)tkr_model_dim(m));
-    tkr_image_input img = {path, NULL, 0};
+    tkr_image_input img = {.path = path};
     tkr_item it = tkr_item_default();
     it.text = "";
     it.images = &img;

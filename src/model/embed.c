@@ -4,6 +4,7 @@
  * tokenized, positions computed); a bad item gets its own error and the others go on. Prepared
  * items are then packed into decoder batches under max_batch_tokens. Since every kernel keeps
  * rows and sequences independent, a vector is the same whatever it was batched with. */
+#include "image/image.h"
 #include "model/model.h"
 #include "model/prompt.h"
 #include "model/vision_input.h"
@@ -211,19 +212,27 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
         float *feats = malloc(sizeof(float) * (size_t)toks * D);
         tkr_error e;
         tkr_error_clear(&e);
-        if (parts && grid && feats) {
+        /* patches are made here, from the resized images the items hold (tkr_vision_input) */
+        float **owned = calloc((size_t)imgs, sizeof *owned);
+        bool patched = parts && grid && feats && owned;
+        if (patched) {
             int k = 0;
-            for (int it = i; it < j; it++) {
+            for (int it = i; it < j && patched; it++) {
                 const tkr_prepared *p = prepared[it];
                 if (!p) continue;
-                size_t off = 0;
-                for (int im = 0; im < p->vis.n_images; im++, k++) {
-                    parts[k] = p->vis.patches + off;
-                    grid[k] = p->vis.grid_h[im];
-                    grid[imgs + k] = p->vis.grid_w[im];
-                    off += (size_t)p->vis.grid_h[im] * p->vis.grid_w[im] * pd;
+                for (int im = 0; im < p->vis.n_images && patched; im++, k++) {
+                    int gh = 0, gw = 0;
+                    patched = tkr_image_patchify(&p->vis.resized[im], v->patch_size, v->temporal_patch_size,
+                                                 v->spatial_merge_size, &owned[k], &gh, &gw, &e) == TKR_OK &&
+                              gh == p->vis.grid_h[im] && gw == p->vis.grid_w[im];
+                    parts[k] = owned[k];
+                    grid[k] = gh;
+                    grid[imgs + k] = gw;
                 }
             }
+        }
+        (void)pd;
+        if (patched) {
             if (m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
                 size_t row = 0;
                 for (int it = i; it < j; it++) {
@@ -236,6 +245,9 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
                 }
             }
         }
+        if (owned)
+            for (int k = 0; k < imgs; k++) free(owned[k]);
+        free(owned);
         free(parts);
         free(grid);
         free(feats);
