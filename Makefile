@@ -27,8 +27,14 @@ ifeq ($(UNAME_S),Darwin)
   endif
 endif
 PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
-# video items: FFmpeg's demuxers, decoders and swscale (LGPL; Debian's libav*-dev)
-PKGS     += libavformat libavcodec libswscale libavutil
+# video items: FFmpeg's demuxers, decoders and swscale (LGPL; Debian's libav*-dev).
+# make VIDEO=0 leaves them out (video items then get a clear error; the ARM64 CI leg does this)
+VIDEO    ?= 1
+ifeq ($(VIDEO),1)
+  PKGS   += libavformat libavcodec libswscale libavutil
+else
+  VIDEO_DEF := -DTKR_NO_VIDEO=1
+endif
 # PDF items (make PDF=0 leaves them out): Poppler's GLib API + cairo. Poppler is GPL: a binary
 # built with PDF=1 is distributed under the GPL's terms (docs/media.md).
 PDF      ?= 1
@@ -38,7 +44,7 @@ ifeq ($(PDF),1)
 endif
 # -isystem: warnings inside GLib/FFmpeg headers are not ours to fix under -Werror
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl -lavformat -lavcodec -lswscale -lavutil)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
 
 # make fuzz: clang with libFuzzer, ASan and UBSan, in build-fuzz/ (see tests/fuzz/run.sh)
 ifeq ($(FUZZ),1)
@@ -78,7 +84,7 @@ else
 endif
 
 # -fPIC: the same objects make the static and the shared library
-CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(PDF_DEF) -MMD -MP $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(PDF_DEF) $(VIDEO_DEF) -MMD -MP $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))

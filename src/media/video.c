@@ -16,6 +16,40 @@
  * what torchcodec's flag-less context resolves to, made exact and CPU-independent), the
  * frame's YUV matrix (BT.601 when untagged) and range (limited unless tagged full / yuvj*).
  * Alpha is dropped, as Pillow's convert("RGB") does. */
+#ifdef TKR_NO_VIDEO
+/* Built with VIDEO=0 (no FFmpeg): video items get a clear error; the rest of the library is the
+ * same. The ARM64 CI leg builds this way, and so may a minimal build. */
+#include "media/media.h"
+#include "util/error.h"
+#include <stdlib.h>
+#include <string.h>
+
+static tkr_status no_video(tkr_error *err) {
+    return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this build has no video support (built with VIDEO=0, without FFmpeg)");
+}
+tkr_status tkr_video_decode_each(const tkr_video_input *v, const tkr_media_limits *lim, tkr_video_frame_fn fn,
+                                 void *user, tkr_video_info *info, tkr_error *err) {
+    (void)v, (void)lim, (void)fn, (void)user, (void)info;
+    return no_video(err);
+}
+tkr_status tkr_video_decode(const tkr_video_input *video, const tkr_media_limits *lim, tkr_media_frames *out,
+                            tkr_error *err) {
+    (void)video, (void)lim;
+    memset(out, 0, sizeof *out);
+    return no_video(err);
+}
+void tkr_media_frames_free(tkr_media_frames *f) {
+    if (!f) return;
+    for (int i = 0; f->frames && i < f->n; i++) free(f->frames[i].rgb);
+    free(f->frames);
+    memset(f, 0, sizeof *f);
+}
+tkr_status tkr_video_probe(const tkr_video_input *v, const tkr_media_limits *lim, int *n_frames, int *width,
+                           int *height, tkr_error *err) {
+    (void)v, (void)lim, (void)n_frames, (void)width, (void)height;
+    return no_video(err);
+}
+#else
 #include "media/media.h"
 #include "util/error.h"
 
@@ -556,3 +590,5 @@ tkr_status tkr_video_probe(const tkr_video_input *v, const tkr_media_limits *lim
     tkr_media_bytes_close(&bytes);
     return st;
 }
+
+#endif /* TKR_NO_VIDEO */

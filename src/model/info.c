@@ -21,7 +21,12 @@ const char *tkr_build_options(void) {
 #else
            "no"
 #endif
-           " video=yes" /* FFmpeg is a required dependency */
+           " video="
+#ifdef TKR_NO_VIDEO
+           "no"
+#else
+           "yes"
+#endif
         ;
 }
 
