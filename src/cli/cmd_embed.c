@@ -30,8 +30,11 @@ static void usage(FILE *f) {
             "float32 matrix FILE (.npy) with the item indices in FILE.ids and failures in\n"
             "FILE.errors.jsonl. A progress bar (items/s, tokens/s, ETA) shows on a terminal.\n"
             "\n"
-            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer), or a\n"
-            "                           Hub name org/name[@rev][:QUANT] (fetched into the HF cache)\n"
+            "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
+            "                           .gguf text model, a directory of one model .gguf and at\n"
+            "                           most one mmproj*.gguf, or a Hub name org/name[@rev][:QUANT]\n"
+            "                           (fetched into the HF cache, docs/hub.md)\n"
+            "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
@@ -260,6 +263,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && next) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--mmproj") && next) {
+            mp.mmproj = argv[++i];
         } else if (!strcmp(a, "--text") && next) {
             text = argv[++i];
         } else if (!strcmp(a, "--instruction") && next) {

@@ -127,6 +127,7 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.max_image_pixels = cfg->max_image_pixels;
     p.max_tokens_per_item = cfg->max_tokens_per_item;
     p.max_batch_tokens = cfg->max_batch_tokens;
+    p.mmproj = cfg->mmproj;
     p.truncate = false;     /* the server truncates, per request, before the engine sees it */
     /* -m org/name: fetched into (or found in) the Hugging Face cache first */
     tkr_status st = tkr_hub_resolve_model(cfg->model_dir, &m->hub, err);
