@@ -10,7 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(gcc-aarch64-linux-gnu qemu-user libc6:arm64 libc6-dev:arm64
       libjansson-dev:arm64 libutf8proc-dev:arm64 libjpeg-dev:arm64 libpng-dev:arm64 libwebp-dev:arm64
-      libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64)
+      libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64
+      libavformat-dev:arm64 libavcodec-dev:arm64 libswscale-dev:arm64 libavutil-dev:arm64)
+# (no poppler/cairo for arm64: the leg builds with PDF=0, PDF items have no per-ISA code)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -39,7 +39,7 @@ targets="$BUILD/tkr-embed $BUILD/tools/mkmodel"
 for u in $UNITS_MAX; do targets="$targets $BUILD/tests/test_$u"; done
 t0=$(date +%s)
 if ! PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-     make -s -j"$(nproc 2>/dev/null || echo 2)" BUILD=$BUILD CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
+     make -s -j"$(nproc 2>/dev/null || echo 2)" BUILD=$BUILD CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar PDF=0 \
      $targets >/tmp/tkr-arm64-build.$$.log 2>&1; then
   grep -v '^  \(CC\|LD\) ' /tmp/tkr-arm64-build.$$.log | tail -40
   count_fail "arm64 cross build"; rm -f /tmp/tkr-arm64-build.$$.log
