@@ -90,6 +90,7 @@ size_t tkr_weights_count(const tkr_weights *w);
 const tkr_tensor *tkr_weights_at(const tkr_weights *w, size_t i);
 const tkr_tensor *tkr_weights_get(const tkr_weights *w, const char *name);       /* exact name */
 
+/* Safetensors shards; 0 for GGUF-backed weights (use tkr_weights_gguf_model / _mmproj). */
 size_t tkr_weights_shard_count(const tkr_weights *w);
 const tkr_safetensors *tkr_weights_shard(const tkr_weights *w, size_t i);
 

@@ -1,8 +1,8 @@
 /* fuzz_gguf.c - libFuzzer harness for the GGUF reader (src/io/gguf.c) and what reads its
  * metadata (src/io/config_gguf.c, the name mapping in src/io/weights_gguf.c).
  *
- * Build and run (from the repo root; seeds in tests/fuzz/corpus/gguf, crashes committed there
- * as regression inputs):
+ * `make fuzz` builds and runs it with the others (tests/fuzz/run.sh). By hand, from the repo
+ * root (seeds in tests/fuzz/corpus/gguf, crashes committed there as regression inputs):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L \
  *     -Iinclude -Isrc tests/fuzz/fuzz_gguf.c src/io/gguf.c src/io/tensor.c src/io/config_gguf.c \
  *     src/io/weights_gguf.c src/io/weights.c src/io/safetensors.c src/util/error.c \
