@@ -73,7 +73,7 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     float *x = buf;                     /* [P, E]     */
     float *xn = x + nP * E;             /* [C, E]     */
     float *tmp = xn + nC * E;           /* [C, E]     */
-    float *qkv = tmp + nC * E;          /* [P, 3E]    */
+    float *qkv = tmp + nC * E;          /* [P, 3E], or 3 x [P, E] when split */
     float *att = qkv + nP * 3 * E;      /* [P, E]     */
     float *mlp = att + nP * E;          /* [C, max(F, 4E)] */
     float *cos_t = mlp + nC * (size_t)W; /* [P, hd/2] */
@@ -88,15 +88,30 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     int b = 0;
     for (; b < v->depth && st == TKR_OK; b++) {
         const tkr_vision_block *B = &m->vis.blocks[b];
+        /* fused: qkv [P, 3E] rows (q | k | v); split (GGUF): q, k, v [P, E] one after another */
+        float *q = qkv, *kk = qkv + E, *vv = qkv + 2 * E;
+        int stride = 3 * E;
+        if (!B->qkv_w) {
+            kk = qkv + nP * E;
+            vv = kk + nP * E;
+            stride = E;
+        }
         for (int r0 = 0; r0 < P && st == TKR_OK; r0 += C) {
             int n = P - r0 < C ? P - r0 : C;
             tkr_layernorm(k, x + (size_t)r0 * E, n, E, B->norm1_w, B->norm1_b, eps, xn);
-            st = tkr_linear(k, xn, n, E, B->qkv_w, B->qkv_b, qkv + (size_t)r0 * 3 * E);
+            if (B->qkv_w) {
+                st = tkr_linear(k, xn, n, E, B->qkv_w, B->qkv_b, qkv + (size_t)r0 * 3 * E);
+            } else {
+                size_t o = (size_t)r0 * E;
+                st = tkr_linear(k, xn, n, E, B->q_w, B->q_b, q + o);
+                if (st == TKR_OK) st = tkr_linear(k, xn, n, E, B->k_w, B->k_b, kk + o);
+                if (st == TKR_OK) st = tkr_linear(k, xn, n, E, B->v_w, B->v_b, vv + o);
+            }
         }
         if (st != TKR_OK) break;
-        tkr_rope_apply_strided(qkv, P, 3 * E, H, hd, cos_t, sin_t);
-        tkr_rope_apply_strided(qkv + E, P, 3 * E, H, hd, cos_t, sin_t);
-        tkr_attention_args a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd,
+        tkr_rope_apply_strided(q, P, stride, H, hd, cos_t, sin_t);
+        tkr_rope_apply_strided(kk, P, stride, H, hd, cos_t, sin_t);
+        tkr_attention_args a = {q, kk, vv, stride, stride, att, E, H, H, hd,
                                 seq, n_images, false, false};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
         for (int r0 = 0; r0 < P; r0 += C) {

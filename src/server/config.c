@@ -54,7 +54,8 @@ void tkr_server_usage(FILE *f) {
         "Sizes accept K, M, G suffixes (powers of 1024).\n"
         "\n"
         "model:\n"
-        "  -m, --model DIR               model directory (required)\n"
+        "  -m, --model PATH              model directory or .gguf file (required)\n"
+        "      --mmproj FILE             GGUF models: the vision tower (mmproj) file\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
         "      --fast-bf16               BF16 weights: round activations to bf16 and use AVX-512\n"
@@ -101,6 +102,7 @@ void tkr_server_usage(FILE *f) {
         "      --remote-image-timeout SEC  whole-fetch timeout (default 5)\n"
         "other:\n"
         "      --quiet                   no per-request log lines\n"
+        "      --no-ui                   no playground page at /ui\n"
         "  -h, --help                    this text\n");
 }
 
@@ -306,6 +308,7 @@ typedef struct {
 static const opt_spec options[] = {
     {"--model", "-m", K_STRING, F(model_dir), 0, 0},
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
+    {"--mmproj", NULL, K_STRING, F(mmproj), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
@@ -337,6 +340,7 @@ static const opt_spec options[] = {
     {"--remote-image-hosts", NULL, K_HOSTS, 0, 0, 0},
     {"--remote-image-timeout", NULL, K_SECONDS, F(remote_timeout_s), 0.01, 600},
     {"--quiet", NULL, K_FLAG, F(quiet), 0, 0},
+    {"--no-ui", NULL, K_FLAG, F(no_ui), 0, 0},
 };
 #undef F
 

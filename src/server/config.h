@@ -11,6 +11,7 @@
 typedef struct {
     /* model */
     const char *model_dir;           /* -m; required                                        */
+    const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
@@ -55,6 +56,7 @@ typedef struct {
     double remote_timeout_s;
 
     bool quiet;                      /* no per-request log lines                             */
+    bool no_ui;                      /* --no-ui: no playground page at /ui                   */
 } tkr_server_config;
 
 /* The defaults (documented in the usage text). Owns nothing yet. */

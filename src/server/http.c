@@ -8,6 +8,7 @@
 #include "server/batcher.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/ui.h"
 #include "server/sbuf.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -423,6 +424,17 @@ static enum MHD_Result dispatch(req_ctx *rc, struct MHD_Connection *conn, const 
     tkr_server *s = rc->srv;
     if (rc->route == TKR_ROUTE_HEALTH)
         return is_get(rc->method) ? handle_health(rc, conn) : method_not_allowed(rc, conn, "GET");
+    const char *ui_body, *ui_type;
+    size_t ui_len;
+    /* the playground page holds no data: it is served without a key, and its API calls carry
+     * the key the user types into it */
+    if (rc->route == TKR_ROUTE_OTHER && !s->cfg->no_ui && tkr_ui_lookup(url, &ui_body, &ui_len, &ui_type)) {
+        if (!is_get(rc->method)) return method_not_allowed(rc, conn, "GET");
+        sbuf b;
+        sbuf_init(&b, ui_len);
+        sbuf_append(&b, ui_body, ui_len);
+        return respond(rc, conn, 200, ui_type, &b, "Cache-Control", "no-cache");
+    }
     const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!tkr_auth_check(authz, s->cfg->api_keys, s->cfg->n_api_keys))
         return respond_errorf(rc, conn, 401, "authentication_error", "invalid_api_key", NULL,

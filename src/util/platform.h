@@ -32,4 +32,10 @@ int tkr_path_join(char *buf, size_t cap, const char *dir, const char *name);
 int tkr_cpu_count(void);
 double tkr_now_seconds(void);   /* monotonic */
 
+/* Writing to a socket whose peer has gone must fail with EPIPE, not kill the process: Linux has
+ * the send() flag MSG_NOSIGNAL (tkr_send_flags returns it); macOS has no such flag (0 there) and
+ * sets SO_NOSIGPIPE on the socket instead (tkr_socket_nosigpipe; a no-op on Linux). */
+int tkr_send_flags(void);
+void tkr_socket_nosigpipe(int fd);
+
 #endif
