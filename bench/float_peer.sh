@@ -33,7 +33,7 @@ trap 'rm -rf "$OUT"' EXIT
 BE="$ROOT/build/bench/bench_embed"
 
 # seconds per call from bench_embed's "text:" line (median of its runs)
-tkr() { "$BE" "$DIR" --threads "$THREADS" --runs 3 "$@" | tee -a "$OUT/tkr.log" | awk '/^text:/ {print $8}'; }
+tkr() { "$BE" "$DIR" --threads "$THREADS" --runs 3 "$@" | tee -a "$OUT/tkr.log" | awk '/^text:/ {print $7}'; }
 # llama-bench: seconds for a 128-token prompt
 llama1() {
   "$LLAMA_BIN/llama-bench" -m "$GGUF" -p 128 -n 0 -t "$THREADS" -r 3 -o json 2>/dev/null |

@@ -1,11 +1,13 @@
 /* linear_avx512.c - AVX-512 blocks of tkr_linear: packed 64-column weight panels, a 6x64 tile.
  *
  * Exact mode (float32 activations, F32/F16/BF16 weights). The same design as linear_avx2.c with
- * registers twice as wide: the block W[n0:n1, :] is widened to float32 and transposed, KC columns
- * of k at a time, into panels of 64 weight rows  pack[panel][k][64], and a 6x64 register tile
- * (24 zmm accumulators) computes 6 rows of x against one panel: per k, 4 panel loads and 6
- * broadcasts of x feed 24 FMAs, so the two FMA pipes are the limit. F16 is widened with
- * vcvtph2ps, BF16 by a 16-bit shift. The transposition is a 16x16 register transpose.
+ * registers twice as wide: the block W[n0:n1, :] is transposed, KC columns of k at a time, into
+ * panels of 64 weight rows, and a 6x64 register tile (24 zmm accumulators) computes 6 rows of x
+ * against one panel: per k, 4 panel loads and 6 broadcasts of x feed 24 FMAs, so the two FMA
+ * pipes are the limit. F32 and F16 (vcvtph2ps) panels are float32, pack[panel][k][64]; BF16
+ * panels keep the raw bf16 pairs, pack[panel][k/2][64] (32 bits each), which the tile widens
+ * (shift / mask: 2 integer ops per 12 FMAs), so the packing moves half the bytes and converts
+ * nothing. The transposition is a 16x16 register transpose of 32-bit elements.
  *
  * Batch invariance (the same contract as AVX2, and the same bits): each y[m, n] is ONE FMA chain
  * acc = fma(x[m,k], w[n,k], acc) for k = 0 .. K-1 in order from +0, carried through y between
@@ -200,6 +202,73 @@ static inline __attribute__((always_inline)) void tile_bf16(const int MRc, const
         for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, a[r][v]);
 }
 
+/* Exact mode on BF16 weights without widening them in the packing: pw holds raw bf16 pairs
+ * (the fast mode's panels, [kb/2][64] 32-bit pairs), widened here: the even k of a pair is the
+ * pair shifted left by 16, the odd k the pair with its low half cleared. The FMA chain is the
+ * same as tile()'s (k in order from +0), so the bits are too; the packing writes half the bytes
+ * and does no conversion, the tile pays 2 integer ops per 12 FMAs. kb odd: the last pair's
+ * upper half is not used (x has no column there). */
+static inline __attribute__((always_inline)) void tile_w16(const int MRc, const float *x, size_t ldx,
+                                                           const uint32_t *pw, int kb, float *c,
+                                                           size_t ldc, bool load_c) {
+    __m512 a[MR][NV];
+    const __m512i hi_mask = _mm512_set1_epi32((int)0xFFFF0000u);
+#pragma GCC unroll 6
+    for (int r = 0; r < MRc; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) a[r][v] = load_c ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    int kp = kb / 2;
+    for (int j = 0; j < kp; j++) {
+        __m512 we[NV], wo[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m512i pr = _mm512_load_si512((const void *)(pw + (size_t)j * NR + 16 * v));
+            we[v] = _mm512_castsi512_ps(_mm512_slli_epi32(pr, 16));
+            wo[v] = _mm512_castsi512_ps(_mm512_and_si512(pr, hi_mask));
+        }
+#pragma GCC unroll 6
+        for (int r = 0; r < MRc; r++) {
+            __m512 xe = _mm512_set1_ps(x[r * ldx + 2 * (size_t)j]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xe, we[v], a[r][v]);
+        }
+#pragma GCC unroll 6
+        for (int r = 0; r < MRc; r++) {
+            __m512 xo = _mm512_set1_ps(x[r * ldx + 2 * (size_t)j + 1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xo, wo[v], a[r][v]);
+        }
+    }
+    if (kb & 1) {
+        __m512 we[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            we[v] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_load_si512((const void *)(pw + (size_t)kp * NR + 16 * v)), 16));
+#pragma GCC unroll 6
+        for (int r = 0; r < MRc; r++) {
+            __m512 xe = _mm512_set1_ps(x[r * ldx + 2 * (size_t)kp]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xe, we[v], a[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MRc; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, a[r][v]);
+}
+
+static void tile_w16_any(int mr, const float *x, size_t ldx, const uint32_t *pw, int kb, float *c,
+                         size_t ldc, bool load_c) {
+    switch (mr) {
+    case 6: tile_w16(6, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 5: tile_w16(5, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 4: tile_w16(4, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 3: tile_w16(3, x, ldx, pw, kb, c, ldc, load_c); break;
+    case 2: tile_w16(2, x, ldx, pw, kb, c, ldc, load_c); break;
+    default: tile_w16(1, x, ldx, pw, kb, c, ldc, load_c); break;
+    }
+}
+
 static void tile_bf16_any(int mr, const uint16_t *xb, size_t ldx, const uint16_t *pw, int kp, float *c,
                           size_t ldc, bool load_c) {
     switch (mr) {
@@ -244,7 +313,11 @@ static next_block after(const tkr_tensor *w, int K, int nb, int ne, int n1, int 
     return next_kblock(w, K, pf_n0, pf_n1, 0, kc);
 }
 
-static void multiply_block(const void *x, size_t ldx, bool bf16, int M, int n0, int n1, int k0,
+static void pack_block_bf16(const uint16_t *W, int K, int n0, int nr, int k0, int kb, uint32_t *pack);
+
+enum { MUL_F32, MUL_W16, MUL_BF16 }; /* panels of float32 / raw bf16 pairs with float x / bf16 x */
+
+static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, int n1, int k0,
                            int kb, const float *pack, float *y, int N, next_block nx) {
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
@@ -275,7 +348,10 @@ static void multiply_block(const void *x, size_t ldx, bool bf16, int M, int n0, 
                 c = buf;
                 ldc = NR;
             }
-            if (bf16)
+            if (mode == MUL_W16)
+                tile_w16_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx,
+                             (const uint32_t *)(pack + (size_t)p * kp * NR), kb, c, ldc, load_c);
+            else if (mode == MUL_BF16)
                 tile_bf16_any(mr, (const uint16_t *)x + (size_t)m * ldx + k0, ldx,
                               (const uint16_t *)(pack + (size_t)p * kp * NR), kp, c, ldc, load_c);
             else
@@ -312,13 +388,18 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
         if (nb == n0) prefetch_first(w->data, es, K, nb, ne, kc);
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
-            /* one instantiation of the packing loop per dtype so the loads inline */
+            /* one instantiation of the packing loop per dtype so the loads inline; BF16 stays
+             * raw (pairs), widened in the tile */
+            int mode = MUL_F32;
             switch (w->dtype) {
             case TKR_DT_F16: pack_block(TKR_DT_F16, w->data, K, nb, ne - nb, k0, kb, pack); break;
-            case TKR_DT_BF16: pack_block(TKR_DT_BF16, w->data, K, nb, ne - nb, k0, kb, pack); break;
+            case TKR_DT_BF16:
+                pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
+                mode = MUL_W16;
+                break;
             default: pack_block(TKR_DT_F32, w->data, K, nb, ne - nb, k0, kb, pack); break;
             }
-            multiply_block(x, (size_t)K, false, M, nb, ne, k0, kb, pack, y, N,
+            multiply_block(x, (size_t)K, mode, M, nb, ne, k0, kb, pack, y, N,
                            after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
@@ -392,7 +473,7 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
             pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
-            multiply_block(xb, ldx, true, M, nb, ne, k0, kb, pack, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
+            multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }
