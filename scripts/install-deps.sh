@@ -6,7 +6,7 @@
 #   libcurl       the server's optional http(s) image fetching (--allow-remote-images)
 #   curl, nodejs/npm  used by the server tests (curl and the official openai npm client)
 #   chromium      the playground (/ui) test drives Debian's Chromium with playwright-core
-#   nginx-light   the replica test (tests/cli/test_replicas.sh) runs deploy/nginx/tkr-embed.conf
+#   nginx-light   the replica test (tests/cli/test_replicas.sh) runs docs/deploy/nginx-tkr-embed.conf
 #   clang         make fuzz: libFuzzer harnesses (clang-14 brings libFuzzer and the sanitizers)
 set -euo pipefail
 SUDO=""

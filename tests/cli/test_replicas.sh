@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_replicas.sh - three fake-engine replicas behind Debian's nginx with deploy/nginx/tkr-embed.conf
+# test_replicas.sh - three fake-engine replicas behind Debian's nginx with docs/deploy/nginx-tkr-embed.conf
 # (ports replaced): under load through nginx, one replica is killed with SIGKILL and restarted
 # on its port; no client request may fail, and every answer carries the same vector; each
 # replica answers the same vector directly too. TKR_REPLICA_SECONDS sets the load time (8).
@@ -19,7 +19,7 @@ NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 mkdir -p "$WORK/nginx"
 sed -e "s/127.0.0.1:8081/127.0.0.1:${ports[0]}/; s/127.0.0.1:8082/127.0.0.1:${ports[1]}/" \
     -e "s/127.0.0.1:8083/127.0.0.1:${ports[2]}/; s/listen 127.0.0.1:8080/listen 127.0.0.1:$NPORT/" \
-    deploy/nginx/tkr-embed.conf >"$WORK/nginx/tkr-embed.conf"
+    docs/deploy/nginx-tkr-embed.conf >"$WORK/nginx/tkr-embed.conf"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
