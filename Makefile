@@ -5,13 +5,38 @@
 # Sources are picked up by directory: every src/<area>/*.c goes into libtkr.a, except src/cli.
 # Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled, *_avx512.c with AVX-512
 # (F/BW/VL/DQ/VNNI/BF16) and AVX-VNNI; both only on x86-64, and chosen at run time (src/kernels/cpu.c).
+# Files named *_neon.c are built only for aarch64 (NEON is baseline there), *_neondot.c with the
+# dot-product extension (-march=armv8.2-a+dotprod), chosen at run time as well.
+# The target comes from the compiler ($(CC) -dumpmachine), so a cross build is
+#   make BUILD=build-arm64 CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
+#        PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig   (tests/arm64/run.sh)
 
 CC       ?= cc
 V        ?= 0
 Q        := $(if $(filter 1,$(V)),,@)
+UNAME_S  := $(shell uname -s)
+# macOS: Homebrew's libraries are not on pkg-config's default path (keg-only ones like curl, jpeg).
+ifeq ($(UNAME_S),Darwin)
+  # with _POSIX_C_SOURCE alone, macOS hides BSD names its own headers need (sys/sysctl.h)
+  DARWIN_CFLAGS := -D_DARWIN_C_SOURCE
+  BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+  ifneq ($(BREW_PREFIX),)
+    export PKG_CONFIG_PATH := $(PKG_CONFIG_PATH):$(BREW_PREFIX)/lib/pkgconfig:$(BREW_PREFIX)/opt/curl/lib/pkgconfig:$(BREW_PREFIX)/opt/jpeg-turbo/lib/pkgconfig:$(BREW_PREFIX)/opt/libjpeg-turbo/lib/pkgconfig
+  endif
+endif
 PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
+# video items: FFmpeg's demuxers, decoders and swscale (LGPL; Debian's libav*-dev)
+PKGS     += libavformat libavcodec libswscale libavutil
+# PDF items (make PDF=0 leaves them out): Poppler's GLib API + cairo. Poppler is GPL: a binary
+# built with PDF=1 is distributed under the GPL's terms (docs/media.md).
+PDF      ?= 1
+ifeq ($(PDF),1)
+  PKGS   += poppler-glib cairo
+  PDF_DEF := -DTKR_HAVE_PDF=1
+endif
+# -isystem: warnings inside GLib/FFmpeg headers are not ours to fix under -Werror
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl -lavformat -lavcodec -lswscale -lavutil)
 
 # make fuzz: clang with libFuzzer, ASan and UBSan, in build-fuzz/ (see tests/fuzz/run.sh)
 ifeq ($(FUZZ),1)
@@ -22,7 +47,7 @@ ifeq ($(FUZZ),1)
 endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
-CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L $(DARWIN_CFLAGS)
 ifeq ($(SAN),1)
   BUILD  ?= build-san
   OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -33,8 +58,13 @@ else
   LDSAN  :=
 endif
 
-UNAME_M := $(shell uname -m)
-ifeq ($(UNAME_M),x86_64)
+# the architecture the compiler targets: x86_64, aarch64 (Linux) or arm64 (macOS)
+TARGET_ARCH_CC := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))
+ifneq ($(filter aarch64 arm64,$(TARGET_ARCH_CC)),)
+  TARGET_ARM64 := 1
+endif
+NEONDOT_FLAGS := -march=armv8.2-a+dotprod
+ifeq ($(TARGET_ARCH_CC),x86_64)
   AVX2_FLAGS := -mavx2 -mfma -mf16c
   AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavxvnni
 else
@@ -43,12 +73,15 @@ else
 endif
 
 # -fPIC: the same objects make the static and the shared library
-CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(PDF_DEF) -MMD -MP $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
-ifneq ($(UNAME_M),x86_64)
+ifneq ($(TARGET_ARCH_CC),x86_64)
   LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+endif
+ifneq ($(TARGET_ARM64),1)
+  LIB_SRC := $(filter-out %_neon.c %_neondot.c,$(LIB_SRC))
 endif
 ifeq ($(FUZZ),1)
   # the harnesses need no compute kernels or model (and clang 14 rejects cpu.c's newer
@@ -84,6 +117,11 @@ $(BUILD)/%_avx512.o: %_avx512.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $(AVX512_FLAGS) -c $< -o $@
 
+$(BUILD)/%_neondot.o: %_neondot.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $(NEONDOT_FLAGS) -c $< -o $@
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -95,7 +133,7 @@ $(BUILD)/src/server/ui.o: src/server/ui/index.html
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	$(Q)ar rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	@echo "  LD      $@"
@@ -115,6 +153,11 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+# gcc-aarch64-linux-gnu 12.2 has an internal compiler error vectorising a reduction in this test
+ifeq ($(TARGET_ARM64),1)
+$(BUILD)/tests/test_kernels: CFLAGS_ALL += -fno-tree-vectorize
+endif
 
 # the allocation-failure sweep sees every allocation of the library through --wrap (GNU ld)
 ALLOC_WRAP := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=strdup -Wl,--wrap=posix_memalign
@@ -181,6 +224,6 @@ install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 	  tkr-embed.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tkr-embed.pc
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-arm64 build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -14,6 +14,7 @@ typedef struct {
     float *y;
     int rms;
     bool avx2;
+    bool neon;
 } norm_job;
 
 enum { NORM_ROWS_PER_TASK = 16 };
@@ -49,6 +50,10 @@ static void norm_task(void *p, int task, int thread) {
             if (j->avx2) ss = tkr_sum_sq_avx2(xr, j->D);
             else
 #endif
+#ifdef TKR_HAVE_NEON
+            if (j->neon) ss = tkr_sum_sq_neon(xr, j->D);
+            else
+#endif
                 for (int i = 0; i < j->D; i++) ss += (double)xr[i] * xr[i];
             float inv = (float)(1.0 / sqrt(ss / j->D + j->eps));
             for (int i = 0; i < j->D; i++) yr[i] = w[i] * (xr[i] * inv);
@@ -58,6 +63,12 @@ static void norm_task(void *p, int task, int thread) {
             if (j->avx2) {
                 mean = tkr_sum_avx2(xr, j->D) / j->D;
                 var = tkr_sum_sq_dev_avx2(xr, j->D, mean);
+            } else
+#endif
+#ifdef TKR_HAVE_NEON
+            if (j->neon) {
+                mean = tkr_sum_neon(xr, j->D) / j->D;
+                var = tkr_sum_sq_dev_neon(xr, j->D, mean);
             } else
 #endif
             {
@@ -79,12 +90,12 @@ static void run_norm(const tkr_kctx *ctx, norm_job *j) {
 
 void tkr_rmsnorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w, float eps,
                  float *y) {
-    norm_job j = {x, M, D, w, NULL, eps, y, 1, ctx->avx2};
+    norm_job j = {x, M, D, w, NULL, eps, y, 1, ctx->avx2, ctx->neon};
     run_norm(ctx, &j);
 }
 
 void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w,
                    const tkr_tensor *b, float eps, float *y) {
-    norm_job j = {x, M, D, w, b, eps, y, 0, ctx->avx2};
+    norm_job j = {x, M, D, w, b, eps, y, 0, ctx->avx2, ctx->neon};
     run_norm(ctx, &j);
 }

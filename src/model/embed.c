@@ -39,16 +39,23 @@ tkr_status tkr_prepare(const tkr_model *m, const tkr_item *item, tkr_prepared **
     if (item->n_images > m->params.max_images_per_item)
         return tkr_fail(err, TKR_ERR_LIMIT, "the item has %d images, more than the limit of %d",
                         item->n_images, m->params.max_images_per_item);
-    if (item->n_images > 0 && !m->has_vision)
-        return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
+    if ((item->n_images > 0 || item->video) && !m->has_vision)
+        return tkr_fail(err, TKR_ERR_UNSUPPORTED,
+                        m->gguf ? "this model has no vision tower: a GGUF text model embeds images "
+                                  "only with its mmproj file (--mmproj FILE, or one mmproj*.gguf "
+                                  "beside the model)"
+                                : "this model has no vision tower");
     /* an empty text is a valid input (the reference embeds it); nothing at all is not */
-    if (!item->text && !item->token_ids && item->n_images == 0)
+    if (!item->text && !item->token_ids && item->n_images == 0 && !item->video)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "the item is empty: give text, token ids or images");
     tkr_prepared *p = calloc(1, sizeof *p);
     if (!p) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     tkr_status st = TKR_OK;
-    if (item->n_images > 0) st = tkr_vision_prepare(m, item, &p->vis, err);
-    if (st == TKR_OK) st = tkr_prompt_build(m, item, p->vis.tok_h, p->vis.tok_w, &p->prompt, err);
+    if (item->n_images > 0 || item->video) st = tkr_vision_prepare(m, item, &p->vis, err);
+    /* the prompt has one image block per image and per sampled video frame, in that order */
+    tkr_item with_frames = *item;
+    with_frames.n_images = p->vis.n_images;
+    if (st == TKR_OK) st = tkr_prompt_build(m, &with_frames, p->vis.tok_h, p->vis.tok_w, &p->prompt, err);
     if (st != TKR_OK) {
         tkr_prepared_free(p);
         return st;

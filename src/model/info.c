@@ -16,17 +16,12 @@ const char *tkr_build_options(void) {
            "no"
 #endif
            " pdf="
-#ifdef TKR_WITH_PDF
+#if defined(TKR_WITH_PDF) || defined(TKR_HAVE_PDF)
            "yes"
 #else
            "no"
 #endif
-           " video="
-#ifdef TKR_WITH_VIDEO
-           "yes"
-#else
-           "no"
-#endif
+           " video=yes" /* FFmpeg is a required dependency */
         ;
 }
 

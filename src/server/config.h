@@ -11,6 +11,7 @@
 typedef struct {
     /* model */
     const char *model_dir;           /* -m; required                                        */
+    const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
@@ -40,6 +41,9 @@ typedef struct {
     int max_images_per_item;
     size_t max_image_bytes;          /* encoded bytes of one image                          */
     unsigned long long max_image_pixels; /* width * height, read from the image header      */
+    int max_video_frames;            /* frames of one video item (caps max_frames/num_frames) */
+    int max_pdf_pages;               /* pages of one PDF part (one result per page)         */
+    double media_timeout_s;          /* wall clock of one video decode or PDF render        */
     int min_image_tokens;            /* the model's resize range (Ops-MM: 256..1280)        */
     int max_image_tokens;
 

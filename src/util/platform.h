@@ -40,4 +40,10 @@ void tkr_malloc_limit_arenas(int n);
 void tkr_malloc_trim(void);
 double tkr_now_seconds(void);   /* monotonic */
 
+/* Writing to a socket whose peer has gone must fail with EPIPE, not kill the process: Linux has
+ * the send() flag MSG_NOSIGNAL (tkr_send_flags returns it); macOS has no such flag (0 there) and
+ * sets SO_NOSIGPIPE on the socket instead (tkr_socket_nosigpipe; a no-op on Linux). */
+int tkr_send_flags(void);
+void tkr_socket_nosigpipe(int fd);
+
 #endif

@@ -40,6 +40,7 @@ static int http_connect(int port) {
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    tkr_socket_nosigpipe(fd);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -52,7 +53,7 @@ static int http_connect(int port) {
 static bool send_all(int fd, const void *data, size_t n) {
     const char *p = data;
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, p, n, tkr_send_flags());
         if (w <= 0) { if (w < 0 && errno == EINTR) continue; return false; }
         p += w;
         n -= (size_t)w;
