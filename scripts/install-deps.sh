@@ -10,6 +10,8 @@
 #   ffmpeg        the video tests make their test videos with ffmpeg's test sources
 #   curl, nodejs/npm  used by the server tests (curl and the official openai npm client)
 #   chromium      the playground (/ui) test drives Debian's Chromium with playwright-core
+#   nginx-light   the replica test (tests/cli/test_replicas.sh) runs docs/deploy/nginx-tkr-embed.conf
+#   clang         make fuzz: libFuzzer harnesses (clang-14 brings libFuzzer and the sanitizers)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -19,7 +21,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config ca-certificates \
   libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libcurl4-openssl-dev \
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libpoppler-glib-dev libcairo2-dev ffmpeg \
-  curl python3 chromium >/dev/null
+  curl python3 chromium nginx-light clang >/dev/null
 # the server tests drive the server with the official openai npm client: Node.js 18 or newer
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

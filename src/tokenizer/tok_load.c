@@ -105,7 +105,7 @@ static void restore_integers(json_t *v, int depth) {
         void *tmp;
         json_object_foreach_safe(v, tmp, k, c) {
             double d = json_is_real(c) ? json_real_value(c) : 0.5;
-            if (json_is_real(c) && d == (double)(json_int_t)d && fabs(d) < 9.0e18)
+            if (json_is_real(c) && fabs(d) < 9.0e18 && d == (double)(json_int_t)d)
                 json_object_set_new(v, k, json_integer((json_int_t)d));
             else
                 restore_integers(c, depth + 1);
@@ -114,7 +114,7 @@ static void restore_integers(json_t *v, int depth) {
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *c = json_array_get(v, i);
             double d = json_is_real(c) ? json_real_value(c) : 0.5;
-            if (json_is_real(c) && d == (double)(json_int_t)d && fabs(d) < 9.0e18)
+            if (json_is_real(c) && fabs(d) < 9.0e18 && d == (double)(json_int_t)d)
                 json_array_set_new(v, i, json_integer((json_int_t)d));
             else
                 restore_integers(c, depth + 1);

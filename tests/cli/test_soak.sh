@@ -6,7 +6,7 @@
 # descriptors and threads stay flat after warm-up; /health answers at the end.
 # The long version: TKR_SOAK_SECONDS=600 bash tests/cli/test_soak.sh (or soak.py against a
 # `tkr-embed serve` with a real model).
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/server/lib.sh
 secs=${TKR_SOAK_SECONDS:-60}
