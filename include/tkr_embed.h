@@ -199,6 +199,10 @@ typedef struct {
                                     "neon-dot" (tests, benchmarks)                          */
     bool fast_bf16;              /* opt-in: BF16 weights with activations rounded to bf16
                                     (AVX-512 BF16 dot products); default false = exact      */
+    size_t max_scratch_bytes;    /* activations of the MLPs and norms (the buffers that grow
+                                    with tokens x intermediate size): rows are processed in
+                                    chunks that fit; default 256 MiB; any value >= 1 gives the
+                                    same bits (rows are independent)                        */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */

@@ -3,7 +3,6 @@
 #   libjansson    JSON (config.json, safetensors headers, tokenizer.json, requests)
 #   libutf8proc   Unicode NFC and character categories for the tokenizer
 #   libjpeg-turbo, libpng, libwebp   image decoding
-#   libmicrohttpd the HTTP server
 #   libcurl       the server's optional http(s) image fetching (--allow-remote-images)
 #   libavformat/libavcodec/libswscale/libavutil   video items (FFmpeg: every container and codec
 #                 Debian's FFmpeg reads, exact swscale conversion to RGB24)
@@ -18,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config ca-certificates \
-  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev libcurl4-openssl-dev \
+  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libcurl4-openssl-dev \
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libpoppler-glib-dev libcairo2-dev ffmpeg \
   curl python3 chromium >/dev/null
 # the server tests drive the server with the official openai npm client: Node.js 18 or newer

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "tkr_embed.h"
 
 #include <jansson.h>
@@ -33,7 +34,11 @@ static void usage(FILE *f) {
             "float32 matrix FILE (.npy) with the item indices in FILE.ids and failures in\n"
             "FILE.errors.jsonl. A progress bar (items/s, tokens/s, ETA) shows on a terminal.\n"
             "\n"
-            "  -m, --model DIR          model directory (config.json, safetensors, tokenizer)\n"
+            "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
+            "                           .gguf text model, a directory of one model .gguf and at\n"
+            "                           most one mmproj*.gguf, or a Hub name org/name[@rev][:QUANT]\n"
+            "                           (fetched into the HF cache, docs/hub.md)\n"
+            "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
@@ -59,6 +64,7 @@ static void usage(FILE *f) {
             "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
+            "  -v, --verbose            print the kernels in use to stderr\n"
             "  -h, --help               this help\n");
 }
 
@@ -392,6 +398,7 @@ int tkr_cmd_embed(int argc, char **argv) {
     long limit = -1;
     batch_opts bo = {NULL, BATCH_JSONL, 0, 1, -1, -1};
     tkr_model_params mp = tkr_model_default_params();
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -401,6 +408,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && next) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--mmproj") && next) {
+            mp.mmproj = argv[++i];
         } else if (!strcmp(a, "--text") && next) {
             text = argv[++i];
         } else if (!strcmp(a, "--instruction") && next) {
@@ -457,6 +466,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             if (!strcmp(a, "--max-frames")) video.max_frames = (int)v;
             else video.num_frames = (int)v;
             i++;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
         } else if (!strcmp(a, "--fast-bf16")) {
@@ -503,9 +514,21 @@ int tkr_cmd_embed(int argc, char **argv) {
     }
     tkr_error err;
     tkr_model *model = NULL;
+    static tkr_hub_result hub; /* -m org/name: the cached files (outlives the model load) */
+    if (tkr_hub_resolve_model(dir, &hub, &err) != TKR_OK) {
+        fprintf(stderr, "tkr-embed: %s\n", err.message);
+        return 1;
+    }
+    dir = hub.path;
+    if (hub.mmproj[0] && !mp.mmproj) mp.mmproj = hub.mmproj;
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;
+    }
+    if (verbose) {
+        char kernels[256];
+        tkr_model_describe_kernels(model, kernels, sizeof kernels);
+        fprintf(stderr, "tkr-embed: kernels: %s\n", kernels);
     }
     int rc = 0;
     if (input) {

@@ -76,16 +76,26 @@ static void linear_task(void *p, int task, int thread) {
     int n1 = n0 + j->block < j->N ? n0 + j->block : j->N;
     float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
+    /* the block this thread probably takes next: tasks go out in order, one per thread */
+    int threads = tkr_pool_size(j->ctx->pool);
+    int pf0 = n0 + threads * j->block < j->N ? n0 + threads * j->block : j->N;
+    int pf1 = pf0 + j->block < j->N ? pf0 + j->block : j->N;
     if (j->xb) {
-        tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
     if (j->ctx->avx512) {
-        tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
     if (j->ctx->avx2) {
         tkr_linear_block_avx2(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        return;
+    }
+#endif
+#ifdef TKR_HAVE_NEON
+    if (j->ctx->neon) {
+        tkr_linear_block_neon(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
         return;
     }
 #endif
@@ -109,6 +119,9 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
 #ifdef TKR_HAVE_X86
     if (ctx->avx512) per_thread = tkr_linear_avx512_pack_floats(block, K);
     else if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
+#endif
+#ifdef TKR_HAVE_NEON
+    if (ctx->neon) per_thread = tkr_linear_neon_pack_floats(block, K);
 #endif
     per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
     size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;

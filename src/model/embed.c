@@ -40,7 +40,11 @@ tkr_status tkr_prepare(const tkr_model *m, const tkr_item *item, tkr_prepared **
         return tkr_fail(err, TKR_ERR_LIMIT, "the item has %d images, more than the limit of %d",
                         item->n_images, m->params.max_images_per_item);
     if ((item->n_images > 0 || item->video) && !m->has_vision)
-        return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
+        return tkr_fail(err, TKR_ERR_UNSUPPORTED,
+                        m->gguf ? "this model has no vision tower: a GGUF text model embeds images "
+                                  "only with its mmproj file (--mmproj FILE, or one mmproj*.gguf "
+                                  "beside the model)"
+                                : "this model has no vision tower");
     /* an empty text is a valid input (the reference embeds it); nothing at all is not */
     if (!item->text && !item->token_ids && item->n_images == 0 && !item->video)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "the item is empty: give text, token ids or images");

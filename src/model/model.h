@@ -22,7 +22,8 @@ typedef struct {
 
 typedef struct {
     const tkr_tensor *norm1_w, *norm1_b;   /* [E]                */
-    const tkr_tensor *qkv_w, *qkv_b;       /* [3E, E], [3E]      */
+    const tkr_tensor *qkv_w, *qkv_b;       /* [3E, E], [3E]; NULL when split:  */
+    const tkr_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* [E, E], [E] each (GGUF) */
     const tkr_tensor *proj_w, *proj_b;     /* [E, E], [E]        */
     const tkr_tensor *norm2_w, *norm2_b;   /* [E]                */
     const tkr_tensor *fc1_w, *fc1_b;       /* [F, E], [F]        */
@@ -31,6 +32,9 @@ typedef struct {
 
 typedef struct {
     const tkr_tensor *patch_embed;         /* [E, C, tp, p, p] = [E, 1176] */
+    float *patch_embed_own;                /* [E, 1176] F32, built at load from a GGUF's two
+                                              temporal halves (NULL otherwise)        */
+    tkr_tensor patch_embed_t;              /* the view of patch_embed_own           */
     tkr_vision_block *blocks;              /* [depth]                       */
     const tkr_tensor *ln_q_w, *ln_q_b;     /* [E]                           */
     const tkr_tensor *mlp0_w, *mlp0_b;     /* [4E, 4E], [4E]                */
@@ -43,6 +47,7 @@ struct tkr_model {
     tkr_model_params params;
     tkr_model_config cfg;
     tkr_weights *weights;
+    bool gguf;                             /* loaded from GGUF files (model + mmproj) */
     tkr_tokenizer *tok;
     tkr_pool *pool;
     tkr_kctx kctx;
@@ -55,6 +60,22 @@ struct tkr_model {
     /* prompt pieces, tokenized once */
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
+
+/* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
+ * least 1, at most rows (model_load.c). */
+int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);
+/* model_load.c: what a model path names (a HF directory, a .gguf text model plus an optional
+ * mmproj, or a directory of GGUF files) opened: weights, config and tokenizer, nothing bound.
+ * The model loader and `quantize` share it. */
+typedef struct {
+    bool gguf;
+    tkr_weights *weights;
+    tkr_model_config cfg;
+    tkr_tokenizer *tok;
+} tkr_model_source;
+tkr_status tkr_model_source_open(const char *path, const char *mmproj, int use_mmap,
+                                 tkr_model_source *src, tkr_error *err);
+void tkr_model_source_close(tkr_model_source *src);
 
 /* text.c: the decoder over packed sequences.
  *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);

@@ -25,6 +25,8 @@ tkr_server_config tkr_server_config_default(void) {
     c.max_connections_per_ip = 0;
     c.idle_timeout_s = 60;
     c.read_timeout_s = 60;
+    c.header_timeout_s = 10;
+    c.malloc_arenas = 2;
     c.request_timeout_s = 300;
     c.drain_timeout_s = 60;
     c.max_body_bytes = (size_t)32 << 20;
@@ -57,7 +59,8 @@ void tkr_server_usage(FILE *f) {
         "Sizes accept K, M, G suffixes (powers of 1024).\n"
         "\n"
         "model:\n"
-        "  -m, --model DIR               model directory (required)\n"
+        "  -m, --model PATH              model directory or .gguf file (required)\n"
+        "      --mmproj FILE             GGUF models: the vision tower (mmproj) file\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
         "      --fast-bf16               BF16 weights: round activations to bf16 and use AVX-512\n"
@@ -69,6 +72,9 @@ void tkr_server_usage(FILE *f) {
         "      --max-connections-per-ip N  (default 0 = no per-IP limit)\n"
         "      --idle-timeout SEC        close connections idle this long (default 60)\n"
         "      --read-timeout SEC        most time to receive a request body (default 60)\n"
+        "      --header-timeout SEC      most time to receive a request's headers (default 10)\n"
+        "      --malloc-arenas N         glibc malloc arenas, bounding memory kept by connection\n"
+        "                                threads (default 2; 0 = glibc's default, 8 per core)\n"
         "      --request-timeout SEC     deadline for a request, queueing included (default 300)\n"
         "      --drain-timeout SEC       on SIGTERM/SIGINT, wait this long for requests in\n"
         "                                flight, then exit 0 (default 60)\n"
@@ -314,6 +320,7 @@ typedef struct {
 static const opt_spec options[] = {
     {"--model", "-m", K_STRING, F(model_dir), 0, 0},
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
+    {"--mmproj", NULL, K_STRING, F(mmproj), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
@@ -322,6 +329,8 @@ static const opt_spec options[] = {
     {"--max-connections-per-ip", NULL, K_INT, F(max_connections_per_ip), 0, 65536},
     {"--idle-timeout", NULL, K_INT, F(idle_timeout_s), 1, 86400},
     {"--read-timeout", NULL, K_SECONDS, F(read_timeout_s), 0.01, 86400},
+    {"--header-timeout", NULL, K_SECONDS, F(header_timeout_s), 0.01, 86400},
+    {"--malloc-arenas", NULL, K_INT, F(malloc_arenas), 0, 1024},
     {"--request-timeout", NULL, K_SECONDS, F(request_timeout_s), 0.01, 86400},
     {"--drain-timeout", NULL, K_SECONDS, F(drain_timeout_s), 0, 86400},
     {"--api-key", NULL, K_KEY, 0, 0, 0},

@@ -11,6 +11,7 @@
 typedef struct {
     /* model */
     const char *model_dir;           /* -m; required                                        */
+    const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
@@ -22,6 +23,8 @@ typedef struct {
     int max_connections_per_ip;      /* 0 = no per-IP cap                                   */
     int idle_timeout_s;              /* a connection idle this long is closed               */
     double read_timeout_s;           /* most time to receive one request body               */
+    double header_timeout_s;         /* most time to receive a request's head (slowloris)   */
+    int malloc_arenas;               /* glibc M_ARENA_MAX; 0 = the C library's default      */
     double request_timeout_s;        /* deadline from request received to response          */
     double drain_timeout_s;          /* on SIGTERM: how long requests in flight may take    */
 

@@ -121,4 +121,32 @@ int tok_nfc_inert(uint32_t cp);
 uint32_t tok_byte_to_cp(uint8_t b);
 int tok_cp_to_byte(uint32_t cp);
 
+/* ---- tok_load.c: the builder, shared by the HF-file and the GGUF loaders ---- */
+typedef struct {
+    tkr_tokenizer *tok;
+    tkr_tokenizer_limits lim;
+    char *tmp;            /* [2 * max_token_bytes] scratch for decoding merge parts     */
+    size_t arena_cap;
+    /* vocabulary staging: one entry per file entry, in file order */
+    int32_t *v_id;        /* [v_n]                                                       */
+    uint32_t *v_off;      /* [v_n] arena offset, UINT32_MAX for an odd entry             */
+    uint32_t *v_len;      /* [v_n]                                                       */
+    size_t v_n;
+} tok_builder;
+
+/* Entry k of a vocabulary: its file-form string s[0..len) (byte-level alphabet) and id. */
+typedef tkr_status (*tok_entry_fn)(void *ctx, size_t k, const char **s, size_t *len, int64_t *id,
+                                   tkr_error *err);
+tkr_status tok_read_vocab_entries(tok_builder *b, size_t n, tok_entry_fn get, void *ctx,
+                                  const char *what, tkr_error *err);
+/* Merge number rank: "a" + "b" in file form. where names it in errors. */
+tkr_status tok_add_merge(tok_builder *b, const char *a, size_t alen, const char *bb, size_t blen,
+                         size_t rank, const char *where, tkr_error *err);
+tkr_status tok_add_added(tok_builder *b, const char *content, size_t len, int64_t id, int special,
+                         int lstrip, int rstrip, int single_word, int normalized,
+                         const char *what, tkr_error *err);
+tkr_status tok_grow_ids(tkr_tokenizer *tok, int32_t n_ids, tkr_error *err);
+/* Sets the first-byte tables of the added-token matcher (after the last tok_add_added). */
+void tok_index_added(tkr_tokenizer *tok);
+
 #endif

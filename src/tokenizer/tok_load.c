@@ -76,19 +76,8 @@ static long decode_byte_level(const char *s, size_t len, char *out, size_t cap) 
 
 /* ---- the builder ----------------------------------------------------------------------------- */
 
-typedef struct {
-    tkr_tokenizer *tok;
-    tkr_tokenizer_limits lim;
-    char *tmp;            /* [2 * max_token_bytes] scratch for decoding merge parts     */
-    size_t arena_cap;
-    /* vocabulary staging: one entry per file entry, in file order */
-    int32_t *v_id;        /* [v_n]                                                       */
-    uint32_t *v_off;      /* [v_n] arena offset, UINT32_MAX for an odd entry             */
-    uint32_t *v_len;      /* [v_n]                                                       */
-    size_t v_n;
-} builder;
 
-static tkr_status arena_append(builder *b, const char *bytes, size_t n, uint32_t *off,
+static tkr_status arena_append(tok_builder *b, const char *bytes, size_t n, uint32_t *off,
                                tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
     if (tok->arena_len + n > b->arena_cap) {
@@ -157,7 +146,7 @@ static tkr_status load_json(const char *path, size_t cap, json_t **out, tkr_erro
 }
 
 /* Grows the id-indexed arrays of the tokenizer to n_ids entries (new entries empty). */
-static tkr_status grow_ids(tkr_tokenizer *tok, int32_t n_ids, tkr_error *err) {
+tkr_status tok_grow_ids(tkr_tokenizer *tok, int32_t n_ids, tkr_error *err) {
     if (n_ids <= tok->n_ids && tok->tok_off) return TKR_OK;
     size_t n = (size_t)n_ids;
     uint32_t *off = realloc(tok->tok_off, (n ? n : 1) * sizeof *off);
@@ -176,12 +165,11 @@ static tkr_status grow_ids(tkr_tokenizer *tok, int32_t n_ids, tkr_error *err) {
     return TKR_OK;
 }
 
-/* Reads a vocabulary object {"token": id, ...} (vocab.json, tokenizer.json model.vocab) and
- * builds the byte-string map and the single-byte table. */
-static tkr_status read_vocab(builder *b, json_t *vocab, const char *what, tkr_error *err) {
+/* Reads n vocabulary entries (file form, id) given by get and builds the byte-string map and the
+ * single-byte table. Shared by tokenizer.json / vocab.json and GGUF metadata. */
+tkr_status tok_read_vocab_entries(tok_builder *b, size_t n, tok_entry_fn get, void *ctx,
+                                  const char *what, tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
-    if (!json_is_object(vocab)) return tkr_fail(err, TKR_ERR_FORMAT, "%s: not a JSON object", what);
-    size_t n = json_object_size(vocab);
     if (n == 0) return tkr_fail(err, TKR_ERR_FORMAT, "%s: empty vocabulary", what);
     if (n > (size_t)b->lim.max_ids)
         return tkr_fail(err, TKR_ERR_LIMIT, "%s: %zu entries, over the limit of %d", what, n,
@@ -192,19 +180,18 @@ static tkr_status read_vocab(builder *b, json_t *vocab, const char *what, tkr_er
     if (!b->v_id || !b->v_off || !b->v_len)
         return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", what);
     int32_t max_id = -1;
-    const char *key;
-    json_t *val;
-    json_object_foreach(vocab, key, val) {
-        size_t klen = strlen(key);
-        if (!json_is_integer(val))
-            return tkr_fail(err, TKR_ERR_FORMAT, "%s: the id of token '%.64s' is not an integer",
-                            what, key);
-        json_int_t id = json_integer_value(val);
+    for (size_t e = 0; e < n; e++) {
+        const char *key;
+        size_t klen;
+        int64_t id;
+        tkr_status gst = get(ctx, e, &key, &klen, &id, err);
+        if (gst != TKR_OK) return gst;
         if (id < 0 || id >= b->lim.max_ids)
             return tkr_fail(err, TKR_ERR_FORMAT, "%s: token '%.64s' has id %lld, outside [0, %d)",
                             what, key, (long long)id, b->lim.max_ids);
-        if (klen == 0 || klen > b->lim.max_token_bytes)
-            return tkr_fail(err, TKR_ERR_FORMAT, "%s: token with id %lld has length %zu (1..%zu)",
+        if (klen == 0 || klen > b->lim.max_token_bytes || memchr(key, 0, klen))
+            return tkr_fail(err, TKR_ERR_FORMAT,
+                            "%s: token with id %lld has length %zu (1..%zu) or contains NUL",
                             what, (long long)id, klen, b->lim.max_token_bytes);
         long rl = decode_byte_level(key, klen, b->tmp, b->lim.max_token_bytes);
         size_t k = b->v_n++;
@@ -214,8 +201,10 @@ static tkr_status read_vocab(builder *b, json_t *vocab, const char *what, tkr_er
             if (os) tok->odd_str = os;
             int32_t *oi = realloc(tok->odd_id, (size_t)(tok->n_odd + 1) * sizeof *oi);
             if (oi) tok->odd_id = oi;
-            char *copy = os && oi ? strdup(key) : NULL;
+            char *copy = os && oi ? malloc(klen + 1) : NULL;
             if (!copy) return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", what);
+            memcpy(copy, key, klen);
+            copy[klen] = 0;
             tok->odd_str[tok->n_odd] = copy;
             tok->odd_id[tok->n_odd++] = (int32_t)id;
             b->v_off[k] = UINT32_MAX;
@@ -227,7 +216,7 @@ static tkr_status read_vocab(builder *b, json_t *vocab, const char *what, tkr_er
         }
         if (id > max_id) max_id = (int32_t)id;
     }
-    tkr_status st = grow_ids(tok, max_id + 1, err);
+    tkr_status st = tok_grow_ids(tok, max_id + 1, err);
     if (st != TKR_OK) return st;
     if (tok_strmap_init(&tok->vocab, n) != TKR_OK)
         return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", what);
@@ -259,8 +248,51 @@ static tkr_status read_vocab(builder *b, json_t *vocab, const char *what, tkr_er
     return TKR_OK;
 }
 
+/* A JSON vocabulary object {"token": id, ...} as an entry list for tok_read_vocab_entries. */
+typedef struct {
+    const char **keys;
+    json_t **vals;
+    const char *what;
+} json_vocab;
+
+static tkr_status json_vocab_get(void *ctx, size_t k, const char **s, size_t *len, int64_t *id,
+                                 tkr_error *err) {
+    json_vocab *jv = ctx;
+    *s = jv->keys[k];
+    *len = strlen(*s);
+    if (!json_is_integer(jv->vals[k]))
+        return tkr_fail(err, TKR_ERR_FORMAT, "%s: the id of token '%.64s' is not an integer",
+                        jv->what, *s);
+    *id = json_integer_value(jv->vals[k]);
+    return TKR_OK;
+}
+
+/* Reads a vocabulary object (vocab.json, tokenizer.json model.vocab). */
+static tkr_status read_vocab(tok_builder *b, json_t *vocab, const char *what, tkr_error *err) {
+    if (!json_is_object(vocab)) return tkr_fail(err, TKR_ERR_FORMAT, "%s: not a JSON object", what);
+    size_t n = json_object_size(vocab);
+    json_vocab jv = {malloc((n ? n : 1) * sizeof(char *)), malloc((n ? n : 1) * sizeof(json_t *)),
+                     what};
+    if (!jv.keys || !jv.vals) {
+        free(jv.keys);
+        free(jv.vals);
+        return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", what);
+    }
+    size_t i = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        jv.keys[i] = key;
+        jv.vals[i++] = val;
+    }
+    tkr_status st = tok_read_vocab_entries(b, n, json_vocab_get, &jv, what, err);
+    free(jv.keys);
+    free(jv.vals);
+    return st;
+}
+
 /* Adds merge number rank, "a" + "b" (file form). where names it in errors. */
-static tkr_status add_merge(builder *b, const char *a, size_t alen, const char *bb, size_t blen,
+tkr_status tok_add_merge(tok_builder *b, const char *a, size_t alen, const char *bb, size_t blen,
                             size_t rank, const char *where, tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
     size_t cap = b->lim.max_token_bytes;
@@ -298,7 +330,7 @@ static int split_merge_line(const char *s, size_t len, size_t *alen, const char 
 
 /* merges.txt: one "a b" per line; the first line "#version..." and empty lines are skipped;
  * a trailing CR is tolerated. */
-static tkr_status read_merges_txt(builder *b, const char *path, tkr_error *err) {
+static tkr_status read_merges_txt(tok_builder *b, const char *path, tkr_error *err) {
     char *buf = NULL;
     size_t len = 0;
     tkr_status st = tkr_read_file(path, b->lim.max_file_bytes, &buf, &len, err);
@@ -325,7 +357,7 @@ static tkr_status read_merges_txt(builder *b, const char *path, tkr_error *err) 
         snprintf(where, sizeof where, "line %zu", line_no);
         if (!split_merge_line(line, ll, &alen, &bp, &blen))
             st = tkr_fail(err, TKR_ERR_FORMAT, "%s: line %zu is not 'a b'", path, line_no);
-        else if ((st = add_merge(b, line, alen, bp, blen, rank++, where, err)) != TKR_OK)
+        else if ((st = tok_add_merge(b, line, alen, bp, blen, rank++, where, err)) != TKR_OK)
             tkr_error_prefix(err, "%s: ", path);
     }
     free(buf);
@@ -333,7 +365,7 @@ static tkr_status read_merges_txt(builder *b, const char *path, tkr_error *err) 
 }
 
 /* tokenizer.json model.merges: ["a b", ...] or [["a", "b"], ...]. */
-static tkr_status read_merges_json(builder *b, json_t *merges, const char *path, tkr_error *err) {
+static tkr_status read_merges_json(tok_builder *b, json_t *merges, const char *path, tkr_error *err) {
     if (!json_is_array(merges))
         return tkr_fail(err, TKR_ERR_FORMAT, "%s: model.merges is not an array", path);
     size_t n = json_array_size(merges);
@@ -359,7 +391,7 @@ static tkr_status read_merges_json(builder *b, json_t *merges, const char *path,
         }
         char where[96];
         snprintf(where, sizeof where, "model.merges[%zu]", i);
-        tkr_status st = add_merge(b, a, alen, bp, blen, i, where, err);
+        tkr_status st = tok_add_merge(b, a, alen, bp, blen, i, where, err);
         if (st != TKR_OK) {
             tkr_error_prefix(err, "%s: ", path);
             return st;
@@ -369,7 +401,7 @@ static tkr_status read_merges_json(builder *b, json_t *merges, const char *path,
 }
 
 /* Adds one added token after the vocabulary is loaded. */
-static tkr_status add_added(builder *b, const char *content, size_t len, json_int_t id, int special,
+tkr_status tok_add_added(tok_builder *b, const char *content, size_t len, int64_t id, int special,
                             int lstrip, int rstrip, int single_word, int normalized,
                             const char *what, tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
@@ -404,7 +436,7 @@ static tkr_status add_added(builder *b, const char *content, size_t len, json_in
         if (tok->odd_id[k] == (int32_t)id)
             return tkr_fail(err, TKR_ERR_FORMAT, "%s: added token '%.64s' reuses id %lld", what,
                             content, (long long)id);
-    tkr_status st = grow_ids(tok, (int32_t)id + 1 > tok->n_ids ? (int32_t)id + 1 : tok->n_ids, err);
+    tkr_status st = tok_grow_ids(tok, (int32_t)id + 1 > tok->n_ids ? (int32_t)id + 1 : tok->n_ids, err);
     if (st != TKR_OK) return st;
     tok_added *arr = realloc(tok->added, (size_t)(tok->n_added + 1) * sizeof *arr);
     if (!arr) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for added tokens");
@@ -502,7 +534,7 @@ static tkr_status check_pipeline(tkr_tokenizer *tok, json_t *root, const char *p
     return TKR_OK;
 }
 
-static tkr_status load_tokenizer_json(builder *b, const char *path, tkr_error *err) {
+static tkr_status load_tokenizer_json(tok_builder *b, const char *path, tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
     json_t *root = NULL;
     tkr_status st = load_json(path, b->lim.max_file_bytes, &root, err);
@@ -548,7 +580,7 @@ static tkr_status load_tokenizer_json(builder *b, const char *path, tkr_error *e
         }
         char what[64];
         snprintf(what, sizeof what, "added_tokens[%zu]", i);
-        st = add_added(b, json_string_value(c), json_string_length(c), json_integer_value(id),
+        st = tok_add_added(b, json_string_value(c), json_string_length(c), json_integer_value(id),
                        get_bool(a, "special", 0), get_bool(a, "lstrip", 0), get_bool(a, "rstrip", 0),
                        get_bool(a, "single_word", 0), get_bool(a, "normalized", 1), what, err);
         if (st != TKR_OK) tkr_error_prefix(err, "%s: ", path);
@@ -561,7 +593,7 @@ static tkr_status load_tokenizer_json(builder *b, const char *path, tkr_error *e
 
 /* Added tokens of the slow-tokenizer layout: tokenizer_config.json's added_tokens_decoder, or,
  * when absent, added_tokens.json with special = listed among the config's special tokens. */
-static tkr_status load_slow_added(builder *b, json_t *cfg, const char *cfg_path,
+static tkr_status load_slow_added(tok_builder *b, json_t *cfg, const char *cfg_path,
                                   const char *added_path, tkr_error *err) {
     json_t *dec = json_object_get(cfg, "added_tokens_decoder");
     if (dec) {
@@ -579,7 +611,7 @@ static tkr_status load_slow_added(builder *b, json_t *cfg, const char *cfg_path,
                                 "%s: added_tokens_decoder entry '%.32s' needs a numeric id and a "
                                 "content string", cfg_path, key);
             int special = get_bool(v, "special", 0);
-            tkr_status st = add_added(b, json_string_value(c), json_string_length(c), id, special,
+            tkr_status st = tok_add_added(b, json_string_value(c), json_string_length(c), id, special,
                                       get_bool(v, "lstrip", 0), get_bool(v, "rstrip", 0),
                                       get_bool(v, "single_word", 0),
                                       get_bool(v, "normalized", !special), cfg_path, err);
@@ -614,14 +646,14 @@ static tkr_status load_slow_added(builder *b, json_t *cfg, const char *cfg_path,
             const char *s = token_attr(t);
             if (s && !strcmp(s, key)) special = 1;
         }
-        st = add_added(b, key, strlen(key), json_integer_value(v), special, 0, 0, 0, !special,
+        st = tok_add_added(b, key, strlen(key), json_integer_value(v), special, 0, 0, 0, !special,
                        added_path, err);
     }
     json_decref(root);
     return st;
 }
 
-static tkr_status load_slow(builder *b, const char *vocab_path, const char *merges_path,
+static tkr_status load_slow(tok_builder *b, const char *vocab_path, const char *merges_path,
                             json_t *cfg, const char *cfg_path, const char *added_path,
                             tkr_error *err) {
     const char *cls = json_string_value(json_object_get(cfg, "tokenizer_class"));
@@ -643,7 +675,7 @@ static tkr_status load_slow(builder *b, const char *vocab_path, const char *merg
 /* ---- entry point ----------------------------------------------------------------------------- */
 
 /* Sets the first-byte tables the matcher uses to skip text quickly. */
-static void index_added(tkr_tokenizer *tok) {
+void tok_index_added(tkr_tokenizer *tok) {
     for (int32_t k = 0; k < tok->n_added; k++) {
         const tok_added *a = &tok->added[k];
         unsigned char c = (unsigned char)a->content[0];
@@ -662,7 +694,7 @@ tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limi
     if (!out) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: out is NULL");
     *out = NULL;
     if (!model_dir) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: no directory");
-    builder b;
+    tok_builder b;
     memset(&b, 0, sizeof b);
     b.lim = limits ? *limits : tkr_tokenizer_default_limits();
     if (b.lim.max_token_bytes == 0 || b.lim.max_token_bytes > ((size_t)1 << 20) ||
@@ -709,7 +741,7 @@ tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limi
         tkr_tokenizer_free(tok);
         return st;
     }
-    index_added(tok);
+    tok_index_added(tok);
     *out = tok;
     return TKR_OK;
 }

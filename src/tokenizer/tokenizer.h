@@ -69,4 +69,30 @@ int tkr_qwen2_pretokenize(const char *text, size_t len,
 tkr_status tkr_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len,
                              tkr_error *err);
 
+/* ---- GGUF (tok_gguf.c) --------------------------------------------------------------------- */
+
+struct tkr_gguf;
+/* The tokenizer of a GGUF's metadata (tokenizer.ggml.model "gpt2", pre "qwen2", tokens,
+ * token_type, merges), giving the same ids as the Hugging Face files it was converted from:
+ * normal tokens are the BPE vocabulary, control tokens added special tokens, user-defined ones
+ * added normal tokens, unused ones ("[PAD<id>]") no token. limits NULL = defaults. */
+tkr_status tkr_tokenizer_from_gguf(const struct tkr_gguf *g, const tkr_tokenizer_limits *limits,
+                                   tkr_tokenizer **out, tkr_error *err);
+
+/* A tokenizer as GGUF arrays (llama.cpp's converter layout): tokens[i] is id i in the byte-level
+ * alphabet (added tokens verbatim), types[i] 1 normal / 3 control / 4 user-defined / 5 unused
+ * ("[PAD<i>]" for ids that name no token), merges "a b" in rank order. */
+typedef struct {
+    char **tokens;       /* [n_tokens] */
+    int32_t *types;      /* [n_tokens] */
+    size_t n_tokens;
+    char **merges;       /* [n_merges] */
+    size_t n_merges;
+} tkr_tok_export;
+
+/* Exports ids [0, max(n_ids, the tokenizer's id count)). Free with tkr_tokenizer_export_free. */
+tkr_status tkr_tokenizer_export(const tkr_tokenizer *tok, int32_t n_ids, tkr_tok_export *out,
+                                tkr_error *err);
+void tkr_tokenizer_export_free(tkr_tok_export *e);
+
 #endif
