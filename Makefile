@@ -2,6 +2,8 @@
 #   make                 release build in build/        (library, tkr-embed, tests, benches)
 #   make SAN=1           ASan+UBSan build in build-san/
 #   make test            build and run the test suite (tests/run.sh)
+#   make CUDA=1          also the CUDA backend (src/backend/cuda/*.cu via nvcc; cudart + cuBLAS),
+#                        in build-cuda/ (NVCC=..., CUDA_ARCH=... to override; see docs/backends.md)
 # Sources are picked up by directory: every src/<area>/*.c goes into libtkr.a, except src/cli.
 # Files named *_avx2.c are compiled with AVX2/FMA/F16C enabled, *_avx512.c with AVX-512
 # (F/BW/VL/DQ/VNNI/BF16) and AVX-VNNI; both only on x86-64, and chosen at run time (src/kernels/cpu.c).
@@ -48,6 +50,9 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L $(DARWIN_CFLAGS)
+ifeq ($(CUDA),1)
+  BUILD  ?= build-cuda
+endif
 ifeq ($(SAN),1)
   BUILD  ?= build-san
   OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -95,6 +100,16 @@ TOOL_SRC := $(wildcard tools/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CU_OBJ   :=
+ifeq ($(CUDA),1)
+  NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+  CU_SRC    := $(wildcard src/backend/cuda/*.cu)
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  CFLAGS_ALL += -DTKR_HAVE_CUDA
+  LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -ldl -lrt
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libtkr.a
 BIN      := $(BUILD)/tkr-embed
@@ -130,7 +145,13 @@ $(BUILD)/%.o: %.c
 # the playground page is assembled into ui.o (.incbin)
 $(BUILD)/src/server/ui.o: src/server/ui/index.html
 
-$(LIB): $(LIB_OBJ)
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC    $<"
+	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Iinclude -Isrc -DTKR_HAVE_CUDA -MMD -MP \
+	  -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
@@ -207,9 +228,9 @@ else
   SHLIB_FLAGS = -shared -Wl,-soname,$(SHLIB)
 endif
 shared: $(BUILD)/$(SHLIB)
-$(BUILD)/$(SHLIB): $(LIB_OBJ)
+$(BUILD)/$(SHLIB): $(LIB_OBJ) $(CU_OBJ)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(OPT) $(LDSAN) $(SHLIB_FLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_ALL)
+	$(Q)$(CC) $(OPT) $(LDSAN) $(SHLIB_FLAGS) -o $@ $(LIB_OBJ) $(CU_OBJ) $(LDLIBS_ALL)
 
 install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
@@ -224,6 +245,6 @@ install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 	  tkr-embed.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tkr-embed.pc
 
 clean:
-	rm -rf build build-san build-arm64 build-fuzz
+	rm -rf build build-san build-arm64 build-fuzz build-cuda
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)

@@ -206,6 +206,8 @@ typedef struct {
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */
+    const char *precision;       /* GPU only: "bf16" (NULL: default) or "fp32" (exact, no
+                                    TF32); the CPU always computes in float32               */
 } tkr_model_params;
 
 tkr_model_params tkr_model_default_params(void);

@@ -56,6 +56,9 @@ static void usage(FILE *f) {
             "  --limit N                stop after N new items (the rest on a later run)\n"
             "  --progress, --no-progress  force the progress bar on or off\n"
             "  --threads N              compute threads (default: all cores)\n"
+            "  --device DEV             cpu, cuda or cuda:N (default: the GPU when built with\n"
+            "                           CUDA and one is present, else the CPU)\n"
+            "  --precision P            GPU arithmetic: bf16 (default) or fp32 (exact, no TF32)\n"
             "  --fast-bf16              BF16 weights: round activations to bf16 and use AVX-512 BF16\n"
             "                           dot products (faster; cos ~0.9999 to the exact default)\n"
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
@@ -445,6 +448,8 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
         } else if (!strcmp(a, "--video") && next) {
             video.path = argv[++i];
         } else if (!strcmp(a, "--pdf") && next) {
@@ -466,10 +471,12 @@ int tkr_cmd_embed(int argc, char **argv) {
             if (!strcmp(a, "--max-frames")) video.max_frames = (int)v;
             else video.num_frames = (int)v;
             i++;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbose = true;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
+        } else if (!strcmp(a, "--device") && next) {
+            mp.device = argv[++i];
+        } else if (!strcmp(a, "--precision") && next) {
+            mp.precision = argv[++i];
         } else if (!strcmp(a, "--fast-bf16")) {
             mp.fast_bf16 = true;
         } else if (!strcmp(a, "--threads")) {

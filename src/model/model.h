@@ -3,6 +3,7 @@
 #define TKR_MODEL_H
 
 #include "tkr_embed.h"
+#include "backend/backend.h"
 #include "io/config.h"
 #include "io/tensor.h"
 #include "io/weights.h"
@@ -51,6 +52,7 @@ struct tkr_model {
     tkr_tokenizer *tok;
     tkr_pool *pool;
     tkr_kctx kctx;
+    tkr_backend *backend;                  /* NULL: the CPU computes (backend/backend.h) */
     const tkr_tensor *embed;               /* [V, D] */
     const tkr_tensor *final_norm;          /* [D]    */
     tkr_text_layer *layers;                /* [L]    */

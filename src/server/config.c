@@ -63,6 +63,9 @@ void tkr_server_usage(FILE *f) {
         "      --mmproj FILE             GGUF models: the vision tower (mmproj) file\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
+        "      --device DEV              cpu, cuda or cuda:N (default: the GPU when built\n"
+        "                                with CUDA and one is present, else the CPU)\n"
+        "      --precision P             GPU arithmetic: bf16 (default) or fp32 (no TF32)\n"
         "      --fast-bf16               BF16 weights: round activations to bf16 and use AVX-512\n"
         "                                BF16 dot products (faster, cos ~0.9999 to the default)\n"
         "network:\n"
@@ -322,6 +325,8 @@ static const opt_spec options[] = {
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
     {"--mmproj", NULL, K_STRING, F(mmproj), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
+    {"--device", NULL, K_STRING, F(device), 0, 0},
+    {"--precision", NULL, K_STRING, F(precision), 0, 0},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
     {"--port", NULL, K_INT, F(port), 0, 65535},

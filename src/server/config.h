@@ -14,6 +14,8 @@ typedef struct {
     const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
+    const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
+    const char *precision;           /* GPU: "bf16" (NULL) or "fp32"                        */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
 
     /* network */

@@ -221,7 +221,7 @@ static tkr_status p_webp(void *c, tkr_error *err) { ctx_t *x = c; return preproc
 
 static tkr_status p_prepare(void *c, tkr_error *err) {
     ctx_t *x = c;
-    tkr_image_input img = {.data = x->png, .size = x->png_n};
+    tkr_image_input img = {.path = NULL, .data = x->png, .size = x->png_n};
     tkr_item it = tkr_item_default();
     it.text = "a small picture";
     it.images = &img;
