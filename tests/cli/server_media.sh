@@ -44,6 +44,15 @@ def post(body):
         except urllib.error.URLError:
             time.sleep(0.1)
     raise SystemExit("server unreachable")
+# the server listens while the model loads (503 until ready): wait for /health
+for _ in range(600):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s/health" % port, timeout=5) as r:
+            if r.status == 200:
+                break
+    except Exception:
+        pass
+    time.sleep(0.1)
 fails = 0
 def check(ok, what):
     global fails
