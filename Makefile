@@ -26,9 +26,17 @@ ifeq ($(UNAME_S),Darwin)
     export PKG_CONFIG_PATH := $(PKG_CONFIG_PATH):$(BREW_PREFIX)/lib/pkgconfig:$(BREW_PREFIX)/opt/curl/lib/pkgconfig:$(BREW_PREFIX)/opt/jpeg-turbo/lib/pkgconfig:$(BREW_PREFIX)/opt/libjpeg-turbo/lib/pkgconfig
   endif
 endif
-PKGS     := jansson libutf8proc libpng libwebp libjpeg libmicrohttpd libcurl
+PKGS     := jansson libutf8proc libpng libwebp libjpeg libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lmicrohttpd -lcurl)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lutf8proc -lpng16 -lwebp -ljpeg -lcurl)
+
+# make fuzz: clang with libFuzzer, ASan and UBSan, in build-fuzz/ (see tests/fuzz/run.sh)
+ifeq ($(FUZZ),1)
+  CC     := clang
+  BUILD  ?= build-fuzz
+  SAN    := 1
+  CFLAGS += -fsanitize=fuzzer-no-link
+endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wvla
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L $(DARWIN_CFLAGS)
@@ -70,10 +78,16 @@ endif
 ifneq ($(TARGET_ARM64),1)
   LIB_SRC := $(filter-out %_neon.c %_neondot.c,$(LIB_SRC))
 endif
+ifeq ($(FUZZ),1)
+  # the harnesses need no compute kernels or model (and clang 14 rejects cpu.c's newer
+  # __builtin_cpu_supports names): the parsers and loaders only
+  LIB_SRC := $(filter-out src/kernels/% src/model/%,$(LIB_SRC))
+endif
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CU_OBJ   :=
@@ -92,9 +106,11 @@ BIN      := $(BUILD)/tkr-embed
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-replay/%)
 
 .PHONY: all test clean install shared
-all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS)
+all: $(BIN) $(TESTS) $(BENCHES) $(TOOLS) $(REPLAYS)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -154,6 +170,32 @@ ifeq ($(TARGET_ARM64),1)
 $(BUILD)/tests/test_kernels: CFLAGS_ALL += -fno-tree-vectorize
 endif
 
+# the allocation-failure sweep sees every allocation of the library through --wrap (GNU ld)
+ALLOC_WRAP := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=strdup -Wl,--wrap=posix_memalign
+ifeq ($(shell uname -s),Linux)
+$(BUILD)/tests/test_alloc_fail: LDLIBS_ALL += $(ALLOC_WRAP)
+endif
+
+# libFuzzer harnesses (FUZZ=1 builds) and, in every build, the same harnesses with a main() that
+# replays the committed corpora and crash inputs (tests/cli/test_fuzz_regress.sh)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard tests/unit/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(wildcard tests/fuzz/*.h) $(wildcard tests/unit/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -Itests/fuzz -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+.PHONY: fuzz fuzzers
+fuzzers: $(FUZZERS)
+
+# FUZZ_SECONDS per harness (default 20)
+fuzz:
+	$(MAKE) FUZZ=1 fuzzers
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 test:
 	bash tests/run.sh
 
@@ -193,6 +235,6 @@ install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 	  tkr-embed.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tkr-embed.pc
 
 clean:
-	rm -rf build build-san build-arm64 build-cuda
+	rm -rf build build-san build-arm64 build-fuzz build-cuda
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)

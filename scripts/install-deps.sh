@@ -3,7 +3,6 @@
 #   libjansson    JSON (config.json, safetensors headers, tokenizer.json, requests)
 #   libutf8proc   Unicode NFC and character categories for the tokenizer
 #   libjpeg-turbo, libpng, libwebp   image decoding
-#   libmicrohttpd the HTTP server
 #   libcurl       the server's optional http(s) image fetching (--allow-remote-images)
 #   curl, nodejs/npm  used by the server tests (curl and the official openai npm client)
 #   chromium      the playground (/ui) test drives Debian's Chromium with playwright-core
@@ -14,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config ca-certificates \
-  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libmicrohttpd-dev libcurl4-openssl-dev \
+  libjansson-dev libutf8proc-dev libjpeg-dev libpng-dev libwebp-dev libcurl4-openssl-dev \
   curl python3 chromium >/dev/null
 # the server tests drive the server with the official openai npm client: Node.js 18 or newer
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

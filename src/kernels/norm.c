@@ -19,10 +19,23 @@ typedef struct {
 
 enum { NORM_ROWS_PER_TASK = 16 };
 
+/* Rows up to this long keep their converted weights on the stack (every Qwen2-VL size: 1280 to
+ * 3584), so that a norm cannot fail; longer ones allocate. */
+enum { NORM_STACK_D = 4096 };
+
 static void norm_task(void *p, int task, int thread) {
     norm_job *j = p;
-    float *w = malloc(sizeof(float) * (size_t)j->D * 2);
-    if (!w) return;
+    float stack_w[2 * NORM_STACK_D];
+    float *heap = j->D > NORM_STACK_D ? malloc(sizeof(float) * (size_t)j->D * 2) : NULL;
+    float *w = j->D > NORM_STACK_D ? heap : stack_w;
+    if (!w) {
+        /* out of memory (a row over NORM_STACK_D only): the rows become NaN, never silently stale,
+         * so the vector fails the finiteness checks downstream instead of passing as a result */
+        int r0 = task * NORM_ROWS_PER_TASK;
+        int r1 = r0 + NORM_ROWS_PER_TASK < j->M ? r0 + NORM_ROWS_PER_TASK : j->M;
+        for (size_t i = (size_t)r0 * j->D; i < (size_t)r1 * j->D; i++) j->y[i] = NAN;
+        return;
+    }
     float *b = w + j->D;
     tkr_weight_row_f32(j->w, 0, w);
     if (j->b) tkr_weight_row_f32(j->b, 0, b);
@@ -68,7 +81,7 @@ static void norm_task(void *p, int task, int thread) {
             for (int i = 0; i < j->D; i++) yr[i] = (xr[i] - fm) * inv * w[i] + (j->b ? b[i] : 0.0f);
         }
     }
-    free(w);
+    free(heap);
 }
 
 static void run_norm(const tkr_kctx *ctx, norm_job *j) {

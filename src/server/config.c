@@ -25,6 +25,8 @@ tkr_server_config tkr_server_config_default(void) {
     c.max_connections_per_ip = 0;
     c.idle_timeout_s = 60;
     c.read_timeout_s = 60;
+    c.header_timeout_s = 10;
+    c.malloc_arenas = 2;
     c.request_timeout_s = 300;
     c.drain_timeout_s = 60;
     c.max_body_bytes = (size_t)32 << 20;
@@ -70,6 +72,9 @@ void tkr_server_usage(FILE *f) {
         "      --max-connections-per-ip N  (default 0 = no per-IP limit)\n"
         "      --idle-timeout SEC        close connections idle this long (default 60)\n"
         "      --read-timeout SEC        most time to receive a request body (default 60)\n"
+        "      --header-timeout SEC      most time to receive a request's headers (default 10)\n"
+        "      --malloc-arenas N         glibc malloc arenas, bounding memory kept by connection\n"
+        "                                threads (default 2; 0 = glibc's default, 8 per core)\n"
         "      --request-timeout SEC     deadline for a request, queueing included (default 300)\n"
         "      --drain-timeout SEC       on SIGTERM/SIGINT, wait this long for requests in\n"
         "                                flight, then exit 0 (default 60)\n"
@@ -322,6 +327,8 @@ static const opt_spec options[] = {
     {"--max-connections-per-ip", NULL, K_INT, F(max_connections_per_ip), 0, 65536},
     {"--idle-timeout", NULL, K_INT, F(idle_timeout_s), 1, 86400},
     {"--read-timeout", NULL, K_SECONDS, F(read_timeout_s), 0.01, 86400},
+    {"--header-timeout", NULL, K_SECONDS, F(header_timeout_s), 0.01, 86400},
+    {"--malloc-arenas", NULL, K_INT, F(malloc_arenas), 0, 1024},
     {"--request-timeout", NULL, K_SECONDS, F(request_timeout_s), 0.01, 86400},
     {"--drain-timeout", NULL, K_SECONDS, F(drain_timeout_s), 0, 86400},
     {"--api-key", NULL, K_KEY, 0, 0, 0},

@@ -25,6 +25,8 @@ typedef struct {
     int max_connections_per_ip;      /* 0 = no per-IP cap                                   */
     int idle_timeout_s;              /* a connection idle this long is closed               */
     double read_timeout_s;           /* most time to receive one request body               */
+    double header_timeout_s;         /* most time to receive a request's head (slowloris)   */
+    int malloc_arenas;               /* glibc M_ARENA_MAX; 0 = the C library's default      */
     double request_timeout_s;        /* deadline from request received to response          */
     double drain_timeout_s;          /* on SIGTERM: how long requests in flight may take    */
 

@@ -4,6 +4,9 @@
 #include "util/error.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,5 +143,19 @@ void tkr_socket_nosigpipe(int fd) {
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #else
     (void)fd;
+#endif
+}
+
+void tkr_malloc_limit_arenas(int n) {
+#if defined(__GLIBC__)
+    if (n > 0 && !getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, n);
+#else
+    (void)n;
+#endif
+}
+
+void tkr_malloc_trim(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
 #endif
 }
