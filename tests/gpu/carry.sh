@@ -30,7 +30,7 @@ git ls-files -co --exclude-standard | grep -v '\.safetensors$' | tar czf "$DEST/
 S=$(mktemp -d)
 mkdir -p "$S/include" "$S/lib"
 for h in jansson.h jansson_config.h utf8proc.h png.h pngconf.h pnglibconf.h jpeglib.h jerror.h jmorecfg.h \
-         microhttpd.h; do cp "/usr/include/$h" "$S/include/"; done
+         microhttpd.h; do [ -f "/usr/include/$h" ] && cp "/usr/include/$h" "$S/include/" || true; done
 cp /usr/include/x86_64-linux-gnu/jconfig.h "$S/include/"
 cp -r /usr/include/webp "$S/include/"
 cp -r /usr/include/x86_64-linux-gnu/curl "$S/include/"
@@ -40,7 +40,8 @@ ldd build-cuda-dev/tkr-embed | awk '$3 ~ /^\// {print $3}' |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64|libgcc_s|libstdc\+\+)\.so|/cuda' |
   while read -r l; do cp -L "$l" "$S/lib/"; done
 for n in jansson utf8proc png16 webp jpeg microhttpd curl; do
-  f=$(ls "$S/lib/lib$n.so."* | head -1); ln -sf "$(basename "$f")" "$S/lib/lib$n.so"
+  f=$(ls "$S/lib/lib$n.so."* 2>/dev/null | head -1) || true
+  [ -n "$f" ] && ln -sf "$(basename "$f")" "$S/lib/lib$n.so" || true
 done
 tar czf "$DEST/sys.tgz" -C "$S" include lib
 rm -rf "$S"
