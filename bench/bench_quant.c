@@ -2,7 +2,7 @@
  * Ops-MM-2B text shapes, per type and kernel version, and the full-model estimate.
  *
  *   build/bench/bench_quant [--threads N] [--seconds S] [--caps generic,avx2,avx2-vnni,avx512]
- *                           [--types q8_0,q4_0,q4_k,q6_k] [--m 1,128,2048] [--cpu]
+ *                           [--types q8_0,q4_0,q4_k,q6_k] [--m 1,128,2048] [--cpu] [--min]
  *
  * Each case is checked before it is timed (sampled outputs against a double-precision product
  * of the dequantized weights and the activations, within the activation-quantization bound), so
@@ -49,7 +49,7 @@ typedef struct {
 /* --cpu: process CPU seconds divided by the thread count instead of wall time: on a machine
  * shared with other jobs, that is what the kernel itself costs (not comparable with peers'
  * wall times, so only for kernel development). */
-static int use_cpu_time, n_threads_g = 1;
+static int use_cpu_time, use_min, n_threads_g = 1;
 static double now_s(void) {
     if (!use_cpu_time) return tkr_now_seconds();
     struct timespec ts;
@@ -68,7 +68,7 @@ static double time_median(double seconds, run_arg *a) {
         t[n++] = now_s() - t0;
     }
     qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return t[n / 2];
+    return use_min ? t[0] : t[n / 2];
 }
 
 /* the shapes: N x K of q/o, k/v, gate/up, down */
@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) ms = argv[++i];
         else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
+        else if (!strcmp(argv[i], "--min")) use_min = 1; /* fastest repeat instead of the median */
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) { /* NxK replaces the q/o shape */
             if (sscanf(argv[++i], "%dx%d", &shapes[0][0], &shapes[0][1]) != 2) return 2;
         }
@@ -143,12 +144,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     const tkr_dtype tlist[4] = {TKR_DT_Q8_0, TKR_DT_Q4_0, TKR_DT_Q4_K, TKR_DT_Q6_K};
-    const int mlist[3] = {1, 128, 2048};
-    const char *mnames[3] = {"1", "128", "2048"};
+    const int mlist[4] = {1, 128, 2048, 16};
+    const char *mnames[4] = {"1", "128", "2048", "16"};
     const char *cap_all[5] = {"auto", "generic", "avx2", "avx2-vnni", "avx512"};
     int failures = 0;
     /* t_layer[cap][type][m][shape] seconds */
-    static double tt[5][4][3][4];
+    static double tt[5][4][4][4];
     for (int ci = 0; ci < 5; ci++) {
         if (!in_list(caps, cap_all[ci])) continue;
         tkr_kctx ctx;
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
                 free(row);
                 tkr_tensor w = {.name = "w", .dtype = tlist[ti], .ndim = 2, .shape = {N, K}, .data = wq,
                                 .nbytes = rb * N, .aligned = true};
-                for (int mi = 0; mi < 3; mi++) {
+                for (int mi = 0; mi < 4; mi++) {
                     if (!in_list(ms, mnames[mi])) continue;
                     const int M = mlist[mi];
                     float *x = xmalloc(sizeof(float) * (size_t)M * K), *y = xmalloc(sizeof(float) * (size_t)M * N);

@@ -112,6 +112,10 @@ typedef struct {
                                     "neon-dot" (tests, benchmarks)                          */
     bool fast_bf16;              /* opt-in: BF16 weights with activations rounded to bf16
                                     (AVX-512 BF16 dot products); default false = exact      */
+    size_t max_scratch_bytes;    /* activations of the MLPs and norms (the buffers that grow
+                                    with tokens x intermediate size): rows are processed in
+                                    chunks that fit; default 256 MiB; any value >= 1 gives the
+                                    same bits (rows are independent)                        */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
 } tkr_model_params;
@@ -119,7 +123,9 @@ typedef struct {
 tkr_model_params tkr_model_default_params(void);
 
 /* Loads a Hugging Face Qwen2-VL / Ops-MM-embedding directory (config.json, safetensors,
- * tokenizer files). */
+ * tokenizer files), or GGUF files as llama.cpp writes them: a .gguf text model (its vision tower
+ * from params.mmproj, else none), or a directory of one model .gguf and at most one
+ * mmproj*.gguf (docs/gguf.md). */
 tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
                           tkr_error *err);
 void tkr_model_free(tkr_model *model);

@@ -6,6 +6,7 @@ int tkr_cmd_embed(int argc, char **argv);
 int tkr_cmd_tokenize(int argc, char **argv);
 int tkr_cmd_serve(int argc, char **argv);
 int tkr_cmd_quantize(int argc, char **argv);
+int tkr_cmd_pull(int argc, char **argv);
 
 /* Parses a decimal integer in [lo, hi]; prints an error naming the option and returns 0 on failure. */
 int tkr_cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);

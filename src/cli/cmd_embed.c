@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "tkr_embed.h"
 
 #include <jansson.h>
@@ -30,8 +31,9 @@ static void usage(FILE *f) {
             "FILE.errors.jsonl. A progress bar (items/s, tokens/s, ETA) shows on a terminal.\n"
             "\n"
             "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
-            "                           .gguf text model, or a directory of one model .gguf and\n"
-            "                           at most one mmproj*.gguf\n"
+            "                           .gguf text model, a directory of one model .gguf and at\n"
+            "                           most one mmproj*.gguf, or a Hub name org/name[@rev][:QUANT]\n"
+            "                           (fetched into the HF cache)\n"
             "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
@@ -341,6 +343,13 @@ int tkr_cmd_embed(int argc, char **argv) {
     }
     tkr_error err;
     tkr_model *model = NULL;
+    static tkr_hub_result hub; /* -m org/name: the cached files (outlives the model load) */
+    if (tkr_hub_resolve_model(dir, &hub, &err) != TKR_OK) {
+        fprintf(stderr, "tkr-embed: %s\n", err.message);
+        return 1;
+    }
+    dir = hub.path;
+    if (hub.mmproj[0] && !mp.mmproj) mp.mmproj = hub.mmproj;
     if (tkr_model_load(dir, &mp, &model, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;

@@ -1,6 +1,7 @@
 /* cmd_tokenize.c - `tkr-embed tokenize -m DIR --text "..."`: the raw token ids of a text (no
  * template), loading only the tokenizer. */
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "tkr_embed.h"
 
 #include <stdio.h>
@@ -42,6 +43,12 @@ int tkr_cmd_tokenize(int argc, char **argv) {
     }
     tkr_error err;
     tkr_tokenizer *tok = NULL;
+    static tkr_hub_result hub; /* -m org/name: the cached files */
+    if (tkr_hub_resolve_model(dir, &hub, &err) != TKR_OK) {
+        fprintf(stderr, "tkr-embed: %s\n", err.message);
+        return 1;
+    }
+    dir = hub.path;
     if (tkr_tokenizer_load(dir, &tok, &err) != TKR_OK) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -47,6 +48,18 @@ static tkr_status g_int(gctx *c, const char *key, int required, int def, long lo
     return TKR_OK;
 }
 
+/* The shortest decimal that reads back as float32 f, as a double: the converter stored
+ * config.json's 1e-6 as float32, and this gives back exactly the double config.c reads. */
+static double float32_decimal(double f) {
+    char buf[40];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, f);
+        double d = strtod(buf, NULL);
+        if ((float)d == (float)f) return d;
+    }
+    return f;
+}
+
 /* A number (float or integer key) in the interval lo..hi, each end open or closed. */
 static tkr_status g_num(gctx *c, const char *key, double def, double lo, int lo_open, double hi,
                         int hi_open, double *out) {
@@ -60,6 +73,7 @@ static tkr_status g_num(gctx *c, const char *key, double def, double lo, int lo_
     if ((t != TKR_GGUF_FLOAT32 && t != TKR_GGUF_FLOAT64 && !is_int_type(t)) ||
         !tkr_gguf_get_float(c->g, key, &x))
         return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: '%s' must be a number", c->label, key);
+    if (t == TKR_GGUF_FLOAT32 && isfinite(x)) x = float32_decimal(x);
     if ((lo_open ? !(x > lo) : !(x >= lo)) || (hi_open ? !(x < hi) : !(x <= hi)))
         return tkr_fail(c->err, TKR_ERR_FORMAT, "%s: '%s' = %g is out of range %s%g, %g%s",
                         c->label, key, x, lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");

@@ -279,8 +279,12 @@ static tkr_status parse_values(tkr_gguf *g, cursor *c, const char *key, uint32_t
                 tkr_status rc = push_str_pos(g, c->base + c->pos, c);
                 if (rc != TKR_OK) return rc;
             }
-            snprintf(c->where, sizeof c->where, "key '%.100s' [%llu]: ", key,
-                     (unsigned long long)i);
+            /* Name the element only when it is bad: formatting 150k token strings on every
+             * open would cost more than parsing them. */
+            if (left(c) < 8 || le(c->base + c->pos, 8) > left(c) - 8 ||
+                le(c->base + c->pos, 8) > c->lim->max_string)
+                snprintf(c->where, sizeof c->where, "key '%.100s' [%llu]: ", key,
+                         (unsigned long long)i);
             tkr_status rc = rd_str(c, "string value", &s, &len);
             if (rc != TKR_OK) return rc;
         }

@@ -39,6 +39,7 @@ struct tkr_gguf_writer {
     char *path, *tmp_path;    /* set at begin */
     FILE *f;
     size_t next;              /* next tensor to write */
+    uint64_t part;            /* bytes of tensor `next` written so far (chunked writes) */
     int failed, finished;
 };
 
@@ -402,23 +403,48 @@ tkr_status tkr_gguf_writer_begin(tkr_gguf_writer *w, const char *path, tkr_error
     return check_io(w, ok, err);
 }
 
-tkr_status tkr_gguf_write_tensor(tkr_gguf_writer *w, const void *data, size_t nbytes,
-                                 tkr_error *err) {
+/* Appends n bytes to the current tensor; the tensor is done (padded, next one current) when
+ * its size is reached. Both public write functions go through here. */
+static tkr_status write_part(tkr_gguf_writer *w, const void *data, size_t n, tkr_error *err) {
     if (!w->f || w->failed)
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "gguf writer: write_tensor without a good begin");
-    if (w->next >= w->n_t)
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "%s: more tensors written than declared (%zu)",
-                        w->path, w->n_t);
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "gguf writer: write without a good begin");
+    if (w->next >= w->n_t) {
+        w->failed = 1;
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "%s: more tensor data written than declared "
+                        "(%zu tensors)", w->path, w->n_t);
+    }
     const wtensor *t = &w->t[w->next];
-    if ((uint64_t)nbytes != t->nbytes || (nbytes && !data)) {
+    if ((uint64_t)n > t->nbytes - w->part || (n && !data)) {
         w->failed = 1;
         return tkr_fail(err, TKR_ERR_INVALID_ARG,
-                        "%s: tensor '%s' needs %llu bytes, %zu given", w->path, t->name,
-                        (unsigned long long)t->nbytes, nbytes);
+                        "%s: tensor '%s' needs %llu bytes, %llu given", w->path, t->name,
+                        (unsigned long long)t->nbytes, (unsigned long long)(w->part + n));
     }
-    int ok = fwrite(data, 1, nbytes, w->f) == nbytes && pad_to(w->f, t->nbytes);
-    w->next++;
+    int ok = fwrite(data, 1, n, w->f) == n;
+    w->part += n;
+    if (ok && w->part == t->nbytes) {
+        ok = pad_to(w->f, t->nbytes);
+        w->next++;
+        w->part = 0;
+    }
     return check_io(w, ok, err);
+}
+
+tkr_status tkr_gguf_write_tensor(tkr_gguf_writer *w, const void *data, size_t nbytes,
+                                 tkr_error *err) {
+    if (w->f && !w->failed && w->next < w->n_t &&
+        (w->part != 0 || (uint64_t)nbytes != w->t[w->next].nbytes)) {
+        w->failed = 1;
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "%s: tensor '%s' needs %llu bytes, %zu given%s",
+                        w->path, w->t[w->next].name, (unsigned long long)w->t[w->next].nbytes,
+                        nbytes, w->part ? " (after a partial chunked write)" : "");
+    }
+    return write_part(w, data, nbytes, err);
+}
+
+tkr_status tkr_gguf_write_chunk(tkr_gguf_writer *w, const void *data, size_t nbytes,
+                                tkr_error *err) {
+    return write_part(w, data, nbytes, err);
 }
 
 tkr_status tkr_gguf_writer_finish(tkr_gguf_writer *w, tkr_error *err) {

@@ -48,6 +48,10 @@ tkr_status tkr_gguf_add_tensor(tkr_gguf_writer *w, const char *name, tkr_dtype t
 tkr_status tkr_gguf_writer_begin(tkr_gguf_writer *w, const char *path, tkr_error *err);
 /* Writes the next tensor's data (nbytes must equal its size). */
 tkr_status tkr_gguf_write_tensor(tkr_gguf_writer *w, const void *data, size_t nbytes, tkr_error *err);
+/* The same in pieces (e.g. a few rows at a time, so a converter never holds a whole large
+ * tensor): bytes go to the current tensor; once its size is reached the next one is current.
+ * Writing past a tensor's size is an error (the writer is then failed). */
+tkr_status tkr_gguf_write_chunk(tkr_gguf_writer *w, const void *data, size_t nbytes, tkr_error *err);
 tkr_status tkr_gguf_writer_finish(tkr_gguf_writer *w, tkr_error *err);
 
 #endif

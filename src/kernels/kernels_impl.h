@@ -30,13 +30,15 @@ void tkr_linear_block_avx2(const float *x, int M, int K, const tkr_tensor *w, in
 /* AVX-512F: the same block with 64-column panels and a 6x64 tile (linear_avx512.c), bit for
  * bit the AVX2 result. pack: tkr_linear_avx512_pack_floats(n1 - n0, K) floats, 64-byte aligned. */
 size_t tkr_linear_avx512_pack_floats(int block_n, int K);
+/* pf_n0, pf_n1: weight rows this thread likely does next (the pool hands tasks out in order);
+ * their first k-block is prefetched during the last one of this block (none when equal). */
 void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
-                             float *y, int N, float *pack);
+                             float *y, int N, float *pack, int pf_n0, int pf_n1);
 /* The fast mode (AVX512_BF16, BF16 weights): xb [M, ldx] is x rounded to bf16 by
  * tkr_linear_to_bf16_avx512 (ldx = K rounded up to even, the pad zero); the same pack size. */
 void tkr_linear_to_bf16_avx512(const float *x, size_t n, uint16_t *out);
 void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, const tkr_tensor *w,
-                                  int n0, int n1, float *y, int N, float *pack);
+                                  int n0, int n1, float *y, int N, float *pack, int pf_n0, int pf_n1);
 
 /* ---- attention ------------------------------------------------------------------------- */
 
@@ -78,17 +80,25 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
 
 /* The arithmetic every version performs for output (m, n), group g of G (exact integers, then
  * float32 in group order, so the result never depends on M, tiling or threads):
- *   i   = sum over the group of xq[m][k] * w[n][k]  -  corr[n][g]      (int32, exact)
+ *   i   = sum over the group of x[m][k] * w[n][k]                      (int32, exact)
  *   acc = fma((float)i, dx[m][g] * dw[n][g], acc)
  *   acc = fma(-wmin[n][g], xmin[m][g], acc)                            (Q4_K only)
- * xq is the quantized activation stored with an offset (xoff = 128: as x + 128, unsigned, for
- * vpdpbusd; 0: signed), and corr = xoff * (sum of the group's weights) removes it. */
+ * with x the quantized activations and w the weights' integer levels (Q4_0: q - 8, Q6_K: q - 32,
+ * Q4_K: q). vpdpbusd multiplies unsigned by signed bytes, so one side is stored with an offset
+ * and the exact integer i is recovered with a correction:
+ *   - wunsigned false (Q8_0, and every type in the portable kernel): x stored as x + xoff
+ *     (xoff 128, unsigned) against signed weights; corr[n][g] = xoff * (sum of the weights);
+ *   - wunsigned true (Q4_0, Q4_K, Q6_K in the SIMD kernels): weights stored as unsigned levels
+ *     w + woff (woff 8, 0, 32) against signed x; xc[m][g] = -woff * (sum of the x values).
+ * Both give the same i bit for bit. */
 typedef struct {
     tkr_dtype wt;
     int K;
     int gsize;      /* values per group: 32, or 16 for Q6_K */
     int G;          /* groups per row: K / gsize */
     int xoff;       /* 128 or 0 */
+    bool wunsigned; /* weights unsigned, correction from x (see above) */
+    int woff;       /* weight offset when wunsigned */
     bool has_min;   /* Q4_K: the min term */
 } tkr_lq_fmt;
 
@@ -102,10 +112,12 @@ typedef struct {
     uint8_t *q;
     float *dx;
     float *xmin;
+    int32_t *xc;    /* [Mpad / RW][G][RW]: -woff * sum of the group's x (wunsigned), else NULL */
 } tkr_lq_x;
 
-/* One panel of np weight rows unpacked to one signed byte per value (row-major, K per row) with
- * per-group dw [np][G], corr [np][G] and, for Q4_K, wmin [np][G]. */
+/* One panel of np weight rows unpacked to one byte per value (row-major, K per row: signed
+ * levels, or unsigned levels + woff when wunsigned) with per-group dw [np][G], corr [np][G]
+ * (not when wunsigned) and, for Q4_K, wmin [np][G]. */
 typedef struct {
     int np;
     int8_t *w;
@@ -114,15 +126,18 @@ typedef struct {
     float *wmin;
 } tkr_lq_panel;
 
-/* Micro-kernels: out[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of the
- * row group starting at rg) for every row of a tile; nr <= the kernel's NR. */
+/* Micro-kernels: acc[j][r] (j < nr weight rows starting at panel row n0, r < MV * RW rows of
+ * the row groups starting at rg; nr <= the kernel's NR) accumulated over groups [g0, g1): from
+ * zero when g0 == 0, else continuing from acc. Calls over consecutive group ranges give the bits
+ * of one call over all of them (the callers use that to keep a K chunk in L1). */
 typedef void (*tkr_lq_kernel_fn)(const tkr_lq_fmt *f, const tkr_lq_x *x, int rg, const tkr_lq_panel *p,
-                                 int n0, int nr, float *out);
+                                 int n0, int nr, int g0, int g1, float *acc);
 /* What an ISA offers: row-group width, tile sizes and the kernels for one or two row groups. */
 typedef struct {
     int RW;          /* rows per vector */
     int NR;          /* weight rows per kernel call */
     int xoff;        /* activation offset the kernels expect (per format: see tkr_lq_select) */
+    bool wunsigned;  /* unsigned weights, correction from x (tkr_lq_fmt) */
     tkr_lq_kernel_fn k1, k2;   /* 1 or 2 row groups per call */
 } tkr_lq_isa;
 

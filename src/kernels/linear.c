@@ -76,12 +76,16 @@ static void linear_task(void *p, int task, int thread) {
     int n1 = n0 + j->block < j->N ? n0 + j->block : j->N;
     float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
+    /* the block this thread probably takes next: tasks go out in order, one per thread */
+    int threads = tkr_pool_size(j->ctx->pool);
+    int pf0 = n0 + threads * j->block < j->N ? n0 + threads * j->block : j->N;
+    int pf1 = pf0 + j->block < j->N ? pf0 + j->block : j->N;
     if (j->xb) {
-        tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
     if (j->ctx->avx512) {
-        tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
     if (j->ctx->avx2) {

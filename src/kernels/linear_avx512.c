@@ -215,12 +215,54 @@ static void tile_bf16_any(int mr, const uint16_t *xb, size_t ldx, const uint16_t
 /* All M rows against the packed k-block [k0, k0 + kb) of rows [n0, n1). A panel narrower than 64
  * (the end of N) goes through a 6x64 buffer so that stores never pass column n1.
  * bf16: x is the bf16 copy (ldx elements a row, K rounded up to even) and kb counts k. */
+/* What multiply_block prefetches into L2 while it computes: `bytes` of each of `rows` weight
+ * rows `stride` bytes apart from `base` (the next k-block), spread over its row tiles so that
+ * the loads trickle from memory instead of stalling the next packing all at once. */
+typedef struct {
+    const char *base;
+    size_t stride, bytes;
+    int rows;
+} next_block;
+
+static next_block next_kblock(const tkr_tensor *w, int K, int nb, int ne, int k0, int kc) {
+    size_t es = w->dtype == TKR_DT_F32 ? 4 : 2;
+    next_block nx = {NULL, 0, 0, 0};
+    if (k0 >= K || ne <= nb) return nx;
+    nx.base = (const char *)w->data + ((size_t)nb * K + (size_t)k0) * es;
+    nx.stride = (size_t)K * es;
+    nx.bytes = (size_t)(K - k0 < kc ? K - k0 : kc) * es;
+    nx.rows = ne - nb;
+    return nx;
+}
+
+/* The k-block after [.., k_next) of rows [nb, ne): the next one of these rows, else the first of
+ * the next rows of this block, else the first of the rows the thread likely does next. */
+static next_block after(const tkr_tensor *w, int K, int nb, int ne, int n1, int nc, int k_next,
+                        int kc, int pf_n0, int pf_n1) {
+    if (k_next < K) return next_kblock(w, K, nb, ne, k_next, kc);
+    if (ne < n1) return next_kblock(w, K, ne, n1 - ne < nc ? n1 : ne + nc, 0, kc);
+    return next_kblock(w, K, pf_n0, pf_n1, 0, kc);
+}
+
 static void multiply_block(const void *x, size_t ldx, bool bf16, int M, int n0, int n1, int k0,
-                           int kb, const float *pack, float *y, int N) {
+                           int kb, const float *pack, float *y, int N, next_block nx) {
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
+    size_t lines_per_row = (nx.bytes + 63) / 64, lines = lines_per_row * (size_t)nx.rows, done = 0;
+    const char *pf_row = nx.base; /* the next line to prefetch: pf_row + pf_off */
+    size_t pf_off = 0;
+    int tiles = (M + MR - 1) / MR;
     for (int m = 0; m < M; m += MR) {
         int mr = M - m < MR ? M - m : MR;
+        size_t upto = lines * (size_t)(m / MR + 1) / (size_t)tiles;
+        for (; done < upto; done++) {
+            _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
+            pf_off += 64;
+            if (pf_off >= lines_per_row * 64) {
+                pf_off = 0;
+                pf_row += nx.stride;
+            }
+        }
         for (int n = n0, p = 0; n < n1; n += NR, p++) {
             float *ym = y + (size_t)m * N + n;
             int nr = n1 - n < NR ? n1 - n : NR;
@@ -256,7 +298,7 @@ static void prefetch_first(const void *W, size_t es, int K, int n0, int n1, int 
 }
 
 void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
-                             float *y, int N, float *pack) {
+                             float *y, int N, float *pack, int pf_n0, int pf_n1) {
     if (K == 0) { /* an empty sum: every chain is +0 */
         for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
         return;
@@ -267,7 +309,7 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
     size_t es = w->dtype == TKR_DT_F32 ? 4 : 2;
     for (int nb = n0; nb < n1; nb += nc) {
         int ne = n1 - nb < nc ? n1 : nb + nc;
-        prefetch_first(w->data, es, K, nb, ne, kc);
+        if (nb == n0) prefetch_first(w->data, es, K, nb, ne, kc);
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
             /* one instantiation of the packing loop per dtype so the loads inline */
@@ -276,7 +318,8 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
             case TKR_DT_BF16: pack_block(TKR_DT_BF16, w->data, K, nb, ne - nb, k0, kb, pack); break;
             default: pack_block(TKR_DT_F32, w->data, K, nb, ne - nb, k0, kb, pack); break;
             }
-            multiply_block(x, (size_t)K, false, M, nb, ne, k0, kb, pack, y, N);
+            multiply_block(x, (size_t)K, false, M, nb, ne, k0, kb, pack, y, N,
+                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }
@@ -335,7 +378,7 @@ void tkr_linear_to_bf16_avx512(const float *x, size_t n, uint16_t *out) {
 }
 
 void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, const tkr_tensor *w,
-                                  int n0, int n1, float *y, int N, float *pack) {
+                                  int n0, int n1, float *y, int N, float *pack, int pf_n0, int pf_n1) {
     if (K == 0) {
         for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
         return;
@@ -345,11 +388,11 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
     int nc = small ? NR : n1 - n0;
     for (int nb = n0; nb < n1; nb += nc) {
         int ne = n1 - nb < nc ? n1 : nb + nc;
-        prefetch_first(w->data, 2, K, nb, ne, kc);
+        if (nb == n0) prefetch_first(w->data, 2, K, nb, ne, kc);
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
             pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
-            multiply_block(xb, ldx, true, M, nb, ne, k0, kb, pack, y, N);
+            multiply_block(xb, ldx, true, M, nb, ne, k0, kb, pack, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }

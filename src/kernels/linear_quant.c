@@ -22,18 +22,20 @@
 
 #define PORTABLE_NR 4
 
-static bool fmt_init(tkr_dtype wt, int K, int xoff, tkr_lq_fmt *f) {
+static bool fmt_init(tkr_dtype wt, int K, const tkr_lq_isa *isa, tkr_lq_fmt *f) {
     memset(f, 0, sizeof *f);
     f->wt = wt;
     f->K = K;
-    f->xoff = xoff;
+    f->xoff = isa->xoff;
+    f->wunsigned = isa->wunsigned;
     switch (wt) {
-    case TKR_DT_Q8_0:
-    case TKR_DT_Q4_0: f->gsize = 32; break;
+    case TKR_DT_Q8_0: f->gsize = 32; f->wunsigned = false; break;
+    case TKR_DT_Q4_0: f->gsize = 32; f->woff = 8; break;
     case TKR_DT_Q4_K: f->gsize = 32; f->has_min = true; break;
-    case TKR_DT_Q6_K: f->gsize = 16; break;
+    case TKR_DT_Q6_K: f->gsize = 16; f->woff = 32; break;
     default: return false;
     }
+    if (f->wunsigned) f->xoff = 0;
     if (K <= 0 || K % tkr_dtype_block_elems(wt) != 0) return false;
     f->G = K / f->gsize;
     return true;
@@ -69,9 +71,11 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
         for (int g = 0; g < f->G; g++) {
             dx[(size_t)g * RW] = 0.0f;
             if (xmin) xmin[(size_t)g * RW] = 0.0f;
+            if (X->xc) X->xc[(size_t)rg * f->G * RW + r + (size_t)g * RW] = 0;
         }
         return;
     }
+    int32_t *xc = X->xc ? X->xc + (size_t)rg * f->G * RW + r : NULL;
     const float *xr = x + (size_t)m * K;
     if (is_k_format(f->wt)) {
         tkr_block_q8_K *b = tmp;
@@ -89,6 +93,13 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
             }
         }
         for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 * 4 / TKR_QK_K].qs + (k4 * 4) % TKR_QK_K, off);
+        if (xc) /* the group sums are Q8_K's 16-value sums */
+            for (int g = 0; g < f->G; g++) {
+                const tkr_block_q8_K *sb = &b[g * f->gsize / TKR_QK_K];
+                int j = (g * f->gsize % TKR_QK_K) / 16, sum = sb->bsums[j];
+                if (f->gsize == 32) sum += sb->bsums[j + 1];
+                xc[(size_t)g * RW] = -f->woff * sum;
+            }
     } else {
         tkr_block_q8_0 *b = tmp;
 #ifdef TKR_HAVE_X86
@@ -98,6 +109,12 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
             tkr_quantize_row_q8_0(xr, b, K);
         for (int g = 0; g < f->G; g++) dx[(size_t)g * RW] = tkr_f16_to_f32(b[g].d);
         for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 / 8].qs + (k4 % 8) * 4, off);
+        if (xc)
+            for (int g = 0; g < f->G; g++) {
+                int sum = 0;
+                for (int i = 0; i < 32; i++) sum += b[g].qs[i];
+                xc[(size_t)g * RW] = -f->woff * sum;
+            }
     }
 }
 
@@ -185,7 +202,7 @@ static void unpack_panel(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int n
 /* Portable micro-kernel (RW = 1: one activation row): the reference arithmetic of tkr_lq_fmt,
  * written plainly. out[j] for weight rows n0 + j, j < nr <= PORTABLE_NR. */
 static void kernel_portable(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P,
-                            int n0, int nr, float *out) {
+                            int n0, int nr, int g0, int g1, float *out) {
     const int K = f->K, G = f->G, gs = f->gsize;
     const uint8_t *xq = X->q + (size_t)rg * K;
     const float *dx = X->dx + (size_t)rg * G;
@@ -195,8 +212,8 @@ static void kernel_portable(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, cons
         const float *dw = P->dw + (size_t)(n0 + j) * G;
         const int32_t *corr = P->corr + (size_t)(n0 + j) * G;
         const float *wmin = f->has_min ? P->wmin + (size_t)(n0 + j) * G : NULL;
-        float acc = 0.0f;
-        for (int g = 0; g < G; g++) {
+        float acc = g0 ? out[j] : 0.0f;
+        for (int g = g0; g < g1; g++) {
             int32_t s = 0;
             for (int i = 0; i < gs; i++) s += (int32_t)xq[g * gs + i] * wr[g * gs + i];
             acc = fmaf((float)(s - corr[g]), dx[g] * dw[g], acc);
@@ -216,6 +233,7 @@ typedef struct {
     float *y;
     tkr_lq_x X;
     int NP;                /* weight rows per panel task */
+    int GC;                /* groups per K chunk */
     uint8_t *scratch;      /* [threads][per_thread] */
     size_t per_thread;
     size_t panel_w_bytes;  /* offsets inside a thread's slice */
@@ -248,19 +266,23 @@ static void gemm_task(void *p, int task, int thread) {
     else
 #endif
         unpack_panel(&j->f, j->w, n0, np, &P);
-    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW;
+    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
     for (int rg = 0; rg < n_rg;) {
-        int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
-        for (int jn = 0; jn < np; jn += NR) {
-            int nr = np - jn < NR ? np - jn : NR;
-            (mv == 2 ? j->isa.k2 : j->isa.k1)(&j->f, &j->X, rg, &P, jn, nr, out);
-            for (int c = 0; c < nr; c++) {
-                const int n = n0 + jn + c;
-                const float b = j->bias ? j->bias[n] : 0.0f;
-                for (int r = 0; r < mv * RW; r++) {
-                    const int m = rg * RW + r;
-                    if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? out[c * mv * RW + r] + b : out[c * mv * RW + r];
-                }
+        const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
+        const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
+        /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
+         * while every weight row of the panel passes. */
+        for (int g0 = 0; g0 < G; g0 += j->GC) {
+            const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+            for (int jn = 0; jn < np; jn += NR)
+                kern(&j->f, &j->X, rg, &P, jn, np - jn < NR ? np - jn : NR, g0, g1, out + (size_t)jn * mv * RW);
+        }
+        for (int c = 0; c < np; c++) {
+            const int n = n0 + c;
+            const float *o = out + (size_t)(c / NR) * NR * mv * RW + (size_t)(c % NR) * mv * RW;
+            for (int r = 0; r < mv * RW; r++) {
+                const int m = rg * RW + r;
+                if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? o[r] + j->bias[n] : o[r];
             }
         }
         rg += mv;
@@ -274,14 +296,14 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     if (w->ndim != 2 || w->shape[1] != K) return TKR_ERR_INVALID_ARG;
     lq_job j;
     memset(&j, 0, sizeof j);
-    tkr_lq_isa isa = {1, PORTABLE_NR, 128, kernel_portable, NULL};
+    tkr_lq_isa isa = {1, PORTABLE_NR, 128, false, kernel_portable, NULL};
     bool ok = false;
 #ifdef TKR_HAVE_X86
     if (!ok && ctx->avx512 && ctx->avx512_vnni) ok = tkr_lq_select_avx512(&(tkr_lq_fmt){.wt = w->dtype}, &isa);
     if (!ok && ctx->avx2) ok = tkr_lq_select_avx2(&(tkr_lq_fmt){.wt = w->dtype}, ctx->avx_vnni, &isa);
 #endif
     (void)ok;
-    if (!fmt_init(w->dtype, K, isa.xoff, &j.f)) return TKR_ERR_INVALID_ARG;
+    if (!fmt_init(w->dtype, K, &isa, &j.f)) return TKR_ERR_INVALID_ARG;
     j.isa = isa;
     j.avx2 = ctx->avx2;
     j.x = x;
@@ -302,11 +324,16 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     j.X.Mpad = Mpad;
     j.X.RW = RW;
     size_t q_bytes = align64((size_t)Mpad * K), g_bytes = align64(sizeof(float) * (size_t)Mpad * G);
-    size_t shared = q_bytes + g_bytes * (j.f.has_min ? 2 : 1) + align64(sizeof(float) * (size_t)N);
+    const int n_g = 1 + (j.f.has_min ? 1 : 0) + (j.f.wunsigned ? 1 : 0); /* dx, xmin, xc */
+    size_t shared = q_bytes + g_bytes * n_g + align64(sizeof(float) * (size_t)N);
     /* per thread: the panel (bytes, dw, corr, wmin), the output tile, the row quantizer's blocks */
     j.panel_w_bytes = align64((size_t)NP * K);
     j.panel_g_bytes = align64(sizeof(float) * (size_t)NP * G);
-    size_t tile = align64(sizeof(float) * (size_t)isa.NR * 2 * RW);
+    size_t tile = align64(sizeof(float) * (size_t)NP * 2 * RW); /* accumulators of a panel */
+    /* K chunk: activation tile (2 RW rows) and panel (NP rows) chunks within ~128 KB, a part of
+     * L2 (chunks fitting L1 measured no faster at these shapes) */
+    j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
+    if (j.GC < 1) j.GC = 1;
     j.per_thread = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
     size_t rt = align64(row_tmp_bytes(&j.f));
     if (rt > j.per_thread) j.per_thread = rt;
@@ -315,7 +342,8 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     j.X.q = mem;
     j.X.dx = (float *)(mem + q_bytes);
     j.X.xmin = j.f.has_min ? (float *)(mem + q_bytes + g_bytes) : NULL;
-    float *bias_f = (float *)(mem + q_bytes + g_bytes * (j.f.has_min ? 2 : 1));
+    j.X.xc = j.f.wunsigned ? (int32_t *)(mem + q_bytes + g_bytes * (n_g - 1)) : NULL;
+    float *bias_f = (float *)(mem + q_bytes + g_bytes * n_g);
     j.scratch = mem + shared;
     if (bias) {
         tkr_weight_row_f32(bias, 0, bias_f);

@@ -135,9 +135,13 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
                 __m128i lo = _mm_and_si128(q, _mm256_castsi256_si128(m4));
                 __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm256_castsi256_si128(m4));
                 __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-                _mm256_storeu_si256((__m256i *)(wr + b * 32), _mm256_sub_epi8(v, _mm256_set1_epi8(8)));
                 dw[b] = h2f(blk);
-                corr[b] = xoff * (sum_u8(v) - 8 * 32);
+                if (f->wunsigned) {
+                    _mm256_storeu_si256((__m256i *)(wr + b * 32), v);
+                } else {
+                    _mm256_storeu_si256((__m256i *)(wr + b * 32), _mm256_sub_epi8(v, _mm256_set1_epi8(8)));
+                    corr[b] = xoff * (sum_u8(v) - 8 * 32);
+                }
             }
             break;
         case TKR_DT_Q4_K: {
@@ -152,8 +156,10 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
                     __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                     _mm256_storeu_si256((__m256i *)(o + c * 64), lo);
                     _mm256_storeu_si256((__m256i *)(o + c * 64 + 32), hi);
-                    corr[b * 8 + 2 * c] = xoff * sum_u8(lo);
-                    corr[b * 8 + 2 * c + 1] = xoff * sum_u8(hi);
+                    if (!f->wunsigned) {
+                        corr[b * 8 + 2 * c] = xoff * sum_u8(lo);
+                        corr[b * 8 + 2 * c + 1] = xoff * sum_u8(hi);
+                    }
                 }
                 for (int s = 0; s < 8; s++) {
                     uint8_t scv, mn;
@@ -190,6 +196,10 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
                     v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
                     for (int c = 0; c < 4; c++) {
+                        if (f->wunsigned) {
+                            _mm256_storeu_si256((__m256i *)(o + h * 128 + c * 32), v[c]);
+                            continue;
+                        }
                         _mm256_storeu_si256((__m256i *)(o + h * 128 + c * 32), _mm256_sub_epi8(v[c], _mm256_set1_epi8(32)));
                         __m256i sad = _mm256_sad_epu8(v[c], _mm256_setzero_si256()); /* 4 sums of 8 */
                         int64_t s8[4];
@@ -211,6 +221,9 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
 
 #define NR2 4
 
+/* AVX-VNNI needs GCC 11 or clang; older compilers get the vpmaddubsw kernels only. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11)
+#define LQ_HAVE_AVXVNNI 1
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
 #else
@@ -226,6 +239,9 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
+#endif
+#else
+#define LQ_HAVE_AVXVNNI 0
 #endif
 
 #define LQ_MODE 1
@@ -245,17 +261,25 @@ bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa) {
     isa->RW = 8;
     isa->NR = NR2;
     isa->xoff = 128;
+    isa->wunsigned = f->wt != TKR_DT_Q8_0; /* 4- and 6-bit levels are unsigned as stored */
     isa->k2 = NULL;
+#if !LQ_HAVE_AVXVNNI
+    vnni = false;
+#define vnni_k32s sgn_k32s
+#define vnni_k32u mad_k32u
+#define vnni_k32m mad_k32m
+#define vnni_k16 mad_k16
+#endif
     switch (f->wt) {
     case TKR_DT_Q8_0:
         if (vnni) {
-            isa->k1 = vnni_k32;
+            isa->k1 = vnni_k32s;
         } else {
-            isa->k1 = sgn_k32;
+            isa->k1 = sgn_k32s;
             isa->xoff = 0;
         }
         return true;
-    case TKR_DT_Q4_0: isa->k1 = vnni ? vnni_k32 : mad_k32; return true;
+    case TKR_DT_Q4_0: isa->k1 = vnni ? vnni_k32u : mad_k32u; return true;
     case TKR_DT_Q4_K: isa->k1 = vnni ? vnni_k32m : mad_k32m; return true;
     case TKR_DT_Q6_K: isa->k1 = vnni ? vnni_k16 : mad_k16; return true;
     default: return false;

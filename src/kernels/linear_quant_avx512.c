@@ -1,8 +1,9 @@
 /* linear_quant_avx512.c - AVX-512 VNNI micro-kernels of the quantized linear (linear_quant.c).
  *
- * A zmm register holds 4 consecutive quantized activations (as x + 128, unsigned) of 16 rows;
- * vpdpbusd multiplies it by 4 signed weights of one weight row broadcast from memory and adds
- * the 4 products into each row's int32 lane. A tile is NR weight rows x MV register rows (16
+ * A zmm register holds 4 consecutive quantized activations of 16 rows; vpdpbusd multiplies it
+ * by 4 weights of one weight row broadcast from memory and adds the 4 products into each row's
+ * int32 lane (x + 128 unsigned against signed Q8_0 weights, or signed x against the unsigned
+ * 4- and 6-bit levels; the accumulators start from the correction, see tkr_lq_fmt). A tile is NR weight rows x MV register rows (16
  * rows each): per step MV loads feed NR x MV vpdpbusd, and each weight dword is loaded once per
  * tile. After each group (32 values, 16 for Q6_K) the exact int32 sums get the per-group float
  * update of tkr_lq_fmt with one fma per lane, the same operation the portable version does with
@@ -23,13 +24,14 @@ static inline int32_t ld32(const int8_t *p) {
 /* The tile: out[j][v * 16 + r] for weight rows n0 + j (j < nr; rows past nr repeat the last
  * one and are dropped) and activation rows of row groups rg .. rg + MV - 1. */
 static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg,
-                                                        const tkr_lq_panel *P, int n0, int nr, float *out,
-                                                        const int NR, const int MV, const int STEPS,
-                                                        const int HAS_MIN) {
+                                                        const tkr_lq_panel *P, int n0, int nr, int g0, int g1,
+                                                        float *out, const int NR, const int MV, const int STEPS,
+                                                        const int HAS_MIN, const int WU) {
     const int K = f->K, G = f->G;
     const uint8_t *xq = X->q + (size_t)rg * K * VROWS;
     const float *dx = X->dx + (size_t)rg * G * VROWS;
     const float *xm = HAS_MIN ? X->xmin + (size_t)rg * G * VROWS : NULL;
+    const int32_t *xc = WU ? X->xc + (size_t)rg * G * VROWS : NULL;
     const size_t xstride = (size_t)K * VROWS, gstride = (size_t)G * VROWS; /* next row group */
     const int8_t *wr[8];
     const float *dw[8], *wmin[8];
@@ -46,13 +48,19 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 #pragma GCC unroll 8
     for (int j = 0; j < NR; j++)
 #pragma GCC unroll 2
-        for (int v = 0; v < MV; v++) facc[j][v] = _mm512_setzero_ps();
-    for (int g = 0; g < G; g++) {
-        __m512i iacc[8][2];
-#pragma GCC unroll 8
-        for (int j = 0; j < NR; j++)
+        for (int v = 0; v < MV; v++)
+            facc[j][v] = g0 ? _mm512_loadu_ps(out + (size_t)j * MV * VROWS + v * VROWS) : _mm512_setzero_ps();
+    for (int g = g0; g < g1; g++) {
+        __m512i iacc[8][2], c0[2]; /* start from the correction: the sums come out exact */
 #pragma GCC unroll 2
-            for (int v = 0; v < MV; v++) iacc[j][v] = _mm512_setzero_si512();
+        for (int v = 0; v < MV; v++)
+            c0[v] = WU ? _mm512_load_si512((const void *)(xc + v * gstride + (size_t)g * VROWS)) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j++) {
+            const __m512i c = WU ? _mm512_setzero_si512() : _mm512_set1_epi32(-corr[j][g]);
+#pragma GCC unroll 2
+            for (int v = 0; v < MV; v++) iacc[j][v] = WU ? c0[v] : c;
+        }
 #pragma GCC unroll 8
         for (int s = 0; s < STEPS; s++) {
             const int t = g * STEPS + s;
@@ -63,7 +71,8 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
             for (int j = 0; j < NR; j++) {
                 const __m512i wb = _mm512_set1_epi32(ld32(wr[j] + 4 * t));
 #pragma GCC unroll 2
-                for (int v = 0; v < MV; v++) iacc[j][v] = _mm512_dpbusd_epi32(iacc[j][v], xv[v], wb);
+                for (int v = 0; v < MV; v++)
+                    iacc[j][v] = WU ? _mm512_dpbusd_epi32(iacc[j][v], wb, xv[v]) : _mm512_dpbusd_epi32(iacc[j][v], xv[v], wb);
             }
         }
         __m512 dxv[2], xmv[2];
@@ -75,10 +84,9 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 #pragma GCC unroll 8
         for (int j = 0; j < NR; j++) {
             const __m512 s = _mm512_set1_ps(dw[j][g]);
-            const __m512i c = _mm512_set1_epi32(corr[j][g]);
 #pragma GCC unroll 2
             for (int v = 0; v < MV; v++) {
-                __m512 fi = _mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[j][v], c));
+                __m512 fi = _mm512_cvtepi32_ps(iacc[j][v]);
                 facc[j][v] = _mm512_fmadd_ps(fi, _mm512_mul_ps(dxv[v], s), facc[j][v]);
             }
             if (HAS_MIN) {
@@ -96,48 +104,30 @@ static inline __attribute__((always_inline)) void tile(const tkr_lq_fmt *f, cons
 
 #define NR_512 4
 
-#define DEF_KERNEL(name, MV, STEPS, HAS_MIN)                                                        \
+#define DEF_KERNEL(name, MV, STEPS, HAS_MIN, WU)                                                    \
     static void name(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0,  \
-                     int nr, float *out) {                                                          \
-        tile(f, X, rg, P, n0, nr, out, NR_512, MV, STEPS, HAS_MIN);                                  \
+                     int nr, int g0, int g1, float *out) {                                          \
+        tile(f, X, rg, P, n0, nr, g0, g1, out, NR_512, MV, STEPS, HAS_MIN, WU);                      \
     }
-#define DEF_EXP(name, NR, MV) \
-    static void name(const tkr_lq_fmt *f, const tkr_lq_x *X, int rg, const tkr_lq_panel *P, int n0,  \
-                     int nr, float *out) {                                                          \
-        tile(f, X, rg, P, n0, nr, out, NR, MV, 8, 0);                                  \
-    }
-DEF_EXP(e2_2, 2, 2)
-DEF_EXP(e6_2, 6, 2)
-DEF_EXP(e8_1, 8, 1)
-DEF_EXP(e6_1, 6, 1)
-DEF_EXP(e3_2, 3, 2)
-#include <stdlib.h>
 
-DEF_KERNEL(k32_1, 1, 8, 0)
-DEF_KERNEL(k32_2, 2, 8, 0)
-DEF_KERNEL(k32m_1, 1, 8, 1)
-DEF_KERNEL(k32m_2, 2, 8, 1)
-DEF_KERNEL(k16_1, 1, 4, 0)
-DEF_KERNEL(k16_2, 2, 4, 0)
+DEF_KERNEL(k32s_1, 1, 8, 0, 0)
+DEF_KERNEL(k32s_2, 2, 8, 0, 0)
+DEF_KERNEL(k32u_1, 1, 8, 0, 1)
+DEF_KERNEL(k32u_2, 2, 8, 0, 1)
+DEF_KERNEL(k32m_1, 1, 8, 1, 1)
+DEF_KERNEL(k32m_2, 2, 8, 1, 1)
+DEF_KERNEL(k16_1, 1, 4, 0, 1)
+DEF_KERNEL(k16_2, 2, 4, 0, 1)
 
 /* Kernels for weight type f->wt (the only field read). */
 bool tkr_lq_select_avx512(const tkr_lq_fmt *f, tkr_lq_isa *isa) {
     isa->RW = VROWS;
     isa->NR = NR_512;
     isa->xoff = 128;
+    isa->wunsigned = f->wt != TKR_DT_Q8_0; /* 4- and 6-bit levels are unsigned as stored */
     switch (f->wt) {
-    case TKR_DT_Q8_0:
-    case TKR_DT_Q4_0: isa->k1 = k32_1; isa->k2 = k32_2;
-    {
-        const char *e = getenv("LQX");
-        if (e && !strcmp(e, "2_2")) { isa->NR = 2; isa->k1 = e2_2; isa->k2 = e2_2; }
-        if (e && !strcmp(e, "6_2")) { isa->NR = 6; isa->k1 = e6_2; isa->k2 = e6_2; }
-        if (e && !strcmp(e, "3_2")) { isa->NR = 3; isa->k1 = e3_2; isa->k2 = e3_2; }
-        if (e && !strcmp(e, "8_1")) { isa->NR = 8; isa->k1 = e8_1; isa->k2 = NULL; }
-        if (e && !strcmp(e, "6_1")) { isa->NR = 6; isa->k1 = e6_1; isa->k2 = NULL; }
-        if (e && !strcmp(e, "4_1")) { isa->k2 = NULL; }
-    }
-    return true;
+    case TKR_DT_Q8_0: isa->k1 = k32s_1; isa->k2 = k32s_2; return true;
+    case TKR_DT_Q4_0: isa->k1 = k32u_1; isa->k2 = k32u_2; return true;
     case TKR_DT_Q4_K: isa->k1 = k32m_1; isa->k2 = k32m_2; return true;
     case TKR_DT_Q6_K: isa->k1 = k16_1; isa->k2 = k16_2; return true;
     default: return false;

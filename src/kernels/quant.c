@@ -118,12 +118,30 @@ void tkr_quantize_row(tkr_dtype t, const float *x, void *dst, int64_t k) {
             memcpy(p + 2 * i, &h, 2);
         }
         return;
-    /* The block structs hold only byte-aligned fields of alignment <= 4 (2 for the weight
-     * formats): dst of a quantized row is written through them, as ggml does. */
-    case TKR_DT_Q8_0: quantize_q8_0(x, dst, k); return;
-    case TKR_DT_Q4_0: quantize_q4_0(x, dst, k); return;
-    case TKR_DT_Q4_K: tkr_quantize_row_q4_K_ref(x, dst, k); return;
-    case TKR_DT_Q6_K: tkr_quantize_row_q6_K_ref(x, dst, k); return;
+    /* dst may be unaligned (a view into a file being written): one block at a time through an
+     * aligned local copy. Blocks are independent, so this equals quantizing the whole row. */
+    case TKR_DT_Q8_0:
+    case TKR_DT_Q4_0:
+    case TKR_DT_Q4_K:
+    case TKR_DT_Q6_K: {
+        const int be = tkr_dtype_block_elems(t);
+        const size_t bb = tkr_dtype_block_bytes(t);
+        union {
+            tkr_block_q8_0 q8_0;
+            tkr_block_q4_0 q4_0;
+            tkr_block_q4_K q4_K;
+            tkr_block_q6_K q6_K;
+        } blk;
+        for (int64_t b = 0; b < k / be; b++) {
+            const float *xb = x + b * be;
+            if (t == TKR_DT_Q8_0) quantize_q8_0(xb, &blk.q8_0, be);
+            else if (t == TKR_DT_Q4_0) quantize_q4_0(xb, &blk.q4_0, be);
+            else if (t == TKR_DT_Q4_K) tkr_quantize_row_q4_K_ref(xb, &blk.q4_K, be);
+            else tkr_quantize_row_q6_K_ref(xb, &blk.q6_K, be);
+            memcpy(p + (size_t)b * bb, &blk, bb);
+        }
+        return;
+    }
     default: return;
     }
 }

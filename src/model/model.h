@@ -73,6 +73,9 @@ typedef struct {
 tkr_status tkr_model_source_open(const char *path, const char *mmproj, int use_mmap,
                                  tkr_model_source *src, tkr_error *err);
 void tkr_model_source_close(tkr_model_source *src);
+/* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
+ * least 1, at most rows (model_load.c). */
+int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);
 
 /* text.c: the decoder over packed sequences.
  *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);

@@ -29,6 +29,7 @@ tkr_model_params tkr_model_default_params(void) {
     p.max_batch_tokens = 8192;
     p.truncate = false;
     p.use_mmap = true;
+    p.max_scratch_bytes = (size_t)256 << 20;
     return p;
 }
 
@@ -52,6 +53,8 @@ static tkr_status check_params(const tkr_model_params *p, tkr_error *err) {
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_tokens_per_item must be in [16, 1048576]");
     if (p->max_batch_tokens < 16 || p->max_batch_tokens > (1 << 22))
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_batch_tokens must be in [16, 4194304]");
+    if (p->max_scratch_bytes < 1)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "max_scratch_bytes must be at least 1");
     return TKR_OK;
 }
 
@@ -490,6 +493,12 @@ void tkr_model_free(tkr_model *m) {
 }
 
 int tkr_model_dim(const tkr_model *m) { return m->cfg.text.hidden_size; }
+int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows) {
+    size_t c = bytes_per_row ? m->params.max_scratch_bytes / bytes_per_row : (size_t)rows;
+    if (c < 1) c = 1;
+    return c < (size_t)rows ? (int)c : (rows > 0 ? rows : 1);
+}
+
 void tkr_model_describe_kernels(const tkr_model *m, char *buf, size_t cap) {
     tkr_kctx_describe(&m->kctx, buf, cap);
 }

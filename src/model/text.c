@@ -30,22 +30,45 @@ static void mrope_tables(const tkr_model *m, const int32_t *pos, int T, float *c
     }
 }
 
-/* The second half of a layer on R rows of x [R, D]: x += o_proj(att); x += mlp(post_norm(x)).
- * xn [R, D], tmp [R, D], gate/up [R, I] are scratch. */
+/* The second half of a layer on R rows of x [R, D]: x += o_proj(att); x += mlp(post_norm(x)),
+ * C rows at a time (every step is row-independent, so the chunking changes no bit).
+ * xn [C, D], tmp [C, D], gate/up [C, I] are scratch. */
 static tkr_status attn_out_and_mlp(const tkr_model *m, const tkr_text_layer *L, float *x, int R,
-                                   const float *att, float *xn, float *tmp, float *gate, float *up) {
+                                   const float *att, int C, float *xn, float *tmp, float *gate,
+                                   float *up) {
     const tkr_text_config *c = &m->cfg.text;
     const tkr_kctx *k = &m->kctx;
-    int D = c->hidden_size, I = c->intermediate_size;
+    int D = c->hidden_size, I = c->intermediate_size, HD = c->num_heads * c->head_dim;
     tkr_status st;
-    if ((st = tkr_linear(k, att, R, c->num_heads * c->head_dim, L->o_w, NULL, tmp)) != TKR_OK) return st;
-    tkr_add_inplace(x, tmp, (size_t)R * D);
-    tkr_rmsnorm(k, x, R, D, L->post_norm, (float)c->rms_norm_eps, xn);
-    if ((st = tkr_linear(k, xn, R, D, L->gate_w, NULL, gate)) != TKR_OK) return st;
-    if ((st = tkr_linear(k, xn, R, D, L->up_w, NULL, up)) != TKR_OK) return st;
-    tkr_silu_mul(k, gate, up, (size_t)R * I);
-    if ((st = tkr_linear(k, gate, R, I, L->down_w, NULL, tmp)) != TKR_OK) return st;
-    tkr_add_inplace(x, tmp, (size_t)R * D);
+    for (int r0 = 0; r0 < R; r0 += C) {
+        int n = R - r0 < C ? R - r0 : C;
+        float *xr = x + (size_t)r0 * D;
+        if ((st = tkr_linear(k, att + (size_t)r0 * HD, n, HD, L->o_w, NULL, tmp)) != TKR_OK) return st;
+        tkr_add_inplace(xr, tmp, (size_t)n * D);
+        tkr_rmsnorm(k, xr, n, D, L->post_norm, (float)c->rms_norm_eps, xn);
+        if ((st = tkr_linear(k, xn, n, D, L->gate_w, NULL, gate)) != TKR_OK) return st;
+        if ((st = tkr_linear(k, xn, n, D, L->up_w, NULL, up)) != TKR_OK) return st;
+        tkr_silu_mul(k, gate, up, (size_t)n * I);
+        if ((st = tkr_linear(k, gate, n, I, L->down_w, NULL, tmp)) != TKR_OK) return st;
+        tkr_add_inplace(xr, tmp, (size_t)n * D);
+    }
+    return TKR_OK;
+}
+
+/* k and v (and q unless NULL) of the T rows of x [T, D], C rows at a time through xn [C, D]. */
+static tkr_status qkv_rows(const tkr_model *m, const tkr_text_layer *L, const float *x, int T, int C,
+                           float *xn, float *q, float *kk, float *vv) {
+    const tkr_text_config *c = &m->cfg.text;
+    const tkr_kctx *k = &m->kctx;
+    int D = c->hidden_size, Hd = c->num_heads * c->head_dim, KVd = c->num_kv_heads * c->head_dim;
+    tkr_status st;
+    for (int r0 = 0; r0 < T; r0 += C) {
+        int n = T - r0 < C ? T - r0 : C;
+        tkr_rmsnorm(k, x + (size_t)r0 * D, n, D, L->input_norm, (float)c->rms_norm_eps, xn);
+        if ((st = tkr_linear(k, xn, n, D, L->k_w, L->k_b, kk + (size_t)r0 * KVd)) != TKR_OK) return st;
+        if ((st = tkr_linear(k, xn, n, D, L->v_w, L->v_b, vv + (size_t)r0 * KVd)) != TKR_OK) return st;
+        if (q && (st = tkr_linear(k, xn, n, D, L->q_w, L->q_b, q + (size_t)r0 * Hd)) != TKR_OK) return st;
+    }
     return TKR_OK;
 }
 
@@ -56,62 +79,65 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     int D = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads, hd = c->head_dim;
     int I = c->intermediate_size, half = hd / 2;
     size_t nT = (size_t)T;
-    /* one allocation for every activation buffer of the pass */
-    size_t sz_xn = nT * D, sz_q = nT * H * hd, sz_kv = nT * KV * hd, sz_mlp = nT * I;
-    size_t sz_tab = nT * half;
-    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 4;
+    /* Rows go through the norms, projections and MLP C at a time, so that the wide MLP
+     * activations stay within params.max_scratch_bytes; q, k, v and the attention output cover
+     * all T rows (attention needs every key). One allocation for every buffer of the pass. */
+    int C = tkr_model_chunk_rows(m, sizeof(float) * ((size_t)D * 2 + (size_t)I * 2), T);
+    size_t nC = (size_t)C;
+    size_t sz_xn = nC * D, sz_q = nT * H * hd, sz_kv = nT * KV * hd, sz_mlp = nC * I;
+    size_t sz_tab = nT * half, sz_last = (size_t)n_seq * D;
+    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 4 + sz_last;
     float *buf = malloc(total * sizeof(float));
     if (!buf) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d tokens (%zu MB)", T,
                               total * sizeof(float) >> 20);
-    float *xn = buf;                 /* [T, D]     normed input           */
-    float *tmp = xn + sz_xn;         /* [T, D]     o_proj / down output   */
-    float *q = tmp + sz_xn;          /* [T, H*hd]                         */
-    float *att = q + sz_q;           /* [T, H*hd]  attention output       */
-    float *kk = att + sz_q;          /* [T, KV*hd]                        */
-    float *vv = kk + sz_kv;          /* [T, KV*hd]                        */
-    float *gate = vv + sz_kv;        /* [T, I]                            */
-    float *up = gate + sz_mlp;       /* [T, I]                            */
-    float *cos_t = up + sz_mlp;      /* [T, hd/2]                         */
-    float *sin_t = cos_t + sz_tab;   /* [T, hd/2]                         */
-    float *cos_l = sin_t + sz_tab;   /* [n_seq, hd/2] last rows' tables   */
-    float *sin_l = cos_l + sz_tab;   /* [n_seq, hd/2]                     */
+    float *xn = buf;                 /* [C, D]     normed input (a chunk)  */
+    float *tmp = xn + sz_xn;         /* [C, D]     o_proj / down output    */
+    float *q = tmp + sz_xn;          /* [T, H*hd]                          */
+    float *att = q + sz_q;           /* [T, H*hd]  attention output        */
+    float *kk = att + sz_q;          /* [T, KV*hd]                         */
+    float *vv = kk + sz_kv;          /* [T, KV*hd]                         */
+    float *gate = vv + sz_kv;        /* [C, I]                             */
+    float *up = gate + sz_mlp;       /* [C, I]                             */
+    float *cos_t = up + sz_mlp;      /* [T, hd/2]                          */
+    float *sin_t = cos_t + sz_tab;   /* [T, hd/2]                          */
+    float *cos_l = sin_t + sz_tab;   /* [n_seq, hd/2] last rows' tables    */
+    float *sin_l = cos_l + sz_tab;   /* [n_seq, hd/2]                      */
+    float *xl = sin_l + sz_tab;      /* [n_seq, D] last rows, normed       */
     mrope_tables(m, pos, T, cos_t, sin_t);
     float eps = (float)c->rms_norm_eps;
     tkr_status st = TKR_OK;
     int l = 0;
     for (; l < c->num_layers; l++) {
         const tkr_text_layer *L = &m->layers[l];
-        tkr_rmsnorm(k, x, T, D, L->input_norm, eps, xn);
-        if ((st = tkr_linear(k, xn, T, D, L->k_w, L->k_b, kk)) != TKR_OK) break;
-        if ((st = tkr_linear(k, xn, T, D, L->v_w, L->v_b, vv)) != TKR_OK) break;
+        bool last_layer = l + 1 == c->num_layers;
+        if ((st = qkv_rows(m, L, x, T, C, xn, last_layer ? NULL : q, kk, vv)) != TKR_OK) break;
         tkr_rope_apply(kk, T, KV, hd, cos_t, sin_t);
-        if (l + 1 < c->num_layers) {
-            if ((st = tkr_linear(k, xn, T, D, L->q_w, L->q_b, q)) != TKR_OK) break;
+        if (!last_layer) {
             tkr_rope_apply(q, T, H, hd, cos_t, sin_t);
             tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
                                     seq_start, n_seq, true, false};
             if ((st = tkr_attention(k, &a)) != TKR_OK) break;
-            if ((st = attn_out_and_mlp(m, L, x, T, att, xn, tmp, gate, up)) != TKR_OK) break;
+            if ((st = attn_out_and_mlp(m, L, x, T, att, C, xn, tmp, gate, up)) != TKR_OK) break;
             continue;
         }
         /* The last layer: only each sequence's last token is pooled, so only those rows need a
          * query, o_proj and the MLP (keys and values still cover every row). Rows, attention
          * and products are all row-independent, so the result is the same bits as the full
-         * layer. The last rows are gathered to the front: xn -> tmp, x -> x. */
+         * layer. The last rows are gathered to the front: x -> x, and normed into xl. */
         for (int s = 0; s < n_seq; s++) {
             size_t last = (size_t)seq_start[s + 1] - 1;
-            memcpy(tmp + (size_t)s * D, xn + last * D, sizeof(float) * (size_t)D);
             memcpy(cos_l + (size_t)s * half, cos_t + last * half, sizeof(float) * (size_t)half);
             memcpy(sin_l + (size_t)s * half, sin_t + last * half, sizeof(float) * (size_t)half);
         }
-        if ((st = tkr_linear(k, tmp, n_seq, D, L->q_w, L->q_b, q)) != TKR_OK) break;
+        for (int s = 0; s < n_seq; s++) /* row s <= last row of s: forward memmove is safe */
+            memmove(x + (size_t)s * D, x + ((size_t)seq_start[s + 1] - 1) * D, sizeof(float) * (size_t)D);
+        tkr_rmsnorm(k, x, n_seq, D, L->input_norm, eps, xl);
+        if ((st = tkr_linear(k, xl, n_seq, D, L->q_w, L->q_b, q)) != TKR_OK) break;
         tkr_rope_apply(q, n_seq, H, hd, cos_l, sin_l);
         tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
                                 seq_start, n_seq, true, true};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
-        for (int s = 0; s < n_seq; s++) /* row s <= last row of s: forward memmove is safe */
-            memmove(x + (size_t)s * D, x + ((size_t)seq_start[s + 1] - 1) * D, sizeof(float) * (size_t)D);
-        if ((st = attn_out_and_mlp(m, L, x, n_seq, att, xn, tmp, gate, up)) != TKR_OK) break;
+        if ((st = attn_out_and_mlp(m, L, x, n_seq, att, C, xn, tmp, gate, up)) != TKR_OK) break;
     }
     if (st != TKR_OK) {
         free(buf);

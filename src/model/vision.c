@@ -55,20 +55,28 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     for (int i = 0; i < n_images; i++) seq[i + 1] = seq[i] + grid_h[i] * grid_w[i];
     int P = seq[n_images];
     size_t nP = (size_t)P;
-    size_t total = nP * E * 3 /* x, xn, tmp */ + nP * 3 * E /* qkv */ + nP * E /* att */ +
-                   nP * (size_t)(F > E * ms2 ? F : E * ms2) /* mlp */ + nP * hd /* tables */;
+    int W = F > E * ms2 ? F : E * ms2; /* the MLP's and the merger's wide activations */
+    /* The norms, projections and MLPs run C rows at a time so that xn, tmp and mlp stay within
+     * params.max_scratch_bytes (rows are independent: the same bits as all at once); x, qkv and
+     * the attention output cover every patch. C is a multiple of ms2 so the merger's chunks
+     * (ms2 consecutive patches a row) line up. */
+    int C = tkr_model_chunk_rows(m, sizeof(float) * ((size_t)E * 2 + (size_t)W), P);
+    C = C < ms2 ? ms2 : C - C % ms2;
+    size_t nC = (size_t)C;
+    size_t total = nP * E /* x */ + nC * E * 2 /* xn, tmp */ + nP * 3 * E /* qkv */ + nP * E /* att */ +
+                   nC * (size_t)W /* mlp */ + nP * hd /* tables */;
     float *buf = malloc(total * sizeof(float));
     if (!buf) {
         free(seq);
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d image patches", P);
     }
     float *x = buf;                     /* [P, E]     */
-    float *xn = x + nP * E;             /* [P, E]     */
-    float *tmp = xn + nP * E;           /* [P, E]     */
-    float *qkv = tmp + nP * E;          /* [P, 3E], or 3 x [P, E] when split */
+    float *xn = x + nP * E;             /* [C, E]     */
+    float *tmp = xn + nC * E;           /* [C, E]     */
+    float *qkv = tmp + nC * E;          /* [P, 3E], or 3 x [P, E] when split */
     float *att = qkv + nP * 3 * E;      /* [P, E]     */
-    float *mlp = att + nP * E;          /* [P, max(F, 4E)] */
-    float *cos_t = mlp + nP * (size_t)(F > E * ms2 ? F : E * ms2); /* [P, hd/2] */
+    float *mlp = att + nP * E;          /* [C, max(F, 4E)] */
+    float *cos_t = mlp + nC * (size_t)W; /* [P, hd/2] */
     float *sin_t = cos_t + nP * (size_t)(hd / 2);
 
     tkr_tensor pe = *m->vis.patch_embed; /* the Conv3d weight viewed as [E, 1176] */
@@ -80,42 +88,51 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     int b = 0;
     for (; b < v->depth && st == TKR_OK; b++) {
         const tkr_vision_block *B = &m->vis.blocks[b];
-        tkr_layernorm(k, x, P, E, B->norm1_w, B->norm1_b, eps, xn);
         /* fused: qkv [P, 3E] rows (q | k | v); split (GGUF): q, k, v [P, E] one after another */
         float *q = qkv, *kk = qkv + E, *vv = qkv + 2 * E;
         int stride = 3 * E;
-        if (B->qkv_w) {
-            if ((st = tkr_linear(k, xn, P, E, B->qkv_w, B->qkv_b, qkv)) != TKR_OK) break;
-        } else {
+        if (!B->qkv_w) {
             kk = qkv + nP * E;
             vv = kk + nP * E;
             stride = E;
-            if ((st = tkr_linear(k, xn, P, E, B->q_w, B->q_b, q)) != TKR_OK) break;
-            if ((st = tkr_linear(k, xn, P, E, B->k_w, B->k_b, kk)) != TKR_OK) break;
-            if ((st = tkr_linear(k, xn, P, E, B->v_w, B->v_b, vv)) != TKR_OK) break;
         }
+        for (int r0 = 0; r0 < P && st == TKR_OK; r0 += C) {
+            int n = P - r0 < C ? P - r0 : C;
+            size_t off = (size_t)r0 * (size_t)stride;
+            tkr_layernorm(k, x + (size_t)r0 * E, n, E, B->norm1_w, B->norm1_b, eps, xn);
+            if (B->qkv_w) {
+                st = tkr_linear(k, xn, n, E, B->qkv_w, B->qkv_b, qkv + off);
+            } else if ((st = tkr_linear(k, xn, n, E, B->q_w, B->q_b, q + off)) == TKR_OK &&
+                       (st = tkr_linear(k, xn, n, E, B->k_w, B->k_b, kk + off)) == TKR_OK) {
+                st = tkr_linear(k, xn, n, E, B->v_w, B->v_b, vv + off);
+            }
+        }
+        if (st != TKR_OK) break;
         tkr_rope_apply_strided(q, P, stride, H, hd, cos_t, sin_t);
         tkr_rope_apply_strided(kk, P, stride, H, hd, cos_t, sin_t);
         tkr_attention_args a = {q, kk, vv, stride, stride, att, E, H, H, hd,
                                 seq, n_images, false, false};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
-        if ((st = tkr_linear(k, att, P, E, B->proj_w, B->proj_b, tmp)) != TKR_OK) break;
-        tkr_add_inplace(x, tmp, nP * E);
-        tkr_layernorm(k, x, P, E, B->norm2_w, B->norm2_b, eps, xn);
-        if ((st = tkr_linear(k, xn, P, E, B->fc1_w, B->fc1_b, mlp)) != TKR_OK) break;
-        tkr_quick_gelu(k, mlp, nP * F);
-        if ((st = tkr_linear(k, mlp, P, F, B->fc2_w, B->fc2_b, tmp)) != TKR_OK) break;
-        tkr_add_inplace(x, tmp, nP * E);
+        for (int r0 = 0; r0 < P; r0 += C) {
+            int n = P - r0 < C ? P - r0 : C;
+            float *xr = x + (size_t)r0 * E;
+            if ((st = tkr_linear(k, att + (size_t)r0 * E, n, E, B->proj_w, B->proj_b, tmp)) != TKR_OK) break;
+            tkr_add_inplace(xr, tmp, (size_t)n * E);
+            tkr_layernorm(k, xr, n, E, B->norm2_w, B->norm2_b, eps, xn);
+            if ((st = tkr_linear(k, xn, n, E, B->fc1_w, B->fc1_b, mlp)) != TKR_OK) break;
+            tkr_quick_gelu(k, mlp, (size_t)n * F);
+            if ((st = tkr_linear(k, mlp, n, F, B->fc2_w, B->fc2_b, tmp)) != TKR_OK) break;
+            tkr_add_inplace(xr, tmp, (size_t)n * E);
+        }
     }
-    /* merger: rows of 4E are 4 consecutive normed patches, already contiguous in xn */
-    int Q = P / ms2;
-    if (st == TKR_OK) {
-        tkr_layernorm(k, x, P, E, m->vis.ln_q_w, m->vis.ln_q_b, eps, xn);
-        st = tkr_linear(k, xn, Q, E * ms2, m->vis.mlp0_w, m->vis.mlp0_b, mlp);
-    }
-    if (st == TKR_OK) {
-        tkr_gelu_erf(k, mlp, (size_t)Q * E * ms2);
-        st = tkr_linear(k, mlp, Q, E * ms2, m->vis.mlp2_w, m->vis.mlp2_b, out);
+    /* merger: rows of 4E are 4 consecutive normed patches, contiguous in xn; C / ms2 rows a chunk */
+    int Q = P / ms2, Cq = C / ms2;
+    for (int q0 = 0; q0 < Q && st == TKR_OK; q0 += Cq) {
+        int n = Q - q0 < Cq ? Q - q0 : Cq;
+        tkr_layernorm(k, x + (size_t)q0 * ms2 * E, n * ms2, E, m->vis.ln_q_w, m->vis.ln_q_b, eps, xn);
+        if ((st = tkr_linear(k, xn, n, E * ms2, m->vis.mlp0_w, m->vis.mlp0_b, mlp)) != TKR_OK) break;
+        tkr_gelu_erf(k, mlp, (size_t)n * E * ms2);
+        st = tkr_linear(k, mlp, n, E * ms2, m->vis.mlp2_w, m->vis.mlp2_b, out + (size_t)q0 * D);
     }
     if (st != TKR_OK) {
         free(buf);
@@ -123,7 +140,6 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
         return tkr_fail(err, st, "out of memory for the kernels' scratch in vision block %d (%d patches)",
                         b, P);
     }
-    (void)D;
     free(buf);
     free(seq);
     return TKR_OK;

@@ -4,6 +4,7 @@
  * plus the Ops-MM prompt around it (spec 1.2), plus image tokens from the image header and the
  * Qwen2-VL resize policy. The engine's results carry the exact counts that usage reports. */
 #include "server/engine_model.h"
+#include "hub/hub.h"
 #include "server/image_probe.h"
 #include "server/sbuf.h"
 #include "util/error.h"
@@ -21,6 +22,7 @@ typedef struct {
     int default_template_tokens;     /* with the default instruction and no image */
     int image_marker_tokens;         /* tokens of one image block without its image tokens */
     char name[260];
+    tkr_hub_result hub;       /* where -m led (a path, or a Hub model in the cache) */
 } model_engine;
 
 /* Items arrive prepared (images decoded, prompts tokenized on the request threads); the model
@@ -127,7 +129,14 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.max_batch_tokens = cfg->max_batch_tokens;
     p.mmproj = cfg->mmproj;
     p.truncate = false;     /* the server truncates, per request, before the engine sees it */
-    tkr_status st = tkr_model_load(cfg->model_dir, &p, &m->model, err);
+    /* -m org/name: fetched into (or found in) the Hugging Face cache first */
+    tkr_status st = tkr_hub_resolve_model(cfg->model_dir, &m->hub, err);
+    if (st != TKR_OK) {
+        free(m);
+        return st;
+    }
+    if (m->hub.mmproj[0] && !p.mmproj) p.mmproj = m->hub.mmproj;
+    st = tkr_model_load(m->hub.path, &p, &m->model, err);
     if (st != TKR_OK) {
         free(m);
         return st;
@@ -135,7 +144,8 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     m->tok = tkr_model_tokenizer(m->model);
     m->min_image_tokens = cfg->min_image_tokens;
     m->max_image_tokens = cfg->max_image_tokens;
-    snprintf(m->name, sizeof m->name, "%s", cfg->model_name ? cfg->model_name : tkr_model_name(m->model));
+    snprintf(m->name, sizeof m->name, "%s",
+             cfg->model_name ? cfg->model_name : m->hub.repo[0] ? m->hub.repo : tkr_model_name(m->model));
     static const char tmpl[] = "<|im_start|>system\n" DEFAULT_INSTRUCTION
                                "<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"
                                "<|endoftext|>";

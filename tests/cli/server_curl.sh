@@ -15,7 +15,7 @@ cp "$DATA/images/photos/wuffs-hat.jpeg" "$IMGDIR/sub/hat.jpeg"
 HAT_B64=$(base64 -w0 "$DATA/images/photos/wuffs-hat.jpeg")
 
 # ---- readiness: /health is 503 while the model loads, 200 after
-srv_start main --fake-load-ms 1200 --fake-dim 8 --api-key "$KEY" --image-dir "$IMGDIR" \
+srv_start main --fake-load-ms 4000 --fake-dim 8 --api-key "$KEY" --image-dir "$IMGDIR" \
   --max-body-bytes 64K --max-items 16 --max-queue-items 64
 http 503 "http://127.0.0.1:$PORT/health"
 check '[ "$(py "j[\"status\"]" "$BODY")" = loading ]' "health says loading"

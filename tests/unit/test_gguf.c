@@ -641,6 +641,54 @@ static void test_writer_failures(void) {
 }
 
 
+/* Chunked writes give the same file as whole-tensor writes; a chunk past the size fails. */
+static void test_writer_chunks(void) {
+    tkr_error err = {0};
+    const int64_t shape[2] = {2, 32}, qshape[2] = {3, 64};
+    uint8_t a[256], q[3 * 68];
+    fill_bytes(a, sizeof a, 1);
+    fill_bytes(q, sizeof q, 2);
+    const char *p1 = tmp_path("whole.gguf"), *p2 = tmp_path("chunks.gguf");
+    for (int mode = 0; mode < 2; mode++) {
+        tkr_gguf_writer *w = NULL;
+        tkr_gguf_writer_init(&w, &err);
+        tkr_gguf_add_tensor(w, "a", TKR_DT_F32, 2, shape, &err);
+        tkr_gguf_add_tensor(w, "q", TKR_DT_Q8_0, 2, qshape, &err);
+        CHECK(tkr_gguf_writer_begin(w, mode ? p2 : p1, &err) == TKR_OK, "%s", err.message);
+        if (mode == 0) {
+            CHECK(tkr_gguf_write_tensor(w, a, sizeof a, &err) == TKR_OK, "%s", err.message);
+            CHECK(tkr_gguf_write_tensor(w, q, sizeof q, &err) == TKR_OK, "%s", err.message);
+        } else {
+            CHECK(tkr_gguf_write_chunk(w, a, 100, &err) == TKR_OK &&
+                  tkr_gguf_write_chunk(w, a + 100, 0, &err) == TKR_OK &&
+                  tkr_gguf_write_chunk(w, a + 100, 156, &err) == TKR_OK, "%s", err.message);
+            for (int r = 0; r < 3; r++)   /* one row (2 blocks) at a time */
+                CHECK(tkr_gguf_write_chunk(w, q + 68 * r, 68, &err) == TKR_OK, "%s", err.message);
+        }
+        CHECK(tkr_gguf_writer_finish(w, &err) == TKR_OK, "%s", err.message);
+        tkr_gguf_writer_free(w);
+    }
+    size_t n1 = 0, n2 = 0;
+    uint8_t *f1 = read_whole(p1, &n1), *f2 = read_whole(p2, &n2);
+    CHECK(f1 && f2 && n1 == n2 && !memcmp(f1, f2, n1), "same bytes (%zu, %zu)", n1, n2);
+    free(f1);
+    free(f2);
+    tkr_gguf_writer *w = NULL;
+    tkr_gguf_writer_init(&w, &err);
+    tkr_gguf_add_tensor(w, "a", TKR_DT_F32, 2, shape, &err);
+    tkr_gguf_writer_begin(w, p2, &err);
+    CHECK(tkr_gguf_write_chunk(w, a, 200, &err) == TKR_OK, "%s", err.message);
+    CHECK(tkr_gguf_write_chunk(w, a, 100, &err) == TKR_ERR_INVALID_ARG &&
+          strstr(err.message, "'a' needs 256 bytes, 300 given"), "%s", err.message);
+    CHECK(tkr_gguf_writer_finish(w, &err) != TKR_OK, "finish after a failed chunk");
+    tkr_gguf_writer_free(w);
+    tkr_gguf *g = NULL;
+    CHECK(tkr_gguf_open(p2, 1, NULL, &g, &err) == TKR_OK, "the earlier file is intact: %s",
+          err.message);
+    tkr_gguf_close(g);
+    CHECK(!file_exists(tmp_path("chunks.gguf.tmp")), "tmp removed");
+}
+
 /* ---- a synthetic llama.cpp-style Qwen2-VL pair ----------------------------------------------- */
 
 /* Text: hidden 64, 4 heads (head_dim 16), 2 kv heads, 2 layers, ffn 128, vocab 100, sections
@@ -940,7 +988,9 @@ static void test_config_from_gguf(void) {
     CHECK(c.text.hidden_size == D && c.text.num_layers == NL && c.text.num_heads == NH &&
           c.text.num_kv_heads == NKV && c.text.head_dim == 16 && c.text.intermediate_size == FF &&
           c.text.vocab_size == VOCAB && c.text.max_position_embeddings == 32768, "text dims");
-    CHECK(fabs(c.text.rms_norm_eps - 1e-6) < 1e-12 && c.text.rope_theta == 1e6, "eps/theta");
+    /* float32 metadata comes back as the decimal config.json had, bit for bit */
+    CHECK(c.text.rms_norm_eps == 1e-6 && c.text.rope_theta == 1e6, "eps %.17g theta %.17g",
+          c.text.rms_norm_eps, c.text.rope_theta);
     CHECK(c.text.mrope_section[0] == 2 && c.text.mrope_section[1] == 3 &&
           c.text.mrope_section[2] == 3, "sections");
     CHECK(!c.text.tie_word_embeddings && !strcmp(c.text.hidden_act, "silu"), "tie/act");
@@ -1047,6 +1097,7 @@ int main(void) {
     RUN(test_roundtrip_dtypes);
     RUN(test_roundtrip_kv_types);
     RUN(test_writer_failures);
+    RUN(test_writer_chunks);
     RUN(test_name_mapping);
     RUN(test_weights_from_gguf_pair);
     RUN(test_config_from_gguf);

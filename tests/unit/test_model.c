@@ -49,6 +49,55 @@ static void test_batch_invariance(void) {
     tkr_model_free(m);
 }
 
+/* max_scratch_bytes only sets how many rows the norms, projections and MLPs take at a time
+ * (text and vision): a 1-byte budget (one row a chunk, one merged patch group in the vision
+ * tower) must give the same bits as the default, for a batch of texts and a text+image item. */
+static void test_chunked_scratch(void) {
+    tkr_model_params mp = tkr_model_default_params();
+    mp.n_threads = 2;
+    tkr_model *big = load_m1(&mp);
+    mp.max_scratch_bytes = 1;
+    tkr_model *tiny = load_m1(&mp);
+    CHECK(big && tiny, "models load");
+    if (!big || !tiny) {
+        tkr_model_free(big);
+        tkr_model_free(tiny);
+        return;
+    }
+    int D = tkr_model_dim(big);
+    char img_path[1024];
+    snprintf(img_path, sizeof img_path, "%s/images/photos/wuffs-hat.jpeg", test_data_dir());
+    tkr_image_input img = {img_path, NULL, 0};
+    const char *texts[] = {"alpha", "a much longer text with several words in it, and punctuation!",
+                           "beta beta beta beta", "an image:"};
+    enum { N = 4 };
+    tkr_item items[N];
+    for (int i = 0; i < N; i++) {
+        items[i] = tkr_item_default();
+        items[i].text = texts[i];
+    }
+    items[3].images = &img;
+    items[3].n_images = 1;
+    float a[N * 64], b[N * 64];
+    tkr_result ra[N], rb[N];
+    tkr_error e;
+    CHECK(D <= 64, "dim %d", D);
+    CHECK(tkr_embed(big, items, N, a, ra, &e) == TKR_OK, "default budget: %s", e.message);
+    CHECK(tkr_embed(tiny, items, N, b, rb, &e) == TKR_OK, "tiny budget: %s", e.message);
+    for (int i = 0; i < N; i++) {
+        CHECK(ra[i].status == TKR_OK && rb[i].status == TKR_OK, "item %d: %s / %s", i, ra[i].message,
+              rb[i].message);
+        CHECK(!memcmp(a + i * D, b + i * D, sizeof(float) * (size_t)D), "item %d differs chunked", i);
+    }
+    CHECK(ra[3].prompt_tokens > 20, "the image item has image tokens (%d)", ra[3].prompt_tokens);
+    mp.max_scratch_bytes = 0;
+    tkr_model *bad = NULL;
+    CHECK(tkr_model_load(getenv("TKR_MODEL_M1"), &mp, &bad, &e) == TKR_ERR_INVALID_ARG && !bad,
+          "a zero budget is refused");
+    tkr_model_free(big);
+    tkr_model_free(tiny);
+}
+
 static void test_item_errors_are_isolated(void) {
     tkr_model *m = load_m1(NULL);
     CHECK(m != NULL, "model loads");
@@ -241,6 +290,7 @@ int main(void) {
     RUN(test_prepare_threads);
     RUN(test_truncation);
     RUN(test_batch_invariance);
+    RUN(test_chunked_scratch);
     RUN(test_item_errors_are_isolated);
     RUN(test_token_ids_equal_text);
     RUN(test_limits_and_params);

@@ -1,4 +1,5 @@
 /* test_util.c - error reporting, checked arithmetic, file views and the thread pool. */
+#include "util/sha256.h"
 #include "test.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -82,7 +83,41 @@ static void test_pool(void) {
     }
 }
 
+/* FIPS 180-4 / NIST test vectors, fed whole and in uneven pieces. */
+static void test_sha256(void) {
+    struct {
+        const char *msg;
+        int repeat;
+        const char *hex;
+    } v[] = {
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        tkr_sha256 s;
+        tkr_sha256_init(&s);
+        size_t n = strlen(v[i].msg);
+        for (int r = 0; r < v[i].repeat; r++) {
+            size_t off = 0, step = 1 + (size_t)r % 7; /* uneven pieces cross block edges */
+            while (off < n) {
+                size_t k = off + step <= n ? step : n - off;
+                tkr_sha256_update(&s, v[i].msg + off, k);
+                off += k;
+            }
+        }
+        uint8_t d[32];
+        char hex[65];
+        tkr_sha256_final(&s, d);
+        tkr_sha256_hex(d, hex);
+        CHECK(!strcmp(hex, v[i].hex), "vector %zu: %s", i, hex);
+    }
+}
+
 int main(void) {
+    RUN(test_sha256);
     RUN(test_fail_sets_message);
     RUN(test_checked_arith);
     RUN(test_file_view);
