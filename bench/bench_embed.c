@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
            batch, pt, s, runs, batch * pt / s, cpu);
     free(its);
     for (int i = 0; i < n_images; i++) {
-        tkr_image_input in = {images[i], NULL, 0};
+        tkr_image_input in = {.path = images[i]};
         tkr_item im = tkr_item_default();
         im.images = &in;
         im.n_images = 1;

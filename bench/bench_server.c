@@ -59,6 +59,7 @@ static int connect_to(const char *host, const char *port) {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         int one = 1;   /* no Nagle: a request must not wait for the ACK of its own headers */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        tkr_socket_nosigpipe(fd);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) { close(fd); fd = -1; }
     }
     freeaddrinfo(ai);
@@ -67,7 +68,7 @@ static int connect_to(const char *host, const char *port) {
 
 static bool send_all(int fd, const char *p, size_t n) {
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, p, n, tkr_send_flags());
         if (w <= 0) { if (w < 0 && errno == EINTR) continue; return false; }
         p += w;
         n -= (size_t)w;

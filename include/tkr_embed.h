@@ -90,6 +90,93 @@ void tkr_describe_cpu(char *buf, size_t cap);
 /* Releases memory returned by the library (token arrays, JSON strings). */
 void tkr_free(void *ptr);
 
+/* ---- media: images, videos, PDFs -------------------------------------------------------- */
+
+/* One image: a file path, encoded bytes (JPEG/PNG/WebP) already in memory, or pixels already
+ * decoded (rgb != NULL: packed 8-bit RGB, height rows of width*3 bytes, e.g. a video frame or a
+ * rendered PDF page from tkr_video_decode / tkr_pdf_render), which skip decoding and go through
+ * the same smart_resize, bicubic resize and patches. */
+typedef struct {
+    const char *path;
+    const uint8_t *data;
+    size_t size;
+    const uint8_t *rgb;          /* [height][width][3]; NULL = use path or data              */
+    int width, height;
+} tkr_image_input;
+
+/* A video (any container and codec Debian's FFmpeg reads). Its sampled frames become images of
+ * the item, after the item's own images and before its text, as MTEB's Ops-MM wrapper feeds
+ * them (docs/media.md):
+ *   fps mode (num_frames == 0): target = min(max(1, int(duration_s * fps)), max_frames),
+ *   fixed mode (num_frames > 0): target = num_frames (a shorter video repeats cyclically);
+ *   step = max(1, n_source // target); indices = range(0, n_source, step)[:target].
+ * n_source counts the stream's packets and duration_s is the end of the last one (pts +
+ * duration), both from a full demux of the file, so variable frame rate and containers without
+ * a frame count work. Trailing frames that cannot be decoded are dropped, as the wrapper does. */
+typedef struct {
+    const char *path;            /* file path, file:// or data: URI (used when data is NULL)  */
+    const uint8_t *data;         /* the encoded file in memory                                */
+    size_t size;
+    double fps;                  /* 0 = 2.0                                                   */
+    int max_frames;              /* fps mode cap; 0 = 64                                      */
+    int num_frames;              /* > 0: fixed-count mode                                     */
+} tkr_video_input;
+
+/* A PDF: one rendered RGB image per selected page; each page is embedded as its own image item
+ * (one vector per page). Rendering runs in a child process with memory, CPU-time, output-size
+ * and wall-clock limits (tkr_media_limits). */
+typedef struct {
+    const char *path;            /* file path, file:// or data: URI (used when data is NULL)  */
+    const uint8_t *data;
+    size_t size;
+    const char *pages;           /* "1-3,7" (1-based, in that order); NULL or "" = all pages  */
+    double dpi;                  /* 0 = TKR_PDF_DEFAULT_DPI                                   */
+} tkr_pdf_input;
+
+/* 101 dpi: a US Letter page renders 859x1111 (smart_resize: 868x1120 = 1240 tokens) and an A4
+ * page 836x1181 (840x1176 = 1260 tokens), both near the 1280-token cap without a downscale. */
+#define TKR_PDF_DEFAULT_DPI 101.0
+
+/* Limits of video decoding and PDF rendering (tkr_model_params.media). */
+typedef struct {
+    size_t max_bytes;            /* encoded size of one video or PDF; default 512 MiB        */
+    uint64_t max_pixels;         /* width*height of a frame or page; default 64 Mpx          */
+    int max_frames;              /* frames of one video (caps max_frames/num_frames); 256    */
+    int max_pages;               /* pages of one PDF; default 64                              */
+    int64_t max_source_frames;   /* frames (packets) a video may have; default 4,194,304      */
+    double timeout_s;            /* wall clock of one decode or render; default 120 s         */
+    size_t pdf_memory;           /* renderer child: memory beyond the parent's; 1 GiB         */
+    int pdf_cpu_s;               /* renderer child: CPU seconds; default 60                   */
+} tkr_media_limits;
+
+tkr_media_limits tkr_media_default_limits(void);
+
+/* Frames of a video or pages of a PDF, as RGB. */
+typedef struct {
+    int width, height;
+    uint8_t *rgb;                /* [height][width][3], malloc'ed                             */
+    int64_t index;               /* video: source frame index (0-based); PDF: page number (1-based) */
+    double time_s;               /* video: presentation time in seconds; PDF: 0               */
+} tkr_media_frame;
+
+typedef struct {
+    tkr_media_frame *frames;
+    int n;
+    int64_t n_source;            /* video: frames in the stream; PDF: pages in the document    */
+    double duration_s;           /* video: the duration the fps rule used; PDF: 0              */
+    int dropped;                 /* video: undecodable trailing frames dropped                 */
+} tkr_media_frames;
+
+/* Decodes the frames the sampling rule picks, in order (repeats included). lim NULL = defaults. */
+tkr_status tkr_video_decode(const tkr_video_input *video, const tkr_media_limits *lim,
+                            tkr_media_frames *out, tkr_error *err);
+/* Renders the selected pages, in the order the range lists them. TKR_ERR_UNSUPPORTED when the
+ * library was built without PDF support (make PDF=0). */
+tkr_status tkr_pdf_render(const tkr_pdf_input *pdf, const tkr_media_limits *lim,
+                          tkr_media_frames *out, tkr_error *err);
+bool tkr_pdf_supported(void);
+void tkr_media_frames_free(tkr_media_frames *frames);
+
 /* ---- model ------------------------------------------------------------------------------- */
 
 typedef struct tkr_model tkr_model;
@@ -98,10 +185,10 @@ typedef struct {
     int n_threads;               /* compute threads; 0 = all cores                         */
     int min_image_tokens;        /* Ops-MM: 256 (min_pixels = 256*28*28)                    */
     int max_image_tokens;        /* Ops-MM: 1280 (max_pixels = 1280*28*28)                  */
-    int max_images_per_item;     /* default 16                                              */
+    int max_images_per_item;     /* default 64 (a default video gives up to 64 frames)      */
     size_t max_image_bytes;      /* encoded bytes per image; default 32 MiB                 */
     uint64_t max_image_pixels;   /* decoded width*height, checked from the header; 64 Mpx  */
-    int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 32768         */
+    int max_tokens_per_item;     /* prompt tokens incl. image tokens; default 131072        */
     int max_batch_tokens;        /* tokens per model call when batching; default 8192      */
     bool truncate;               /* over-long text: truncate every item (see tkr_item)      */
     bool use_mmap;               /* map weights in place where possible; default true       */
@@ -118,6 +205,9 @@ typedef struct {
                                     same bits (rows are independent)                        */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
+    tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */
+    const char *precision;       /* GPU only: "bf16" (NULL: default) or "fp32" (exact, no
+                                    TF32); the CPU always computes in float32               */
 } tkr_model_params;
 
 tkr_model_params tkr_model_default_params(void);
@@ -139,12 +229,6 @@ void tkr_model_describe_kernels(const tkr_model *model, char *buf, size_t cap);
 
 /* ---- embedding --------------------------------------------------------------------------- */
 
-/* One image: either a file path, or encoded bytes (JPEG/PNG/WebP) already in memory. */
-typedef struct {
-    const char *path;
-    const uint8_t *data;
-    size_t size;
-} tkr_image_input;
 
 /* One item to embed. text and token_ids are exclusive (token_ids are the text's ids, wrapped in
  * the same prompt). instruction NULL means "You are a helpful assistant.". */
@@ -158,6 +242,8 @@ typedef struct {
     int n_images;
     bool truncate;               /* over max_tokens_per_item: cut the end of the text (keeping
                                     the template and images) instead of failing the item     */
+    const tkr_video_input *video;/* NULL = none; its frames count as images but are limited
+                                    by media.max_frames, not max_images_per_item            */
 } tkr_item;
 
 tkr_item tkr_item_default(void);

@@ -63,6 +63,18 @@ for variant in build build-san; do
   done
 done
 
+# The ARM64 leg (cross-built, run under qemu-aarch64; docs/arm64.md): on when TKR_ARM64=1, as
+# .ci/run sets it. Its counts join these; its own closing line is left out of this output.
+if [ "${TKR_ARM64:-0}" = 1 ]; then
+  arm_log=$(mktemp)
+  bash tests/arm64/run.sh 2>&1 | tee "$arm_log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$'
+  read -r arm_p _ arm_f _ < <(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$arm_log" | tail -1)
+  if [ -z "${arm_p:-}" ]; then arm_p=0; arm_f=1; fi
+  pass=$((pass+arm_p)); fail=$((fail+arm_f))
+  [ "$arm_f" -eq 0 ] || failed_names+=("arm64 leg")
+  rm -f "$arm_log"
+fi
+
 rm -f /tmp/tkr-build.$$.log
 if [ "${#failed_names[@]}" -gt 0 ]; then note "failed: ${failed_names[*]}"; fi
 echo "$pass passed, $fail failed"

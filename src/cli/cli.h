@@ -5,8 +5,9 @@
 int tkr_cmd_embed(int argc, char **argv);
 int tkr_cmd_tokenize(int argc, char **argv);
 int tkr_cmd_serve(int argc, char **argv);
-int tkr_cmd_quantize(int argc, char **argv);
 int tkr_cmd_pull(int argc, char **argv);
+int tkr_cmd_quantize(int argc, char **argv);
+int tkr_cmd_render(int argc, char **argv);
 
 /* Parses a decimal integer in [lo, hi]; prints an error naming the option and returns 0 on failure. */
 int tkr_cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);

@@ -17,12 +17,16 @@ enum { MAX_CLI_IMAGES = 64, CHUNK_ITEMS = 64 };
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tkr-embed embed -m DIR (--text TEXT [--image PATH]... | --image PATH... | --input FILE)\n"
+            "usage: tkr-embed embed -m DIR ([--text TEXT] [--image PATH]... [--video PATH] |\n"
+            "                               --pdf PATH [--pages 1-3,7] [--text TEXT] | --input FILE)\n"
             "\n"
             "Single item: prints {\"embedding\": [...], \"prompt_tokens\": N}.\n"
             "JSONL (--input FILE, '-' for stdin): each line {\"text\": ..., \"instruction\": ...,\n"
-            "\"images\": [path or data: URI, ...]} gives one line {\"index\": i, \"embedding\": [...],\n"
+            "\"images\": [path or data: URI, ...], \"video\": path or data: URI, \"fps\": 2.0,\n"
+            "\"max_frames\": 64, \"num_frames\": N} gives one line {\"index\": i, \"embedding\": [...],\n"
             "\"prompt_tokens\": N}, or {\"index\": i, \"error\": {\"message\": ...}} for a bad line.\n"
+            "A line {\"pdf\": path or data: URI, \"pages\": \"1-3,7\", \"dpi\": 101, \"text\"?: ...} gives\n"
+            "one line per page, in order, each with \"page\": its page number (1-based).\n"
             "Empty lines are skipped. The exit code is 1 if any line failed.\n"
             "Batch jobs: with --output FILE, lines go to FILE and a rerun resumes (items already\n"
             "written are skipped, each line is written whole); --shard i/n takes the items whose\n"
@@ -33,11 +37,18 @@ static void usage(FILE *f) {
             "  -m, --model PATH         HF model directory (config.json, safetensors, tokenizer), a\n"
             "                           .gguf text model, a directory of one model .gguf and at\n"
             "                           most one mmproj*.gguf, or a Hub name org/name[@rev][:QUANT]\n"
-            "                           (fetched into the HF cache)\n"
+            "                           (fetched into the HF cache, docs/hub.md)\n"
             "  --mmproj FILE            GGUF models: the vision tower (mmproj) file\n"
             "  --text TEXT              text of the item\n"
             "  --instruction TEXT       system instruction (default \"You are a helpful assistant.\")\n"
             "  --image PATH             an image (repeatable; images come before the text)\n"
+            "  --video PATH             a video: its sampled frames follow the images\n"
+            "  --fps F                  video frames sampled per second (default 2.0)\n"
+            "  --max-frames N           at most N frames in fps mode (default 64)\n"
+            "  --num-frames N           exactly N frames, uniformly (instead of --fps)\n"
+            "  --pdf PATH               a PDF: one vector per page, printed one line per page\n"
+            "  --pages RANGE            pages of the PDF, e.g. 1-3,7 (default: all)\n"
+            "  --dpi D                  PDF rendering resolution (default 101)\n"
             "  --input FILE             JSONL items ('-' = stdin)\n"
             "  --output FILE            write results to FILE (resumable) instead of stdout\n"
             "  --shard I/N              only the items with index %% N == I\n"
@@ -45,21 +56,45 @@ static void usage(FILE *f) {
             "  --limit N                stop after N new items (the rest on a later run)\n"
             "  --progress, --no-progress  force the progress bar on or off\n"
             "  --threads N              compute threads (default: all cores)\n"
+            "  --device DEV             cpu, cuda or cuda:N (default: the GPU when built with\n"
+            "                           CUDA and one is present, else the CPU)\n"
+            "  --precision P            GPU arithmetic: bf16 (default) or fp32 (exact, no TF32)\n"
             "  --fast-bf16              BF16 weights: round activations to bf16 and use AVX-512 BF16\n"
             "                           dot products (faster; cos ~0.9999 to the exact default)\n"
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
-            "  --max-tokens N           tokens per item (default 32768)\n"
+            "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
             "  --truncate               cut over-long texts to --max-tokens (keeping the template\n"
             "                           and images) instead of failing the item\n"
+            "  -v, --verbose            print the kernels in use to stderr\n"
             "  -h, --help               this help\n");
 }
 
 /* One JSONL line as an item; the strings point into the json object, which outlives the item. */
+/* A line's PDF fields (the PDF is rendered and each page becomes an item of its own). */
+typedef struct {
+    const char *src, *pages;
+    double dpi;
+} pdf_fields;
+
+/* Reads a JSON number field into *out (integers accepted for doubles). */
+static int number_field(json_t *val, const char *key, double lo, double hi, double *out, char *msg,
+                        size_t msg_cap) {
+    if (!json_is_number(val) || json_number_value(val) < lo || json_number_value(val) > hi) {
+        snprintf(msg, msg_cap, "'%s' must be a number from %g to %g", key, lo, hi);
+        return 0;
+    }
+    *out = json_number_value(val);
+    return 1;
+}
+
 static int item_from_json(json_t *root, tkr_item *item, tkr_image_input *imgs, int max_imgs,
-                          char *msg, size_t msg_cap) {
+                          tkr_video_input *vid, pdf_fields *pdf, char *msg, size_t msg_cap) {
     *item = tkr_item_default();
+    memset(vid, 0, sizeof *vid);
+    memset(pdf, 0, sizeof *pdf);
+    int has_video_opts = 0;
     if (!json_is_object(root)) {
         snprintf(msg, msg_cap, "each line must be a JSON object");
         return 0;
@@ -104,13 +139,50 @@ static int item_from_json(json_t *root, tkr_item *item, tkr_image_input *imgs, i
             }
             item->images = imgs;
             item->n_images = (int)json_array_size(val);
+        } else if (!strcmp(key, "video") || !strcmp(key, "pdf") || !strcmp(key, "pages")) {
+            if (!json_is_string(val)) {
+                snprintf(msg, msg_cap, "'%s' must be a string", key);
+                return 0;
+            }
+            if (!strcmp(key, "video")) vid->path = json_string_value(val);
+            else if (!strcmp(key, "pdf")) pdf->src = json_string_value(val);
+            else pdf->pages = json_string_value(val);
+        } else if (!strcmp(key, "fps") || !strcmp(key, "max_frames") || !strcmp(key, "num_frames")) {
+            double v = 0;
+            if (!number_field(val, key, !strcmp(key, "fps") ? 1e-6 : 1, !strcmp(key, "fps") ? 1000 : 4096,
+                              &v, msg, msg_cap))
+                return 0;
+            if (strcmp(key, "fps") && v != (int)v) {
+                snprintf(msg, msg_cap, "'%s' must be an integer", key);
+                return 0;
+            }
+            if (!strcmp(key, "fps")) vid->fps = v;
+            else if (!strcmp(key, "max_frames")) vid->max_frames = (int)v;
+            else vid->num_frames = (int)v;
+            has_video_opts = 1;
+        } else if (!strcmp(key, "dpi")) {
+            if (!number_field(val, key, 10, 1200, &pdf->dpi, msg, msg_cap)) return 0;
         } else {
-            snprintf(msg, msg_cap, "unknown field '%s' (expected text, instruction, images)", key);
+            snprintf(msg, msg_cap, "unknown field '%s' (expected text, instruction, images, video, "
+                     "fps, max_frames, num_frames, pdf, pages, dpi)", key);
             return 0;
         }
     }
-    if (!item->text && item->n_images == 0) {
-        snprintf(msg, msg_cap, "the item needs 'text' or 'images'");
+    if (vid->path) item->video = vid;
+    if (has_video_opts && !vid->path) {
+        snprintf(msg, msg_cap, "'fps', 'max_frames' and 'num_frames' need a 'video'");
+        return 0;
+    }
+    if ((pdf->pages || pdf->dpi) && !pdf->src) {
+        snprintf(msg, msg_cap, "'pages' and 'dpi' need a 'pdf'");
+        return 0;
+    }
+    if (pdf->src && (item->n_images || item->video)) {
+        snprintf(msg, msg_cap, "a 'pdf' line cannot also have 'images' or a 'video'");
+        return 0;
+    }
+    if (!item->text && item->n_images == 0 && !item->video && !pdf->src) {
+        snprintf(msg, msg_cap, "the item needs 'text', 'images', a 'video' or a 'pdf'");
         return 0;
     }
     return 1;
@@ -120,6 +192,7 @@ typedef struct {
     json_t *json[CHUNK_ITEMS];
     tkr_item items[CHUNK_ITEMS];
     tkr_image_input imgs[CHUNK_ITEMS][MAX_CLI_IMAGES];
+    tkr_video_input vids[CHUNK_ITEMS];
     int valid[CHUNK_ITEMS];
     char msg[CHUNK_ITEMS][256];
     long index[CHUNK_ITEMS];
@@ -158,6 +231,59 @@ static int flush_chunk(tkr_model *model, chunk *c, float *vecs, tkr_result *res,
     }
     c->n = 0;
     return wr ? -1 : failed;
+}
+
+/* Renders a PDF and embeds each page (with the line's text and instruction) as its own item;
+ * prints one line per page in order, with "page" (JSON lines on stdout only: --output and npy
+ * keep one row per input line). index < 0: the single-item form (no "index"). */
+static int embed_pdf(tkr_model *model, const pdf_fields *pdf, const tkr_item *base, long index,
+                     batch_out *out) {
+    tkr_pdf_input in = {pdf->src, NULL, 0, pdf->pages, pdf->dpi};
+    tkr_media_frames pages;
+    tkr_error err;
+    if (tkr_pdf_render(&in, NULL, &pages, &err) != TKR_OK) {
+        if (index >= 0) batch_error(out, index, err.message);
+        else fprintf(stderr, "tkr-embed: %s\n", err.message);
+        return 1;
+    }
+    int dim = tkr_model_dim(model), failed = 0;
+    float *vec = malloc(sizeof(float) * (size_t)dim);
+    if (!vec) {
+        tkr_media_frames_free(&pages);
+        fprintf(stderr, "tkr-embed: out of memory\n");
+        return 1;
+    }
+    /* one page at a time: a page's vector never depends on its batch, and memory stays flat */
+    for (int p = 0; p < pages.n; p++) {
+        tkr_image_input img = {.rgb = pages.frames[p].rgb, .width = pages.frames[p].width,
+                               .height = pages.frames[p].height};
+        tkr_item item = *base;
+        item.images = &img;
+        item.n_images = 1;
+        tkr_result res;
+        tkr_status st = tkr_embed(model, &item, 1, vec, &res, &err);
+        const char *msg = st != TKR_OK ? err.message : res.status != TKR_OK ? res.message : NULL;
+        if (msg) {
+            char buf[TKR_ERROR_MESSAGE_MAX + 32];
+            snprintf(buf, sizeof buf, "page %lld: %s", (long long)pages.frames[p].index, msg);
+            if (index >= 0) {
+                fflush(stdout);
+                batch_error(out, index, buf);
+            }
+            else fprintf(stderr, "tkr-embed: %s\n", buf);
+            failed = 1;
+            continue;
+        }
+        if (index >= 0) printf("{\"index\": %ld, \"page\": %lld, \"embedding\": ", index,
+                               (long long)pages.frames[p].index);
+        else printf("{\"page\": %lld, \"embedding\": ", (long long)pages.frames[p].index);
+        tkr_cli_print_floats(stdout, vec, dim);
+        printf(", \"prompt_tokens\": %d}\n", res.prompt_tokens);
+    }
+    fflush(stdout);
+    free(vec);
+    tkr_media_frames_free(&pages);
+    return failed;
 }
 
 /* Items of this shard in a regular input file (for the progress bar); -1 for stdin or pipes. */
@@ -204,6 +330,7 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
     ssize_t len;
     long index = 0, taken = 0;
     int failed = 0;
+    pdf_fields pdf;
     while (failed >= 0 && (limit < 0 || taken < limit) && (len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (len == 0) continue;
@@ -224,7 +351,26 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
             else
                 c->valid[i] = item_from_json(c->json[i], &c->items[i], c->imgs[i],
                                              max_imgs < MAX_CLI_IMAGES ? max_imgs : MAX_CLI_IMAGES,
-                                             c->msg[i], sizeof c->msg[i]);
+                                             &c->vids[i], &pdf, c->msg[i], sizeof c->msg[i]);
+            if (c->valid[i] && pdf.src) {
+                /* a PDF line: the lines before it first, then one line per page */
+                json_t *js = c->json[i];
+                tkr_item base = c->items[i];
+                long idx_pdf = c->index[i];
+                c->n--;
+                if (c->n) {
+                    int r = flush_chunk(model, c, vecs, res, out);
+                    failed = r < 0 ? -1 : failed | r;
+                }
+                if (bo->output || bo->format != BATCH_JSONL) {
+                    failed |= batch_error(out, idx_pdf, "PDF lines give one line per page: they "
+                                          "need JSON lines on stdout (no --output/--format npy)") ? -1 : 1;
+                } else if (failed >= 0) {
+                    failed |= embed_pdf(model, &pdf, &base, idx_pdf, out);
+                }
+                json_decref(js);
+                continue;
+            }
         }
         if (c->n == CHUNK_ITEMS) {
             int r = flush_chunk(model, c, vecs, res, out);
@@ -247,11 +393,15 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
 
 int tkr_cmd_embed(int argc, char **argv) {
     const char *dir = NULL, *text = NULL, *instruction = NULL, *input = NULL;
+    tkr_video_input video = {0};
+    pdf_fields pdf = {0};
+    double dv;
     const char *images[MAX_CLI_IMAGES];
     int n_images = 0;
     long limit = -1;
     batch_opts bo = {NULL, BATCH_JSONL, 0, 1, -1, -1};
     tkr_model_params mp = tkr_model_default_params();
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -298,8 +448,35 @@ int tkr_cmd_embed(int argc, char **argv) {
                 return 2;
             }
             images[n_images++] = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
+        } else if (!strcmp(a, "--video") && next) {
+            video.path = argv[++i];
+        } else if (!strcmp(a, "--pdf") && next) {
+            pdf.src = argv[++i];
+        } else if (!strcmp(a, "--pages") && next) {
+            pdf.pages = argv[++i];
+        } else if (!strcmp(a, "--fps") || !strcmp(a, "--dpi")) {
+            char *end = NULL;
+            dv = next ? strtod(next, &end) : 0;
+            if (!next || *end || !(dv > 0) || dv > 1200) {
+                fprintf(stderr, "tkr-embed embed: %s needs a positive number\n", a);
+                return 2;
+            }
+            if (!strcmp(a, "--fps")) video.fps = dv;
+            else pdf.dpi = dv;
+            i++;
+        } else if (!strcmp(a, "--max-frames") || !strcmp(a, "--num-frames")) {
+            if (!tkr_cli_parse_int(a, next, 1, 4096, &v)) return 2;
+            if (!strcmp(a, "--max-frames")) video.max_frames = (int)v;
+            else video.num_frames = (int)v;
+            i++;
         } else if (!strcmp(a, "--truncate")) {
             mp.truncate = true;
+        } else if (!strcmp(a, "--device") && next) {
+            mp.device = argv[++i];
+        } else if (!strcmp(a, "--precision") && next) {
+            mp.precision = argv[++i];
         } else if (!strcmp(a, "--fast-bf16")) {
             mp.fast_bf16 = true;
         } else if (!strcmp(a, "--threads")) {
@@ -336,7 +513,8 @@ int tkr_cmd_embed(int argc, char **argv) {
         fprintf(stderr, "tkr-embed embed: --format npy needs --output FILE\n");
         return 2;
     }
-    if (!dir || (!input && !text && n_images == 0) || (input && (text || n_images))) {
+    int single = text || n_images || video.path || pdf.src;
+    if (!dir || (!input && !single) || (input && single) || (pdf.src && (n_images || video.path))) {
         fprintf(stderr, "tkr-embed embed: give -m DIR and either --text/--image or --input FILE\n");
         usage(stderr);
         return 2;
@@ -354,17 +532,28 @@ int tkr_cmd_embed(int argc, char **argv) {
         fprintf(stderr, "tkr-embed: %s\n", err.message);
         return 1;
     }
+    if (verbose) {
+        char kernels[256];
+        tkr_model_describe_kernels(model, kernels, sizeof kernels);
+        fprintf(stderr, "tkr-embed: kernels: %s\n", kernels);
+    }
     int rc = 0;
     if (input) {
         rc = run_jsonl(model, input, mp.max_images_per_item, &bo, limit);
+    } else if (pdf.src) {
+        tkr_item base = tkr_item_default();
+        base.text = text;
+        base.instruction = instruction;
+        rc = embed_pdf(model, &pdf, &base, -1, NULL);
     } else {
         tkr_image_input imgs[MAX_CLI_IMAGES];
-        for (int i = 0; i < n_images; i++) imgs[i] = (tkr_image_input){images[i], NULL, 0};
+        for (int i = 0; i < n_images; i++) imgs[i] = (tkr_image_input){.path = images[i]};
         tkr_item item = tkr_item_default();
         item.text = text;
         item.instruction = instruction;
         item.images = imgs;
         item.n_images = n_images;
+        if (video.path) item.video = &video;
         int dim = tkr_model_dim(model);
         float *vec = malloc(sizeof(float) * (size_t)dim);
         tkr_result res;

@@ -90,6 +90,12 @@ tkr_image_params tkr_image_default_params(void);
 tkr_status tkr_image_preprocess(const uint8_t *data, size_t size, const tkr_image_params *p,
                                 float **patches, int *grid_h, int *grid_w, tkr_error *err);
 
+/* The same path from pixels already decoded (video frames, rendered PDF pages, raw RGB inputs):
+ * width*height is checked against p->limits.max_pixels, then smart_resize, bicubic, patchify.
+ * An image decoded by tkr_image_decode gives the same patches either way. */
+tkr_status tkr_image_preprocess_rgb(const tkr_rgb_image *img, const tkr_image_params *p,
+                                    float **patches, int *grid_h, int *grid_w, tkr_error *err);
+
 /* Qwen2-VL geometry and the OpenAI CLIP normalisation (preprocessor_config.json). */
 #define TKR_IMAGE_PATCH 14
 #define TKR_IMAGE_TEMPORAL 2

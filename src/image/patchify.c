@@ -89,28 +89,53 @@ tkr_image_params tkr_image_default_params(void) {
     return p;
 }
 
+/* Checks the token range of p (shared by both entry points). */
+static tkr_status check_params(const tkr_image_params *p, tkr_error *err) {
+    if (p->min_tokens < 0 || p->max_tokens < 1 || p->min_tokens > p->max_tokens ||
+        p->max_tokens > (1 << 20))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "image preprocess: invalid token range %d..%d",
+                        p->min_tokens, p->max_tokens);
+    return TKR_OK;
+}
+
+tkr_status tkr_image_preprocess_rgb(const tkr_rgb_image *img, const tkr_image_params *p,
+                                    float **patches, int *grid_h, int *grid_w, tkr_error *err) {
+    if (patches) *patches = NULL;
+    if (!img || !img->rgb || !p || !patches || !grid_h || !grid_w)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "image preprocess: NULL argument");
+    tkr_status st = check_params(p, err);
+    if (st != TKR_OK) return st;
+    if (img->width < 1 || img->height < 1)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "image preprocess: empty %dx%d image", img->width,
+                        img->height);
+    uint64_t max_px = p->limits.max_pixels ? p->limits.max_pixels : TKR_IMAGE_DEFAULT_MAX_PIXELS;
+    if ((uint64_t)img->width * (uint64_t)img->height > max_px)
+        return tkr_fail(err, TKR_ERR_LIMIT, "image is %dx%d, more than the limit of %llu pixels",
+                        img->width, img->height, (unsigned long long)max_px);
+    const int64_t px_per_token = (int64_t)TKR_IMAGE_FACTOR * TKR_IMAGE_FACTOR;
+    tkr_rgb_image resized;
+    int rh = 0, rw = 0;
+    st = tkr_smart_resize(img->height, img->width, TKR_IMAGE_FACTOR, p->min_tokens * px_per_token,
+                          p->max_tokens * px_per_token, &rh, &rw, err);
+    if (st == TKR_OK) st = tkr_image_resize_bicubic(img, rw, rh, &resized, err);
+    if (st != TKR_OK) return st;
+    st = tkr_image_patchify(&resized, TKR_IMAGE_PATCH, TKR_IMAGE_TEMPORAL, TKR_IMAGE_MERGE,
+                            patches, grid_h, grid_w, err);
+    tkr_rgb_image_free(&resized);
+    return st;
+}
+
 tkr_status tkr_image_preprocess(const uint8_t *data, size_t size, const tkr_image_params *p,
                                 float **patches, int *grid_h, int *grid_w, tkr_error *err) {
     if (patches) *patches = NULL;
     if (!p || !patches || !grid_h || !grid_w)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "image preprocess: NULL argument");
-    if (p->min_tokens < 0 || p->max_tokens < 1 || p->min_tokens > p->max_tokens ||
-        p->max_tokens > (1 << 20))
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "image preprocess: invalid token range %d..%d",
-                        p->min_tokens, p->max_tokens);
-    const int64_t px_per_token = (int64_t)TKR_IMAGE_FACTOR * TKR_IMAGE_FACTOR;
-    tkr_rgb_image decoded, resized;
-    tkr_status st = tkr_image_decode(data, size, &p->limits, &decoded, err);
+    tkr_status st = check_params(p, err);
     if (st != TKR_OK) return st;
-    int rh = 0, rw = 0;
-    st = tkr_smart_resize(decoded.height, decoded.width, TKR_IMAGE_FACTOR,
-                          p->min_tokens * px_per_token, p->max_tokens * px_per_token, &rh, &rw,
-                          err);
-    if (st == TKR_OK) st = tkr_image_resize_bicubic(&decoded, rw, rh, &resized, err);
+    tkr_rgb_image decoded;
+    st = tkr_image_decode(data, size, &p->limits, &decoded, err);
+    if (st != TKR_OK) return st;
+    st = tkr_image_preprocess_rgb(&decoded, p, patches, grid_h, grid_w, err);
     tkr_rgb_image_free(&decoded);
-    if (st != TKR_OK) return st;
-    st = tkr_image_patchify(&resized, TKR_IMAGE_PATCH, TKR_IMAGE_TEMPORAL, TKR_IMAGE_MERGE,
-                            patches, grid_h, grid_w, err);
-    tkr_rgb_image_free(&resized);
     return st;
 }

@@ -10,6 +10,7 @@ typedef struct {
     size_t n;
     int kind;
     bool avx2;
+    bool neon;
 } act_job;
 
 enum { ACT_SILU_MUL, ACT_QUICK_GELU, ACT_GELU_ERF };
@@ -30,6 +31,16 @@ static void act_task(void *p, int task, int thread) {
         return;
     }
 #endif
+#ifdef TKR_HAVE_NEON
+    if (j->neon && j->kind == ACT_SILU_MUL) {
+        tkr_silu_mul_neon(a + i0, j->b + i0, i1 - i0);
+        return;
+    }
+    if (j->neon && j->kind == ACT_QUICK_GELU) {
+        tkr_quick_gelu_neon(a + i0, i1 - i0);
+        return;
+    }
+#endif
     switch (j->kind) {
     case ACT_SILU_MUL:
         for (size_t i = i0; i < i1; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * j->b[i];
@@ -44,7 +55,7 @@ static void act_task(void *p, int task, int thread) {
 }
 
 static void run_act(const tkr_kctx *ctx, float *a, const float *b, size_t n, int kind) {
-    act_job j = {a, b, n, kind, ctx->avx2};
+    act_job j = {a, b, n, kind, ctx->avx2, ctx->neon};
     tkr_pool_run(ctx->pool, (int)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_task, &j);
 }
 

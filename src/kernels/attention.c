@@ -21,6 +21,7 @@ typedef struct {
     float *scratch;          /* [threads][scratch_floats] */
     size_t scratch_floats;
     bool avx2;
+    bool neon;
 } att_job;
 
 static inline float dot_f32(const float *a, const float *b, int n) {
@@ -79,6 +80,12 @@ static void att_task(void *p, int task, int thread) {
         return;
     }
 #endif
+#ifdef TKR_HAVE_NEON
+    if (j->neon) {
+        tkr_attention_rows_neon(j->a, t->seq, t->head, t->i0, t->i1, scratch);
+        return;
+    }
+#endif
     attention_rows_generic(j->a, t->seq, t->head, t->i0, t->i1, scratch);
 }
 
@@ -111,9 +118,16 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
 #ifdef TKR_HAVE_X86
     avx2 = ctx->avx2 && a->head_dim % 8 == 0;
 #endif
+    bool neon = false;
+#ifdef TKR_HAVE_NEON
+    neon = ctx->neon && a->head_dim % 4 == 0;
+#endif
     size_t per_thread = (size_t)max_T + (size_t)a->head_dim + 16;
 #ifdef TKR_HAVE_X86
     if (avx2) per_thread = tkr_attention_avx2_scratch_floats(max_T, a->head_dim);
+#endif
+#ifdef TKR_HAVE_NEON
+    if (neon) per_thread = tkr_attention_neon_scratch_floats(max_T, a->head_dim);
 #endif
     per_thread = (per_thread + 15) & ~(size_t)15; /* 64-byte aligned slices */
     att_task_def *tasks = malloc(sizeof *tasks * (n_tasks ? n_tasks : 1));
@@ -134,7 +148,7 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
                 tasks[t++] = (att_task_def){s, h, i0, i0 + rows < T ? i0 + rows : T};
         }
     }
-    att_job j = {ctx, a, tasks, scratch, per_thread, avx2};
+    att_job j = {ctx, a, tasks, scratch, per_thread, avx2, neon};
     tkr_pool_run(ctx->pool, (int)n_tasks, att_task, &j);
     free(tasks);
     free(scratch);

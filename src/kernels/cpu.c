@@ -39,6 +39,7 @@ static void detect(tkr_kctx *c) {
     int v = 0;
     size_t len = sizeof v;
     if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0) c->neon_dot = v != 0;
+    else c->neon_dot = true; /* macOS before 12 lacks the name; every Apple arm64 CPU has it */
 #endif
 #endif
 }

@@ -13,6 +13,9 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define TKR_HAVE_X86 1
 #endif
+#if defined(__aarch64__)
+#define TKR_HAVE_NEON 1
+#endif
 
 /* ---- linear ---------------------------------------------------------------------------- */
 
@@ -63,7 +66,19 @@ double tkr_sum_sq_avx2(const float *x, int n);
 double tkr_sum_avx2(const float *x, int n);
 double tkr_sum_sq_dev_avx2(const float *x, int n, double mean);
 
-#endif
+/* ---- NEON (aarch64, the *_neon.c files): the AVX2 pieces' designs, and their results ---- */
+
+size_t tkr_linear_neon_pack_floats(int block_n, int K);
+void tkr_linear_block_neon(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
+                           float *y, int N, float *pack);
+size_t tkr_attention_neon_scratch_floats(int max_T, int head_dim);
+void tkr_attention_rows_neon(const tkr_attention_args *a, int s, int h, int i0, int i1,
+                             float *scratch);
+void tkr_silu_mul_neon(float *gate, const float *up, size_t n);
+void tkr_quick_gelu_neon(float *x, size_t n);
+double tkr_sum_sq_neon(const float *x, int n);
+double tkr_sum_neon(const float *x, int n);
+double tkr_sum_sq_dev_neon(const float *x, int n, double mean);
 
 /* ---- quantized linear (linear_quant*.c) ------------------------------------------------ */
 
@@ -149,4 +164,15 @@ void tkr_quantize_row_q8_K_avx2(const float *x, tkr_block_q8_K *y, int64_t k);
 /* Vectorized weight panel unpacking: the same panel as the portable unpacker. */
 void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P);
 bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa);
+#endif
+#ifdef TKR_HAVE_NEON
+/* NEON (linear_quant_neon.c): signed int8 x signed int8, no offsets (xoff 0, no corrections);
+ * the integer group sums with sdot (vdotq_laneq_s32, linear_quant_neondot.c, built with
+ * +dotprod) when dotprod, else with widening multiplies (vmull_s8 + vpadalq_s16). Both exact, so
+ * the results are the portable version's bits. */
+bool tkr_lq_select_neon(const tkr_lq_fmt *f, bool dotprod, tkr_lq_isa *isa);
+void tkr_lq_kernel_neondot(const tkr_lq_fmt *f, const tkr_lq_x *x, int rg, const tkr_lq_panel *p,
+                           int n0, int nr, int g0, int g1, float *acc);
+#endif
+
 #endif

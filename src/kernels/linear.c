@@ -93,6 +93,12 @@ static void linear_task(void *p, int task, int thread) {
         return;
     }
 #endif
+#ifdef TKR_HAVE_NEON
+    if (j->ctx->neon) {
+        tkr_linear_block_neon(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
+        return;
+    }
+#endif
     tkr_linear_block_generic(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
 }
 
@@ -113,6 +119,9 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
 #ifdef TKR_HAVE_X86
     if (ctx->avx512) per_thread = tkr_linear_avx512_pack_floats(block, K);
     else if (ctx->avx2) per_thread = tkr_linear_avx2_pack_floats(block, K);
+#endif
+#ifdef TKR_HAVE_NEON
+    if (ctx->neon) per_thread = tkr_linear_neon_pack_floats(block, K);
 #endif
     per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
     size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;

@@ -302,6 +302,9 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     if (!ok && ctx->avx512 && ctx->avx512_vnni) ok = tkr_lq_select_avx512(&(tkr_lq_fmt){.wt = w->dtype}, &isa);
     if (!ok && ctx->avx2) ok = tkr_lq_select_avx2(&(tkr_lq_fmt){.wt = w->dtype}, ctx->avx_vnni, &isa);
 #endif
+#ifdef TKR_HAVE_NEON
+    if (!ok && ctx->neon) ok = tkr_lq_select_neon(&(tkr_lq_fmt){.wt = w->dtype}, ctx->neon_dot, &isa);
+#endif
     (void)ok;
     if (!fmt_init(w->dtype, K, &isa, &j.f)) return TKR_ERR_INVALID_ARG;
     j.isa = isa;

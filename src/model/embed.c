@@ -4,6 +4,7 @@
  * tokenized, positions computed); a bad item gets its own error and the others go on. Prepared
  * items are then packed into decoder batches under max_batch_tokens. Since every kernel keeps
  * rows and sequences independent, a vector is the same whatever it was batched with. */
+#include "image/image.h"
 #include "model/model.h"
 #include "model/prompt.h"
 #include "model/vision_input.h"
@@ -39,20 +40,23 @@ tkr_status tkr_prepare(const tkr_model *m, const tkr_item *item, tkr_prepared **
     if (item->n_images > m->params.max_images_per_item)
         return tkr_fail(err, TKR_ERR_LIMIT, "the item has %d images, more than the limit of %d",
                         item->n_images, m->params.max_images_per_item);
-    if (item->n_images > 0 && !m->has_vision)
+    if ((item->n_images > 0 || item->video) && !m->has_vision)
         return tkr_fail(err, TKR_ERR_UNSUPPORTED,
                         m->gguf ? "this model has no vision tower: a GGUF text model embeds images "
                                   "only with its mmproj file (--mmproj FILE, or one mmproj*.gguf "
                                   "beside the model)"
                                 : "this model has no vision tower");
     /* an empty text is a valid input (the reference embeds it); nothing at all is not */
-    if (!item->text && !item->token_ids && item->n_images == 0)
+    if (!item->text && !item->token_ids && item->n_images == 0 && !item->video)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "the item is empty: give text, token ids or images");
     tkr_prepared *p = calloc(1, sizeof *p);
     if (!p) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     tkr_status st = TKR_OK;
-    if (item->n_images > 0) st = tkr_vision_prepare(m, item, &p->vis, err);
-    if (st == TKR_OK) st = tkr_prompt_build(m, item, p->vis.tok_h, p->vis.tok_w, &p->prompt, err);
+    if (item->n_images > 0 || item->video) st = tkr_vision_prepare(m, item, &p->vis, err);
+    /* the prompt has one image block per image and per sampled video frame, in that order */
+    tkr_item with_frames = *item;
+    with_frames.n_images = p->vis.n_images;
+    if (st == TKR_OK) st = tkr_prompt_build(m, &with_frames, p->vis.tok_h, p->vis.tok_w, &p->prompt, err);
     if (st != TKR_OK) {
         tkr_prepared_free(p);
         return st;
@@ -71,12 +75,79 @@ void tkr_prepared_free(tkr_prepared *p) {
 int tkr_prepared_tokens(const tkr_prepared *p) { return p ? p->prompt.n : 0; }
 int tkr_prepared_image_tokens(const tkr_prepared *p) { return p ? p->vis.n_tokens : 0; }
 
+/* L2-normalises the n rows of last [n, D] into out rows idx[i]. */
+static void normalize_rows(const float *last, const int *idx, int n, int D, float *out) {
+    for (int i = 0; i < n; i++) {
+        const float *h = last + (size_t)i * D;
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)h[d] * h[d];
+        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0; /* F.normalize clamps the norm at 1e-12 */
+        if (ss > 0 && sqrt(ss) < 1e-12) inv = 1e12;
+        float *o = out + (size_t)idx[i] * D;
+        for (int d = 0; d < D; d++) o[d] = (float)(h[d] * inv);
+    }
+}
+
+/* The decoder batch on a device backend: token ids, positions and the image features go up,
+ * the embeddings are gathered there. last [n, D] gets each sequence's final-normed last row. */
+static tkr_status run_batch_backend(tkr_model *m, const batch_item *items, const int *idx, int n,
+                                    int T, float *last, tkr_error *err) {
+    int D = m->cfg.text.hidden_size;
+    int n_extra = 0;
+    for (int i = 0; i < n; i++)
+        if (items[idx[i]].vision) n_extra += items[idx[i]].p->vis.n_tokens;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T * 5); /* ids, extra_row, pos[3] */
+    int *seq = malloc(sizeof(int) * (size_t)(n + 1));
+    float *extra = n_extra ? malloc(sizeof(float) * (size_t)n_extra * D) : NULL;
+    tkr_status st;
+    if (!ids || !seq || (n_extra && !extra)) {
+        st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory for a batch of %d tokens", T);
+        goto done;
+    }
+    int32_t *extra_row = ids + T, *pos = ids + 2 * (size_t)T;
+    int t = 0, e = 0;
+    for (int i = 0; i < n; i++) {
+        const tkr_prepared *p = items[idx[i]].p;
+        const float *vision = items[idx[i]].vision;
+        seq[i] = t;
+        int v = 0;
+        for (int j = 0; j < p->prompt.n; j++) {
+            ids[t + j] = p->prompt.ids[j];
+            extra_row[t + j] = -1;
+            if (vision && p->prompt.ids[j] == m->tok_image_pad && v < p->vis.n_tokens) {
+                memcpy(extra + (size_t)e * D, vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
+                extra_row[t + j] = e++;
+            }
+            pos[t + j] = p->prompt.pos[j];
+            pos[T + t + j] = p->prompt.pos[p->prompt.n + j];
+            pos[2 * T + t + j] = p->prompt.pos[2 * p->prompt.n + j];
+        }
+        t += p->prompt.n;
+    }
+    seq[n] = t;
+    tkr_text_batch b = {T, n, ids, pos, seq, extra, extra_row, e};
+    st = m->backend->ops->text_forward(m->backend, &b, last, err);
+done:
+    free(ids);
+    free(seq);
+    free(extra);
+    return st;
+}
+
 /* Runs one decoder batch: items [i0, i1) that are ok. */
 static tkr_status run_batch(tkr_model *m, const batch_item *items, const int *idx, int n, float *out,
                             tkr_error *err) {
     int D = m->cfg.text.hidden_size;
     int T = 0;
     for (int i = 0; i < n; i++) T += items[idx[i]].p->prompt.n;
+    if (m->backend) {
+        float *lastb = malloc(sizeof(float) * (size_t)n * D);
+        if (!lastb) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+        tkr_status sb = run_batch_backend(m, items, idx, n, T, lastb, err);
+        if (sb == TKR_OK) normalize_rows(lastb, idx, n, D, out);
+        free(lastb);
+        return sb;
+    }
     float *x = malloc(sizeof(float) * (size_t)T * D);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)T * 3);
     int *seq = malloc(sizeof(int) * (size_t)(n + 1));
@@ -107,21 +178,81 @@ static tkr_status run_batch(tkr_model *m, const batch_item *items, const int *id
     seq[n] = t;
     st = tkr_text_forward(m, x, T, pos, seq, n, last, err);
     if (st != TKR_OK) goto done;
-    for (int i = 0; i < n; i++) {
-        const float *h = last + (size_t)i * D;
-        double ss = 0;
-        for (int d = 0; d < D; d++) ss += (double)h[d] * h[d];
-        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0; /* F.normalize clamps the norm at 1e-12 */
-        if (ss > 0 && sqrt(ss) < 1e-12) inv = 1e12;
-        float *o = out + (size_t)idx[i] * D;
-        for (int d = 0; d < D; d++) o[d] = (float)(h[d] * inv);
-    }
+    normalize_rows(last, idx, n, D, out);
 done:
     free(x);
     free(pos);
     free(seq);
     free(last);
     return st;
+}
+
+/* On a device backend: the vision towers of consecutive items as one batch of up to
+ * max_batch_tokens image tokens (one pass each, so small images fill the GPU). Each item gets its
+ * own feature rows; an item whose batch failed keeps vision NULL and is encoded alone later, so
+ * a failure still stays with its item. */
+static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, batch_item *items,
+                                  int n_items) {
+    int D = m->cfg.text.hidden_size;
+    const tkr_vision_config *v = &m->cfg.vision;
+    size_t pd = (size_t)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    int i = 0;
+    while (i < n_items) {
+        int j = i, toks = 0, imgs = 0;
+        for (; j < n_items; j++) {
+            const tkr_prepared *p = prepared[j];
+            if (!p || p->vis.n_images == 0) continue;
+            if (imgs > 0 && toks + p->vis.n_tokens > m->params.max_batch_tokens) break;
+            toks += p->vis.n_tokens;
+            imgs += p->vis.n_images;
+        }
+        if (imgs == 0) break;
+        const float **parts = malloc(sizeof(float *) * (size_t)imgs);
+        int *grid = malloc(sizeof(int) * 2 * (size_t)imgs);
+        float *feats = malloc(sizeof(float) * (size_t)toks * D);
+        tkr_error e;
+        tkr_error_clear(&e);
+        /* patches are made here, from the resized images the items hold (tkr_vision_input) */
+        float **owned = calloc((size_t)imgs, sizeof *owned);
+        bool patched = parts && grid && feats && owned;
+        if (patched) {
+            int k = 0;
+            for (int it = i; it < j && patched; it++) {
+                const tkr_prepared *p = prepared[it];
+                if (!p) continue;
+                for (int im = 0; im < p->vis.n_images && patched; im++, k++) {
+                    int gh = 0, gw = 0;
+                    patched = tkr_image_patchify(&p->vis.resized[im], v->patch_size, v->temporal_patch_size,
+                                                 v->spatial_merge_size, &owned[k], &gh, &gw, &e) == TKR_OK &&
+                              gh == p->vis.grid_h[im] && gw == p->vis.grid_w[im];
+                    parts[k] = owned[k];
+                    grid[k] = gh;
+                    grid[imgs + k] = gw;
+                }
+            }
+        }
+        (void)pd;
+        if (patched) {
+            if (m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
+                size_t row = 0;
+                for (int it = i; it < j; it++) {
+                    const tkr_prepared *p = prepared[it];
+                    if (!p || p->vis.n_images == 0) continue;
+                    size_t n = (size_t)p->vis.n_tokens * D;
+                    items[it].vision = malloc(sizeof(float) * (n > 0 ? n : 1));
+                    if (items[it].vision) memcpy(items[it].vision, feats + row, sizeof(float) * n);
+                    row += n;
+                }
+            }
+        }
+        if (owned)
+            for (int k = 0; k < imgs; k++) free(owned[k]);
+        free(owned);
+        free(parts);
+        free(grid);
+        free(feats);
+        i = j;
+    }
 }
 
 /* Vision towers first (per item, so a failure stays with its item), then the decoder over
@@ -142,6 +273,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
+    if (m->backend) encode_vision_batched(m, prepared, items, n_items);
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];
@@ -151,7 +283,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
             snprintf(results[i].message, sizeof results[i].message, "item was not prepared");
             continue;
         }
-        if (prepared[i]->vis.n_images > 0) {
+        if (prepared[i]->vis.n_images > 0 && !items[i].vision) {
             tkr_error ie;
             tkr_error_clear(&ie);
             if (tkr_vision_encode(m, &prepared[i]->vis, &items[i].vision, &ie) != TKR_OK) {

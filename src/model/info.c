@@ -10,23 +10,18 @@
  * Makefile when it is compiled in. */
 const char *tkr_build_options(void) {
     return "cuda="
-#ifdef TKR_WITH_CUDA
+#if defined(TKR_WITH_CUDA) || defined(TKR_HAVE_CUDA)
            "yes"
 #else
            "no"
 #endif
            " pdf="
-#ifdef TKR_WITH_PDF
+#if defined(TKR_WITH_PDF) || defined(TKR_HAVE_PDF)
            "yes"
 #else
            "no"
 #endif
-           " video="
-#ifdef TKR_WITH_VIDEO
-           "yes"
-#else
-           "no"
-#endif
+           " video=yes" /* FFmpeg is a required dependency */
         ;
 }
 

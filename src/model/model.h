@@ -3,6 +3,7 @@
 #define TKR_MODEL_H
 
 #include "tkr_embed.h"
+#include "backend/backend.h"
 #include "io/config.h"
 #include "io/tensor.h"
 #include "io/weights.h"
@@ -51,6 +52,7 @@ struct tkr_model {
     tkr_tokenizer *tok;
     tkr_pool *pool;
     tkr_kctx kctx;
+    tkr_backend *backend;                  /* NULL: the CPU computes (backend/backend.h) */
     const tkr_tensor *embed;               /* [V, D] */
     const tkr_tensor *final_norm;          /* [D]    */
     tkr_text_layer *layers;                /* [L]    */
@@ -61,6 +63,9 @@ struct tkr_model {
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
 
+/* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
+ * least 1, at most rows (model_load.c). */
+int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);
 /* model_load.c: what a model path names (a HF directory, a .gguf text model plus an optional
  * mmproj, or a directory of GGUF files) opened: weights, config and tokenizer, nothing bound.
  * The model loader and `quantize` share it. */
@@ -73,9 +78,6 @@ typedef struct {
 tkr_status tkr_model_source_open(const char *path, const char *mmproj, int use_mmap,
                                  tkr_model_source *src, tkr_error *err);
 void tkr_model_source_close(tkr_model_source *src);
-/* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
- * least 1, at most rows (model_load.c). */
-int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);
 
 /* text.c: the decoder over packed sequences.
  *   x [T, D]: input embeddings (overwritten); pos [3][T]: M-RoPE positions (t, h, w);

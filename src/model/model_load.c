@@ -4,6 +4,7 @@
  * compute code can trust them. */
 #include "model/model.h"
 #include "io/gguf.h"
+#include "media/media.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -22,14 +23,15 @@ tkr_model_params tkr_model_default_params(void) {
     p.n_threads = 0;
     p.min_image_tokens = 256;
     p.max_image_tokens = 1280;
-    p.max_images_per_item = 16;
+    p.max_images_per_item = 64;   /* as many images as a default video gives */
     p.max_image_bytes = 32u << 20;
     p.max_image_pixels = 64ull << 20;
-    p.max_tokens_per_item = 32768;
+    p.max_tokens_per_item = 131072; /* a 64-frame video at 1280 tokens a frame is 81920 */
     p.max_batch_tokens = 8192;
     p.truncate = false;
     p.use_mmap = true;
     p.max_scratch_bytes = (size_t)256 << 20;
+    p.media = tkr_media_default_limits();
     return p;
 }
 
@@ -429,6 +431,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     m->params = p;
     m->params.mmproj = NULL;   /* not kept: the caller owns that string */
+    tkr_media_limits_resolve(&p.media, &m->params.media); /* zero fields: defaults */
     memcpy(m->dir, model_dir, dl + 1);
     while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = '\0';
     const char *base = strrchr(m->dir, '/');
@@ -471,6 +474,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
         goto fail;
     }
     m->kctx.fast_bf16 = p.fast_bf16;
+    if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
     *out = m;
     return TKR_OK;
 fail_named:
@@ -482,6 +486,7 @@ fail:
 
 void tkr_model_free(tkr_model *m) {
     if (!m) return;
+    tkr_backend_free(m->backend);
     tkr_pool_free(m->pool);
     free(m->inv_freq);
     free(m->layers);
@@ -500,6 +505,10 @@ int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows) {
 }
 
 void tkr_model_describe_kernels(const tkr_model *m, char *buf, size_t cap) {
+    if (m->backend) {
+        m->backend->ops->describe(m->backend, buf, cap);
+        return;
+    }
     tkr_kctx_describe(&m->kctx, buf, cap);
 }
 const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *m) { return m->tok; }

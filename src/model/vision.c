@@ -43,6 +43,19 @@ static void vision_rope_tables(const tkr_model *m, int n_images, const int *grid
 
 tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, const int *grid_h,
                               const int *grid_w, float *out, tkr_error *err) {
+    if (m->backend) {
+        const float **parts = malloc(sizeof(float *) * (size_t)(n_images > 0 ? n_images : 1));
+        if (!parts) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+        size_t off = 0;
+        for (int i = 0; i < n_images; i++) {
+            parts[i] = patches + off;
+            off += (size_t)grid_h[i] * grid_w[i] * (size_t)(m->cfg.vision.in_channels *
+                   m->cfg.vision.temporal_patch_size * m->cfg.vision.patch_size * m->cfg.vision.patch_size);
+        }
+        tkr_status st = m->backend->ops->vision_forward(m->backend, n_images, parts, grid_h, grid_w, out, err);
+        free(parts);
+        return st;
+    }
     const tkr_vision_config *v = &m->cfg.vision;
     const tkr_kctx *k = &m->kctx;
     int E = v->embed_dim, H = v->num_heads, hd = E / H, F = v->mlp_hidden;
@@ -98,13 +111,14 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
         }
         for (int r0 = 0; r0 < P && st == TKR_OK; r0 += C) {
             int n = P - r0 < C ? P - r0 : C;
-            size_t off = (size_t)r0 * (size_t)stride;
             tkr_layernorm(k, x + (size_t)r0 * E, n, E, B->norm1_w, B->norm1_b, eps, xn);
             if (B->qkv_w) {
-                st = tkr_linear(k, xn, n, E, B->qkv_w, B->qkv_b, qkv + off);
-            } else if ((st = tkr_linear(k, xn, n, E, B->q_w, B->q_b, q + off)) == TKR_OK &&
-                       (st = tkr_linear(k, xn, n, E, B->k_w, B->k_b, kk + off)) == TKR_OK) {
-                st = tkr_linear(k, xn, n, E, B->v_w, B->v_b, vv + off);
+                st = tkr_linear(k, xn, n, E, B->qkv_w, B->qkv_b, qkv + (size_t)r0 * 3 * E);
+            } else {
+                size_t o = (size_t)r0 * E;
+                st = tkr_linear(k, xn, n, E, B->q_w, B->q_b, q + o);
+                if (st == TKR_OK) st = tkr_linear(k, xn, n, E, B->k_w, B->k_b, kk + o);
+                if (st == TKR_OK) st = tkr_linear(k, xn, n, E, B->v_w, B->v_b, vv + o);
             }
         }
         if (st != TKR_OK) break;

@@ -1,6 +1,7 @@
 /* api_embeddings.c - see api_embeddings.h. */
 #include "server/api_embeddings.h"
 #include "server/image_probe.h"
+#include "media/media.h"
 #include "util/base64.h"
 #include "util/error.h"
 
@@ -145,13 +146,124 @@ static tkr_status set_text(parse_ctx *c, tkr_api_item *it, const json_t **parts,
     return TKR_OK;
 }
 
-/* {"content":[parts...]}: text and image_url parts, one vector for the whole item. */
+/* The media limits the server applies to videos and PDFs (from its config). */
+static tkr_media_limits media_limits(const parse_ctx *c) {
+    tkr_media_limits l = tkr_media_default_limits();
+    l.max_bytes = c->cfg->max_body_bytes;
+    l.max_pixels = c->cfg->max_image_pixels;
+    l.max_frames = c->cfg->max_video_frames > 0 ? c->cfg->max_video_frames : 64;
+    l.max_pages = c->cfg->max_pdf_pages > 0 ? c->cfg->max_pdf_pages : 64;
+    if (c->cfg->media_timeout_s > 0) l.timeout_s = c->cfg->media_timeout_s;
+    if (l.pdf_cpu_s > (int)l.timeout_s + 1) l.pdf_cpu_s = (int)l.timeout_s + 1;
+    return l;
+}
+
+/* A media part's data URI, decoded into *bytes (owned). Local paths and URLs are refused: the
+ * server reads media only from the request. */
+static tkr_status media_bytes(parse_ctx *c, const json_t *ref, const char *p, uint8_t **bytes,
+                              size_t *n) {
+    const char *s = json_string_value(ref);
+    if (!s) return BAD(c, p, "%s must be a data: URI string", p);
+    if (strncmp(s, "data:", 5) != 0)
+        return BAD(c, p, "%s: send the file as a base64 data: URI (paths and URLs are not read)", p);
+    tkr_media_bytes mb;
+    tkr_error err;
+    tkr_error_clear(&err);
+    tkr_status st = tkr_media_bytes_open(s, NULL, 0, c->cfg->max_body_bytes, &mb, &err);
+    if (st == TKR_ERR_NOMEM) return out_of_memory(c);
+    if (st != TKR_OK) return BAD(c, p, "%s: %s", p, err.message);
+    *bytes = mb.owned;
+    *n = mb.size;
+    return TKR_OK;
+}
+
+/* Reads an optional number field of obj (or of part when obj lacks it). */
+static tkr_status opt_number(parse_ctx *c, const json_t *obj, const json_t *part, const char *key,
+                             double lo, double hi, bool integer, const char *p, double *out) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v && part) v = json_object_get(part, key);
+    if (!v || json_is_null(v)) return TKR_OK;
+    double d = json_number_value(v);
+    if (!json_is_number(v) || d < lo || d > hi || (integer && d != (double)(long long)d))
+        return BAD(c, p, "%s.%s must be %s from %g to %g", p, key, integer ? "an integer" : "a number",
+                   lo, hi);
+    *out = d;
+    return TKR_OK;
+}
+
+/* {"type":"video_url","video_url":{"url":..,"fps"?,"max_frames"?,"num_frames"?}}: probes the
+ * video (demux only) so that its frames count against the token limits before any decoding. */
+static tkr_status add_video(parse_ctx *c, tkr_api_item *it, const json_t *part, const char *p) {
+    if (!c->eng->has_vision) return BAD(c, p, "%s: the model '%s' does not take images", p, c->eng->model_name);
+    const json_t *vu = json_object_get(part, "video_url");
+    const json_t *url = json_is_object(vu) ? json_object_get(vu, "url") : vu;
+    if (!url) return BAD(c, p, "%s.video_url is missing", p);
+    double fps = 0, max_frames = 0, num_frames = 0;
+    const json_t *o = json_is_object(vu) ? vu : part;
+    tkr_status st = opt_number(c, o, part, "fps", 1e-6, 1000, false, p, &fps);
+    if (st == TKR_OK) st = opt_number(c, o, part, "max_frames", 1, 4096, true, p, &max_frames);
+    if (st == TKR_OK) st = opt_number(c, o, part, "num_frames", 1, 4096, true, p, &num_frames);
+    size_t n = 0;
+    if (st == TKR_OK) st = media_bytes(c, url, p, &it->video_data, &n);
+    if (st != TKR_OK) return st;
+    it->video = (tkr_video_input){.data = it->video_data, .size = n, .fps = fps,
+                                  .max_frames = (int)max_frames, .num_frames = (int)num_frames};
+    tkr_media_limits lim = media_limits(c);
+    tkr_error err;
+    tkr_error_clear(&err);
+    int frames = 0, w = 0, h = 0;
+    st = tkr_video_probe(&it->video, &lim, &frames, &w, &h, &err);
+    if (st == TKR_ERR_NOMEM) return out_of_memory(c);
+    if (st != TKR_OK) return BAD(c, p, "%s: %s", p, err.message);
+    int per = c->eng->image_tokens ? c->eng->image_tokens(c->eng->impl, w, h) : c->cfg->max_image_tokens;
+    it->n_video_frames = frames;
+    it->image_tokens += frames * per;
+    it->item.video = &it->video;   /* re-pointed once the item array is final */
+    return TKR_OK;
+}
+
+/* {"type":"document","document":{"url":..}} or {"type":"file","file":{"file_data":..}}, with
+ * "pages" and "dpi": renders the PDF now (a child process under the media limits); the pages
+ * become items of their own in tkr_api_parse_embeddings. */
+static tkr_status add_document(parse_ctx *c, tkr_api_item *it, const json_t *part, const char *type,
+                               const char *p) {
+    if (!c->eng->has_vision) return BAD(c, p, "%s: the model '%s' does not take images", p, c->eng->model_name);
+    if (!tkr_pdf_supported()) return BAD(c, p, "%s: this server was built without PDF support", p);
+    const json_t *d = json_object_get(part, type);
+    const json_t *url = !json_is_object(d) ? d
+                      : json_object_get(d, !strcmp(type, "file") ? "file_data" : "url");
+    if (!url && json_is_object(d)) url = json_object_get(d, "url");
+    if (!url) return BAD(c, p, "%s.%s needs %s", p, type, !strcmp(type, "file") ? "file_data" : "url");
+    const json_t *o = json_is_object(d) ? d : part;
+    const json_t *pages = json_object_get(o, "pages");
+    if (!pages) pages = json_object_get(part, "pages");
+    if (pages && !json_is_null(pages) && !json_is_string(pages))
+        return BAD(c, p, "%s.pages must be a string such as \"1-3,7\"", p);
+    double dpi = 0;
+    tkr_status st = opt_number(c, o, part, "dpi", 10, 1200, false, p, &dpi);
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    if (st == TKR_OK) st = media_bytes(c, url, p, &bytes, &n);
+    if (st != TKR_OK) return st;
+    tkr_pdf_input in = {.data = bytes, .size = n, .pages = json_string_value(pages), .dpi = dpi};
+    tkr_media_limits lim = media_limits(c);
+    tkr_error err;
+    tkr_error_clear(&err);
+    st = tkr_pdf_render(&in, &lim, &it->pdf, &err);
+    free(bytes);
+    if (st == TKR_ERR_NOMEM) return out_of_memory(c);
+    if (st != TKR_OK) return BAD(c, p, "%s: %s", p, err.message);
+    return TKR_OK;
+}
+
+/* {"content":[parts...]}: text, image_url, video_url parts: one vector for the whole item; a
+ * document part: one vector per page. */
 static tkr_status parse_content(parse_ctx *c, tkr_api_item *it, const json_t *content,
                                 const char *param) {
     char p[128];
     if (!json_is_array(content) || json_array_size(content) == 0)
         return BAD(c, param, "%s.content must be a non-empty array of parts", param);
-    size_t n = json_array_size(content), n_img = 0, n_txt = 0;
+    size_t n = json_array_size(content), n_img = 0, n_txt = 0, n_vid = 0, n_doc = 0;
     if (n > 4096) return BAD(c, param, "%s.content has more than 4096 parts", param);
     for (size_t i = 0; i < n; i++) {
         const json_t *part = json_array_get(content, i);
@@ -165,10 +277,18 @@ static tkr_status parse_content(parse_ctx *c, tkr_api_item *it, const json_t *co
             n_txt++;
         } else if (!strcmp(type, "image_url")) {
             n_img++;
+        } else if (!strcmp(type, "video_url")) {
+            if (n_vid++) return BAD(c, p, "%s: one video per item", p);
+        } else if (!strcmp(type, "document") || !strcmp(type, "file")) {
+            if (n_doc++) return BAD(c, p, "%s: one document per item", p);
         } else {
-            return BAD(c, p, "%s.type '%.40s' is not supported (text, image_url)", p, type);
+            return BAD(c, p, "%s.type '%.40s' is not supported (text, image_url, video_url, "
+                       "document, file)", p, type);
         }
     }
+    if (n_doc && (n_img || n_vid))
+        return BAD(c, param, "%s: a document part cannot be combined with images or a video "
+                   "(each page is embedded as an image item of its own)", param);
     tkr_status st = alloc_images(c, it, n_img, param);
     const json_t **texts = n_txt ? malloc(sizeof(json_t *) * n_txt) : NULL;
     if (st == TKR_OK && n_txt && !texts) st = out_of_memory(c);
@@ -178,6 +298,11 @@ static tkr_status parse_content(parse_ctx *c, tkr_api_item *it, const json_t *co
         const char *type = json_string_value(json_object_get(part, "type"));
         if (!strcmp(type, "text")) {
             texts[t++] = json_object_get(part, "text");
+            continue;
+        }
+        if (strcmp(type, "image_url") != 0) {
+            snprintf(p, sizeof p, "%s.content[%zu]", param, i);
+            st = !strcmp(type, "video_url") ? add_video(c, it, part, p) : add_document(c, it, part, type, p);
             continue;
         }
         const json_t *iu = json_object_get(part, "image_url");
@@ -237,11 +362,12 @@ static tkr_status count_and_limit(parse_ctx *c, tkr_api_item *it, const char *pa
     tkr_error err;
     tkr_error_clear(&err);
     if (!it->item.instruction) it->item.instruction = c->instruction;
-    if (!it->item.token_ids && it->item.text_len == 0 && it->item.n_images == 0)
+    if (!it->item.token_ids && it->item.text_len == 0 && it->item.n_images == 0 && !it->item.video)
         return BAD(c, param, "%s is empty", param);
     int tmpl = 0;
     if (eng->template_tokens &&
-        eng->template_tokens(eng->impl, it->item.instruction, it->item.n_images, &tmpl, &err) != TKR_OK)
+        eng->template_tokens(eng->impl, it->item.instruction, it->item.n_images + it->n_video_frames,
+                             &tmpl, &err) != TKR_OK)
         return BAD(c, param, "%s: %s", param, err.message);
     long limit = c->cfg->max_tokens_per_item;
     long fixed = (long)tmpl + it->image_tokens;   /* what truncating the text cannot reduce */
@@ -289,7 +415,61 @@ static tkr_status parse_item(parse_ctx *c, tkr_api_item *it, const json_t *v, co
     } else {
         st = BAD(c, param, "%s must be a string, a token array or an item object", param);
     }
-    if (st == TKR_OK) st = count_and_limit(c, it, param);
+    /* a document's pages are counted one by one once they are items of their own */
+    if (st == TKR_OK && it->pdf.n == 0) st = count_and_limit(c, it, param);
+    return st;
+}
+
+/* Turns the item at slot k, whose document part rendered pages, into one item per page (the
+ * item's text and instruction on each, the page as a pixel image), counted and limited each.
+ * The array may grow: *items and *cap are updated. */
+static tkr_status expand_pages(parse_ctx *c, tkr_api_request *req, size_t *cap, size_t k,
+                               const char *param) {
+    tkr_media_frames pages = req->items[k].pdf;
+    memset(&req->items[k].pdf, 0, sizeof pages);
+    tkr_status st = TKR_OK;
+    if (k + (size_t)pages.n > *cap) {
+        size_t nc = k + (size_t)pages.n;
+        tkr_api_item *ni = realloc(req->items, sizeof *ni * nc);
+        if (!ni) {
+            tkr_media_frames_free(&pages);
+            return out_of_memory(c);
+        }
+        memset(ni + *cap, 0, sizeof *ni * (nc - *cap));
+        req->items = ni;
+        *cap = nc;
+    }
+    tkr_api_item base = req->items[k];
+    for (int p = 0; p < pages.n && st == TKR_OK; p++) {
+        tkr_api_item *it = &req->items[k + (size_t)p];
+        if (p > 0) {
+            memset(it, 0, sizeof *it);
+            it->item = base.item;
+            if (base.text_owned) {
+                it->text_owned = malloc(base.item.text_len + 1);
+                if (!it->text_owned) { st = out_of_memory(c); break; }
+                memcpy(it->text_owned, base.text_owned, base.item.text_len + 1);
+                it->item.text = it->text_owned;
+            }
+        }
+        it->input_index = base.input_index;
+        it->page = (int)pages.frames[p].index;
+        it->page_rgb = pages.frames[p].rgb;
+        pages.frames[p].rgb = NULL;
+        it->images = calloc(1, sizeof *it->images);
+        if (!it->images) { st = out_of_memory(c); break; }
+        it->images[0] = (tkr_image_input){.rgb = it->page_rgb, .width = pages.frames[p].width,
+                                          .height = pages.frames[p].height};
+        it->item.images = it->images;
+        it->item.n_images = 1;
+        it->image_tokens = c->eng->image_tokens
+                               ? c->eng->image_tokens(c->eng->impl, pages.frames[p].width, pages.frames[p].height)
+                               : c->cfg->max_image_tokens;
+        char pp[96];
+        snprintf(pp, sizeof pp, "%s (page %d)", param, it->page);
+        st = count_and_limit(c, it, pp);
+    }
+    tkr_media_frames_free(&pages);
     return st;
 }
 
@@ -369,9 +549,10 @@ tkr_status tkr_api_parse_embeddings(const tkr_server_config *cfg, const tkr_engi
                  cfg->max_items_per_request);
         goto fail;
     }
-    req->items = calloc(n, sizeof *req->items);
+    size_t cap = n, k = 0;
+    req->items = calloc(cap, sizeof *req->items);
     if (!req->items) { st = out_of_memory(c); goto fail; }
-    req->n_items = (int)n;
+    req->n_items = (int)cap;   /* every slot is freed on failure (unused ones are zero) */
     for (size_t i = 0; i < n; i++) {
         char param[64];
         const json_t *v = single ? input : json_array_get(input, i);
@@ -381,17 +562,46 @@ tkr_status tkr_api_parse_embeddings(const tkr_server_config *cfg, const tkr_engi
             st = BAD(c, param, "%s: a token array must contain only integers", param);
             goto fail;
         }
-        if ((st = parse_item(c, &req->items[i], v, param)) != TKR_OK) goto fail;
-        tkr_api_item *it = &req->items[i];
-        req->est_tokens += it->est_tokens;
-        req->n_images += it->item.n_images;
-        req->n_truncated += it->truncated;
+        if (k == cap) {   /* pages made the array grow: keep one slot per remaining input */
+            tkr_api_item *ni = realloc(req->items, sizeof *ni * (cap + (n - i)));
+            if (!ni) { st = out_of_memory(c); goto fail; }
+            memset(ni + cap, 0, sizeof *ni * (n - i));
+            req->items = ni;
+            cap += n - i;
+            req->n_items = (int)cap;
+        }
+        req->items[k].input_index = (int)i;
+        st = parse_item(c, &req->items[k], v, param);
+        size_t made = 1;
+        if (st == TKR_OK && req->items[k].pdf.n > 0) {
+            made = (size_t)req->items[k].pdf.n;
+            st = expand_pages(c, req, &cap, k, param);
+            req->n_items = (int)cap;
+            req->has_pages = true;
+        }
+        if (st != TKR_OK) goto fail;
+        for (size_t j = k; j < k + made; j++) {
+            tkr_api_item *it = &req->items[j];
+            req->est_tokens += it->est_tokens;
+            req->n_images += it->item.n_images + it->n_video_frames;
+            req->n_truncated += it->truncated;
+        }
+        k += made;
+        if (k > (size_t)cfg->max_items_per_request) {
+            st = BAD(c, "input", "the request makes %zu items (PDF pages count one each), over the "
+                     "limit of %d per request", k, cfg->max_items_per_request);
+            goto fail;
+        }
         if (req->est_tokens > cfg->max_request_tokens) {
             st = BAD(c, "input", "the request has more than %ld prompt tokens in all (limit "
                      "reached at input[%zu])", cfg->max_request_tokens, i);
             goto fail;
         }
     }
+    req->n_items = (int)k;
+    /* the array is final: point each item at its own video */
+    for (size_t j = 0; j < k; j++)
+        if (req->items[j].item.video) req->items[j].item.video = &req->items[j].video;
     return TKR_OK;
 fail:
     tkr_api_request_free(engine, req);
@@ -432,6 +642,9 @@ void tkr_api_request_free(const tkr_engine *engine, tkr_api_request *req) {
         free(it->images);
         free(it->text_owned);
         free(it->ids_owned);
+        free(it->video_data);
+        free(it->page_rgb);
+        tkr_media_frames_free(&it->pdf);
     }
     free(req->items);
     if (req->root) json_decref(req->root);
@@ -497,7 +710,11 @@ bool tkr_api_write_response(const tkr_api_request *req, const char *model_name, 
     sbuf_puts(out, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < req->n_items; i++) {
         tkr_api_reduce_dimensions(vectors + (size_t)i * (size_t)dim, dim, n_keep, tmp);
-        sbuf_printf(out, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":", i ? "," : "", i);
+        sbuf_printf(out, "%s{\"object\":\"embedding\",\"index\":%d,", i ? "," : "", i);
+        if (req->items[i].page > 0)
+            sbuf_printf(out, "\"input_index\":%d,\"page\":%d,", req->items[i].input_index,
+                        req->items[i].page);
+        sbuf_puts(out, "\"embedding\":");
         if (req->base64) {
             write_base64(out, tmp, n_keep);
         } else {

@@ -7,6 +7,14 @@
  *                                             {"type":"image_url","image_url":{"url":..} | ".."}],
  *                                  "instruction"?: ..}
  *                             or  {"text"?: .., "image"?: ".." | [".."], "instruction"?: ..}
+ *                    more content parts (docs/media.md):
+ *                      {"type":"video_url","video_url":{"url": data URI, "fps"?, "max_frames"?,
+ *                       "num_frames"?}}: the sampled frames become images of the item
+ *                      {"type":"document","document":{"url": data URI, "pages"?: "1-3,7", "dpi"?}}
+ *                      or {"type":"file","file":{"file_data": data URI, "pages"?, "dpi"?}}: a PDF;
+ *                       each selected page is an item of its own (with the item's text), so the
+ *                       response has one entry per page, in order, each with "page" and
+ *                       "input_index"; "index" is then the position in "data"
  *   model            string, required (any value; the response names the served model)
  *   encoding_format  "float" (default) | "base64" (little-endian float32)
  *   dimensions       1..dim: keep the first N values, then L2-normalise again
@@ -35,6 +43,13 @@ typedef struct {
     int image_tokens;          /* estimated image tokens                                  */
     bool truncated;            /* over the limit: item.truncate is set, the engine cuts   */
     void *prepared;            /* engine->prepare output, NULL without that hook          */
+    tkr_video_input video;     /* a video_url part (item.video points here)               */
+    uint8_t *video_data;       /* its decoded bytes, owned                                */
+    int n_video_frames;        /* frames its sample gives (probed before the work)        */
+    tkr_media_frames pdf;      /* a document part's rendered pages, before expansion      */
+    uint8_t *page_rgb;         /* a PDF page item: its pixels, owned                      */
+    int page;                  /* a PDF page item: its page number (1-based), else 0      */
+    int input_index;           /* the element of "input" this item came from              */
 } tkr_api_item;
 
 typedef struct {
@@ -48,6 +63,7 @@ typedef struct {
     long est_tokens;           /* sum over items                                          */
     int n_images;
     int n_truncated;
+    bool has_pages;            /* a document part made one item per page                  */
 } tkr_api_request;
 
 /* An error ready to be sent: HTTP status plus the OpenAI error object's fields. */

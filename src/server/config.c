@@ -25,6 +25,8 @@ tkr_server_config tkr_server_config_default(void) {
     c.max_connections_per_ip = 0;
     c.idle_timeout_s = 60;
     c.read_timeout_s = 60;
+    c.header_timeout_s = 10;
+    c.malloc_arenas = 2;
     c.request_timeout_s = 300;
     c.drain_timeout_s = 60;
     c.max_body_bytes = (size_t)32 << 20;
@@ -32,7 +34,10 @@ tkr_server_config tkr_server_config_default(void) {
     c.max_items_per_request = 256;
     c.max_tokens_per_item = 8192;
     c.max_request_tokens = 300000;
-    c.max_images_per_item = 16;
+    c.max_images_per_item = 64;      /* as many images as a default video gives */
+    c.max_video_frames = 64;
+    c.max_pdf_pages = 64;
+    c.media_timeout_s = 60;
     c.max_image_bytes = (size_t)16 << 20;
     c.max_image_pixels = 64ull << 20;
     c.min_image_tokens = 256;
@@ -58,6 +63,9 @@ void tkr_server_usage(FILE *f) {
         "      --mmproj FILE             GGUF models: the vision tower (mmproj) file\n"
         "      --model-name NAME         id reported by /v1/models (default: directory name)\n"
         "  -t, --threads N               compute threads (default: all cores)\n"
+        "      --device DEV              cpu, cuda or cuda:N (default: the GPU when built\n"
+        "                                with CUDA and one is present, else the CPU)\n"
+        "      --precision P             GPU arithmetic: bf16 (default) or fp32 (no TF32)\n"
         "      --fast-bf16               BF16 weights: round activations to bf16 and use AVX-512\n"
         "                                BF16 dot products (faster, cos ~0.9999 to the default)\n"
         "network:\n"
@@ -67,6 +75,9 @@ void tkr_server_usage(FILE *f) {
         "      --max-connections-per-ip N  (default 0 = no per-IP limit)\n"
         "      --idle-timeout SEC        close connections idle this long (default 60)\n"
         "      --read-timeout SEC        most time to receive a request body (default 60)\n"
+        "      --header-timeout SEC      most time to receive a request's headers (default 10)\n"
+        "      --malloc-arenas N         glibc malloc arenas, bounding memory kept by connection\n"
+        "                                threads (default 2; 0 = glibc's default, 8 per core)\n"
         "      --request-timeout SEC     deadline for a request, queueing included (default 300)\n"
         "      --drain-timeout SEC       on SIGTERM/SIGINT, wait this long for requests in\n"
         "                                flight, then exit 0 (default 60)\n"
@@ -82,7 +93,11 @@ void tkr_server_usage(FILE *f) {
         "                                included; more is a 400 unless the request sets\n"
         "                                \"truncate\": true (default 8192)\n"
         "      --max-request-tokens N    tokens summed over a request (default 300000)\n"
-        "      --max-images-per-item N   (default 16)\n"
+        "      --max-images-per-item N   (default 64)\n"
+        "      --max-video-frames N      frames of one video part (default 64; its frames count\n"
+        "                                against the image-token limits, not this image cap)\n"
+        "      --max-pdf-pages N         pages of one PDF part, one result each (default 64)\n"
+        "      --media-timeout S         wall clock of one video decode / PDF render (default 60)\n"
         "      --max-image-bytes N       encoded size of one image (default 16M)\n"
         "      --max-image-pixels N      width*height from the image header (default 64M)\n"
         "      --min-image-tokens N      the model's image resize range, in 28x28 tokens\n"
@@ -310,6 +325,8 @@ static const opt_spec options[] = {
     {"--model-name", NULL, K_STRING, F(model_name), 0, 0},
     {"--mmproj", NULL, K_STRING, F(mmproj), 0, 0},
     {"--threads", "-t", K_INT, F(n_threads), 0, 4096},
+    {"--device", NULL, K_STRING, F(device), 0, 0},
+    {"--precision", NULL, K_STRING, F(precision), 0, 0},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
     {"--port", NULL, K_INT, F(port), 0, 65535},
@@ -317,6 +334,8 @@ static const opt_spec options[] = {
     {"--max-connections-per-ip", NULL, K_INT, F(max_connections_per_ip), 0, 65536},
     {"--idle-timeout", NULL, K_INT, F(idle_timeout_s), 1, 86400},
     {"--read-timeout", NULL, K_SECONDS, F(read_timeout_s), 0.01, 86400},
+    {"--header-timeout", NULL, K_SECONDS, F(header_timeout_s), 0.01, 86400},
+    {"--malloc-arenas", NULL, K_INT, F(malloc_arenas), 0, 1024},
     {"--request-timeout", NULL, K_SECONDS, F(request_timeout_s), 0.01, 86400},
     {"--drain-timeout", NULL, K_SECONDS, F(drain_timeout_s), 0, 86400},
     {"--api-key", NULL, K_KEY, 0, 0, 0},
@@ -327,6 +346,9 @@ static const opt_spec options[] = {
     {"--max-tokens-per-item", NULL, K_INT, F(max_tokens_per_item), 16, 1 << 20},
     {"--max-request-tokens", NULL, K_LONG, F(max_request_tokens), 16, 1 << 30},
     {"--max-images-per-item", NULL, K_INT, F(max_images_per_item), 0, 1024},
+    {"--max-video-frames", NULL, K_INT, F(max_video_frames), 1, 4096},
+    {"--max-pdf-pages", NULL, K_INT, F(max_pdf_pages), 1, 1 << 16},
+    {"--media-timeout", NULL, K_SECONDS, F(media_timeout_s), 0.01, 86400},
     {"--max-image-bytes", NULL, K_SIZE, F(max_image_bytes), 64, 2147483648.0},
     {"--max-image-pixels", NULL, K_ULL, F(max_image_pixels), 1, 68719476736.0},
     {"--min-image-tokens", NULL, K_INT, F(min_image_tokens), 1, 1 << 20},

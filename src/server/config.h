@@ -14,6 +14,8 @@ typedef struct {
     const char *mmproj;              /* --mmproj: a GGUF model's vision tower; NULL = none   */
     const char *model_name;          /* reported id; NULL = the engine's                    */
     int n_threads;                   /* compute threads; 0 = all cores                      */
+    const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
+    const char *precision;           /* GPU: "bf16" (NULL) or "fp32"                        */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
 
     /* network */
@@ -23,6 +25,8 @@ typedef struct {
     int max_connections_per_ip;      /* 0 = no per-IP cap                                   */
     int idle_timeout_s;              /* a connection idle this long is closed               */
     double read_timeout_s;           /* most time to receive one request body               */
+    double header_timeout_s;         /* most time to receive a request's head (slowloris)   */
+    int malloc_arenas;               /* glibc M_ARENA_MAX; 0 = the C library's default      */
     double request_timeout_s;        /* deadline from request received to response          */
     double drain_timeout_s;          /* on SIGTERM: how long requests in flight may take    */
 
@@ -39,6 +43,9 @@ typedef struct {
     int max_images_per_item;
     size_t max_image_bytes;          /* encoded bytes of one image                          */
     unsigned long long max_image_pixels; /* width * height, read from the image header      */
+    int max_video_frames;            /* frames of one video item (caps max_frames/num_frames) */
+    int max_pdf_pages;               /* pages of one PDF part (one result per page)         */
+    double media_timeout_s;          /* wall clock of one video decode or PDF render        */
     int min_image_tokens;            /* the model's resize range (Ops-MM: 256..1280)        */
     int max_image_tokens;
 

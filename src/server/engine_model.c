@@ -119,6 +119,8 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     if (!m) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     tkr_model_params p = tkr_model_default_params();
     p.n_threads = cfg->n_threads;
+    p.device = cfg->device;
+    p.precision = cfg->precision;
     p.fast_bf16 = cfg->fast_bf16;
     p.min_image_tokens = cfg->min_image_tokens;
     p.max_image_tokens = cfg->max_image_tokens;
@@ -128,6 +130,9 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.max_tokens_per_item = cfg->max_tokens_per_item;
     p.max_batch_tokens = cfg->max_batch_tokens;
     p.mmproj = cfg->mmproj;
+    p.media.max_frames = cfg->max_video_frames;
+    p.media.max_pixels = cfg->max_image_pixels;
+    p.media.timeout_s = cfg->media_timeout_s;
     p.truncate = false;     /* the server truncates, per request, before the engine sees it */
     /* -m org/name: fetched into (or found in) the Hugging Face cache first */
     tkr_status st = tkr_hub_resolve_model(cfg->model_dir, &m->hub, err);

@@ -1,6 +1,6 @@
-/* http.h - the HTTP server: libmicrohttpd with one thread per connection (HTTP/1.1
- * keep-alive, a connection cap, idle timeouts), routing, auth, limits, and the
- * /v1/embeddings handler that feeds the batcher.
+/* http.h - the HTTP server: routing, auth, limits, and the /v1/embeddings handler that feeds
+ * the batcher, over the strict HTTP/1.1 transport of http_conn.h (one thread per connection,
+ * keep-alive, connection caps, header/idle/read timeouts, JSON errors for malformed requests).
  *
  * Routes:  POST /v1/embeddings, /embeddings     auth
  *          GET  /v1/models, /models, /v1/models/<id>   auth

@@ -63,14 +63,63 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-/* Control characters, quote and backslash are escaped; other bytes (UTF-8) pass through. */
+/* The length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 when it is not one. */
+size_t tkr_utf8_seq_len(const unsigned char *s, size_t n) {
+    if (n == 0) return 0;
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else return 0;
+    if (n < len) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return len;
+}
+
+void tkr_utf8_copy(char *dst, size_t cap, const char *src) {
+    if (cap == 0) return;
+    size_t n = strlen(src), o = 0, i = 0;
+    while (i < n) {
+        size_t k = tkr_utf8_seq_len((const unsigned char *)src + i, n - i);
+        if (k == 0) k = 1;   /* an invalid byte is copied alone (JSON output replaces it) */
+        if (o + k >= cap) break;
+        memcpy(dst + o, src + i, k);
+        o += k;
+        i += k;
+    }
+    dst[o] = '\0';
+}
+
+/* Control characters, quote and backslash are escaped; well-formed UTF-8 passes through, and each
+ * byte that is not part of it becomes U+FFFD, so the output is always valid JSON text (RFC 8259
+ * requires UTF-8) whatever a client sent and however a message was cut. */
 void sbuf_json_string(sbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     sbuf_append(b, "\"", 1);
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (c >= 0x80) {
+            size_t k = tkr_utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (k) { i += k; continue; }
+            sbuf_append(b, s + run, i - run);
+            sbuf_append(b, "\xef\xbf\xbd", 3);
+            run = ++i;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') { i++; continue; }
         sbuf_append(b, s + run, i - run);
         run = i + 1;
         char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
@@ -87,6 +136,7 @@ void sbuf_json_string(sbuf *b, const char *s, size_t n) {
             len = 6;
         }
         sbuf_append(b, esc, len);
+        i++;
     }
     sbuf_append(b, s + run, n - run);
     sbuf_append(b, "\"", 1);

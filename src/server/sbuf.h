@@ -32,11 +32,18 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
 #endif
     ;
 
-/* Appends s[0..n) as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
+/* Appends s[0..n) as a JSON string literal (quotes included), escaping as RFC 8259 requires;
+ * bytes that are not well-formed UTF-8 become U+FFFD. */
 void sbuf_json_string(sbuf *b, const char *s, size_t n);
 
 /* Appends a float32 as a JSON number with 9 significant digits (enough to round-trip a float). */
 void sbuf_json_float(sbuf *b, float v);
+
+/* The length of the well-formed UTF-8 sequence at s[0..n), 0 if there is none. */
+size_t tkr_utf8_seq_len(const unsigned char *s, size_t n);
+
+/* Copies the NUL-terminated src into dst[cap], cut (if it must be) between UTF-8 sequences. */
+void tkr_utf8_copy(char *dst, size_t cap, const char *src);
 
 /* Hands the bytes to the caller (malloc'ed, NUL-terminated) and resets the buffer. */
 char *sbuf_take(sbuf *b, size_t *len);

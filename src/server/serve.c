@@ -4,6 +4,7 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,9 @@ static void *signal_main(void *arg) {
     return NULL;
 }
 
+/* Main-loop ticks (100 ms when ready) between two malloc_trim calls. */
+#define TRIM_TICKS 50
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -81,6 +85,9 @@ int tkr_serve_main(int argc, char **argv, tkr_engine_open_fn open_engine, void *
     /* before any thread exists: every thread inherits the mask, only sigwait sees them */
     pthread_sigmask(SIG_BLOCK, &st.signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* before any thread exists, as mallopt requires: bounds the arenas that connection threads
+     * would otherwise each grow to their peak (RSS ratcheting up under concurrent load) */
+    tkr_malloc_limit_arenas(cfg.malloc_arenas);
 
     int rc = 0;
     bool fetch_init = false;
@@ -115,6 +122,7 @@ int tkr_serve_main(int argc, char **argv, tkr_engine_open_fn open_engine, void *
     loader_started = true;
 
     bool ready = false;
+    long ticks = 0;
     while (!atomic_load(&st.signal_no)) {
         if (!ready && atomic_load(&st.loaded)) {
             if (st.status != TKR_OK) {
@@ -133,6 +141,9 @@ int tkr_serve_main(int argc, char **argv, tkr_engine_open_fn open_engine, void *
                     cfg.model_name ? cfg.model_name : st.engine.model_name, st.engine.dim);
         }
         sleep_ms(ready ? 100 : 20);
+        /* every few seconds, hand freed heap pages back: after a burst of large requests
+         * (decoded images) glibc would otherwise keep the peak resident */
+        if (ready && ++ticks % TRIM_TICKS == 0) tkr_malloc_trim();
     }
     if (atomic_load(&st.signal_no))
         tkr_log("%s received: finishing requests in flight (up to %g s)",

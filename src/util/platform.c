@@ -4,11 +4,15 @@
 #include "util/error.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,4 +127,35 @@ double tkr_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int tkr_send_flags(void) {
+#ifdef MSG_NOSIGNAL
+    return MSG_NOSIGNAL;
+#else
+    return 0;
+#endif
+}
+
+void tkr_socket_nosigpipe(int fd) {
+#ifdef SO_NOSIGPIPE
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#else
+    (void)fd;
+#endif
+}
+
+void tkr_malloc_limit_arenas(int n) {
+#if defined(__GLIBC__)
+    if (n > 0 && !getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, n);
+#else
+    (void)n;
+#endif
+}
+
+void tkr_malloc_trim(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

@@ -30,6 +30,20 @@ int tkr_file_exists(const char *path);
 int tkr_path_join(char *buf, size_t cap, const char *dir, const char *name);
 
 int tkr_cpu_count(void);
+
+/* Bounds the C library's malloc arenas (glibc keeps up to 8 per core, each growing to the peak
+ * of the threads that used it: a thread-per-connection server's RSS ratchets up). n <= 0 or an
+ * explicit MALLOC_ARENA_MAX in the environment leaves the default. No-op outside glibc. */
+void tkr_malloc_limit_arenas(int n);
+
+/* Gives freed heap memory back to the system (glibc malloc_trim); no-op elsewhere. */
+void tkr_malloc_trim(void);
 double tkr_now_seconds(void);   /* monotonic */
+
+/* Writing to a socket whose peer has gone must fail with EPIPE, not kill the process: Linux has
+ * the send() flag MSG_NOSIGNAL (tkr_send_flags returns it); macOS has no such flag (0 there) and
+ * sets SO_NOSIGPIPE on the socket instead (tkr_socket_nosigpipe; a no-op on Linux). */
+int tkr_send_flags(void);
+void tkr_socket_nosigpipe(int fd);
 
 #endif

@@ -59,8 +59,14 @@ static void test_conversions(void) {
 }
 
 /* The kernel variants a machine can run, in order: the portable one always, then AVX2 and
- * AVX-512 where the CPU has them, then the AVX-512 BF16 fast mode (BF16 weights only). */
-enum { V_GENERIC, V_AVX2, V_AVX512, V_FAST_BF16, V_COUNT };
+ * AVX-512 where the CPU has them, then the AVX-512 BF16 fast mode (BF16 weights only); on
+ * aarch64 the portable one and NEON (the variants of the other architecture get numbers past
+ * V_COUNT, so they are never run). */
+#if defined(__aarch64__)
+enum { V_GENERIC, V_NEON, V_COUNT, V_AVX2 = 100, V_AVX512, V_FAST_BF16 };
+#else
+enum { V_GENERIC, V_AVX2, V_AVX512, V_FAST_BF16, V_COUNT, V_NEON = 100 };
+#endif
 static bool variant_available(int v) {
     tkr_kctx c;
     tkr_kctx_init(&c, NULL, NULL);
@@ -68,6 +74,7 @@ static bool variant_available(int v) {
     case V_GENERIC: return true;
     case V_AVX2: return c.avx2;
     case V_AVX512: return c.avx512;
+    case V_NEON: return c.neon;
     default: return c.avx512 && c.avx512_bf16;
     }
 }
@@ -77,12 +84,16 @@ static int n_variants(void) {
     return n;
 }
 static const char *variant_name(int v) {
-    static const char *names[] = {"generic", "avx2", "avx512", "avx512-fast-bf16"};
-    return names[v];
+    switch (v) {
+    case V_GENERIC: return "generic";
+    case V_AVX2: return "avx2";
+    case V_AVX512: return "avx512";
+    case V_NEON: return "neon";
+    default: return "avx512-fast-bf16";
+    }
 }
 static void variant_ctx(int v, tkr_kctx *c, tkr_pool *pool) {
-    static const char *caps[] = {"generic", "avx2", "avx512", "avx512"};
-    tkr_kctx_init(c, pool, caps[v]);
+    tkr_kctx_init(c, pool, v == V_GENERIC ? "generic" : v == V_AVX2 ? "avx2" : v == V_NEON ? "neon-dot" : "avx512");
     c->fast_bf16 = v == V_FAST_BF16;
 }
 
@@ -394,7 +405,7 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
 /* The AVX2 and portable attention agree to float rounding (hd 80, one 150-token sequence). */
 static void test_attention_variants_agree(void) {
     if (n_variants() < 2) {
-        printf("  (no AVX2 on this CPU: only the portable kernel exists here)\n");
+        printf("  (no AVX2 or NEON on this CPU: only the portable kernel exists here)\n");
         return;
     }
     enum { T = 150, H = 4, HD = 80 };
@@ -417,7 +428,7 @@ static void test_attention_variants_agree(void) {
         tkr_attention(&a, &args);
         double maxdiff = 0;
         for (int i = 0; i < T * H * HD; i++) maxdiff = fmax(maxdiff, fabs(o0[i] - o1[i]));
-        CHECK(maxdiff < 2e-6, "causal=%d: generic vs avx2 max difference %g", causal, maxdiff);
+        CHECK(maxdiff < 2e-6, "causal=%d: generic vs %s max difference %g", causal, variant_name(1), maxdiff);
     }
     free(q);
     free(k);
@@ -457,7 +468,36 @@ static void test_rope(void) {
             }
 }
 
+/* Run-time selection: the caps and detection of tkr_kctx_init on this architecture. Under qemu
+ * (tests/arm64/run.sh) TKR_EXPECT_NEON_DOT=0/1 says whether the emulated CPU has the dot product. */
+static void test_kctx_caps(void) {
+    tkr_kctx c, g;
+    tkr_kctx_init(&c, NULL, NULL);
+    char d[256];
+    tkr_kctx_describe(&c, d, sizeof d);
+#if defined(__aarch64__)
+    tkr_kctx n;
+    CHECK(c.neon && !c.avx2 && !c.avx512, "aarch64: NEON expected, no x86 flags");
+    CHECK(!strncmp(d, "neon", 4), "describe: %s", d);
+    CHECK(tkr_kctx_init(&n, NULL, "neon") && n.neon && !n.neon_dot, "cap neon keeps NEON, drops dotprod");
+    CHECK(tkr_kctx_init(&n, NULL, "neon-dot") && n.neon && n.neon_dot == c.neon_dot, "cap neon-dot");
+    const char *want = getenv("TKR_EXPECT_NEON_DOT");
+    if (want && *want) CHECK(c.neon_dot == (atoi(want) != 0), "neon_dot is %d, expected %s", c.neon_dot, want);
+#else
+    CHECK(!c.neon && !c.neon_dot, "no NEON flags off aarch64");
+#endif
+    CHECK(tkr_kctx_init(&g, NULL, "generic") && !g.neon && !g.neon_dot && !g.avx2 && !g.avx512, "generic");
+    tkr_kctx_describe(&g, d, sizeof d);
+    CHECK(!strncmp(d, "generic", 7), "describe generic: %s", d);
+    CHECK(!tkr_kctx_init(&g, NULL, "no-such-isa"), "an unknown cap is refused");
+}
+
 int main(void) {
+    char kernels[256];
+    tkr_kctx auto_ctx;
+    tkr_kctx_init(&auto_ctx, NULL, NULL);
+    tkr_kctx_describe(&auto_ctx, kernels, sizeof kernels);
+    printf("# kernels: %s\n", kernels);
     RUN(test_conversions);
     RUN(test_linear);
     RUN(test_linear_variants_agree);
@@ -466,5 +506,6 @@ int main(void) {
     RUN(test_attention);
     RUN(test_attention_variants_agree);
     RUN(test_rope);
+    RUN(test_kctx_caps);
     return test_summary();
 }

@@ -67,7 +67,7 @@ static void test_chunked_scratch(void) {
     int D = tkr_model_dim(big);
     char img_path[1024];
     snprintf(img_path, sizeof img_path, "%s/images/photos/wuffs-hat.jpeg", test_data_dir());
-    tkr_image_input img = {img_path, NULL, 0};
+    tkr_image_input img = {.path = img_path};
     const char *texts[] = {"alpha", "a much longer text with several words in it, and punctuation!",
                            "beta beta beta beta", "an image:"};
     enum { N = 4 };
@@ -103,9 +103,9 @@ static void test_item_errors_are_isolated(void) {
     CHECK(m != NULL, "model loads");
     if (!m) return;
     int D = tkr_model_dim(m);
-    tkr_image_input bad_img = {"/nonexistent/image.png", NULL, 0};
+    tkr_image_input bad_img = {.path = "/nonexistent/image.png"};
     static const uint8_t junk[] = "not an image at all";
-    tkr_image_input junk_img = {NULL, junk, sizeof junk};
+    tkr_image_input junk_img = {.data = junk, .size = sizeof junk};
     int32_t bad_ids[] = {1, 2, 999999999};
     tkr_item items[5];
     for (int i = 0; i < 5; i++) items[i] = tkr_item_default();
@@ -176,7 +176,7 @@ static void test_limits_and_params(void) {
     CHECK(tkr_embed(m, &it, 1, v, &r, &e) == TKR_OK && r.status == TKR_OK, "pad in text-only: %s", r.message);
     char img_path[4096];
     snprintf(img_path, sizeof img_path, "%s/images/photos/wuffs-hat.jpeg", test_data_dir());
-    tkr_image_input img = {img_path, NULL, 0};
+    tkr_image_input img = {.path = img_path};
     it.images = &img;
     it.n_images = 1;
     CHECK(tkr_embed(m, &it, 1, v, &r, &e) == TKR_OK && r.status == TKR_ERR_INVALID_ARG, "extra pad with image: %s", r.message);
@@ -251,7 +251,7 @@ static void test_prepare_threads(void) {
     tkr_item items[N];
     for (int i = 0; i < N; i++) {
         snprintf(path[i], sizeof path[i], "%s/%s", test_data_dir(), files[i]);
-        img[i] = (tkr_image_input){path[i], NULL, 0};
+        img[i] = (tkr_image_input){.path = path[i]};
         items[i] = tkr_item_default();
         items[i].text = i % 2 ? "caption" : "";
         items[i].images = &img[i];

@@ -269,8 +269,14 @@ static void qweight_free(qweight *q) {
     free(q->bias);
 }
 
+#if defined(__aarch64__)
+/* NEON with widening multiplies, then sdot where the CPU has it */
+static const char *caps[] = {"generic", "neon", "neon-dot"};
+#define NCAPS 3
+#else
 static const char *caps[] = {"generic", "avx2", "avx2-vnni", "avx512"};
 #define NCAPS 4
+#endif
 static const tkr_dtype qtypes[] = {TKR_DT_Q8_0, TKR_DT_Q4_0, TKR_DT_Q4_K, TKR_DT_Q6_K};
 
 /* Activations with a few large channels, as real hidden states have. */

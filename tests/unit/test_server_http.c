@@ -40,6 +40,7 @@ static int http_connect(int port) {
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    tkr_socket_nosigpipe(fd);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -52,7 +53,7 @@ static int http_connect(int port) {
 static bool send_all(int fd, const void *data, size_t n) {
     const char *p = data;
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, p, n, tkr_send_flags());
         if (w <= 0) { if (w < 0 && errno == EINTR) continue; return false; }
         p += w;
         n -= (size_t)w;
@@ -76,7 +77,7 @@ static const char *header_value(const http_resp *r, const char *name) {
     return NULL;
 }
 
-/* Reads one response (Content-Length bodies, as MHD sends for buffers). */
+/* Reads one response (the server always sends Content-Length bodies). */
 static bool http_read(int fd, http_resp *r) {
     memset(r, 0, sizeof *r);
     size_t used = 0;
@@ -111,7 +112,7 @@ static bool http_read(int fd, http_resp *r) {
 static bool http_send(int fd, const char *method, const char *path, const char *headers,
                       const char *body, size_t body_len) {
     char head[1024], cl[96] = "";
-    /* like curl: no Content-Length without a body (MHD closes the connection after an early
+    /* like curl: no Content-Length without a body (the server closes the connection after an early
      * answer to a request that announced one) */
     if (body) snprintf(cl, sizeof cl, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s\r\n", method, path,

@@ -1,0 +1,233 @@
+/* cuda_flash.cu - attention on the tensor cores (bf16 mode), flash style.
+ *
+ * One block of 4 warps per (64 query rows, head, sequence); each warp owns 16 rows. Q, K and V
+ * come from the bf16 copy of the fused qkv buffer (written by bias_rope); K and V tiles of 64
+ * keys stream into shared memory with cp.async, two stages deep, so the next tile loads while
+ * this one computes (V is read back transposed with ldmatrix.trans); mma.sync m16n8k16 (bf16
+ * in, float32 accumulate) gives S = Q K^T for the tile, then the online softmax in float32 on the S fragments (the running
+ * maximum and sum of each row are shared by the 4 lanes of a quad), then O += P V with P
+ * taken straight from the S fragments as bf16. S never leaves registers. Causal masking
+ * (text) skips key tiles past the block's last row; grouped-query heads read kv head
+ * h / (n_heads / n_kv). Head sizes 64, 80, 96, 128 (text 128, vision 80).
+ *
+ * Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane = 4 g + t. A (16x16, row-major):
+ * a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..).
+ * B (16x8, "col"): b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g). C (16x8 float):
+ * c0, c1 = (g, 2t..2t+1), c2, c3 = (g + 8, 2t..). */
+#include "backend/cuda/cuda_internal.h"
+
+#include <math.h>
+
+namespace tkrcuda {
+
+namespace {
+
+constexpr int BQ = 64, BK = 64, PAD = 8;
+
+__device__ inline void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ inline uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+__device__ inline uint32_t ld32(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
+
+/* 16 bytes global -> shared, asynchronously; zero-filled when !ok. */
+__device__ inline void cp16(void *smem, const void *gmem, bool ok) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(ok ? 16 : 0));
+}
+__device__ inline void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ inline void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* Two 8x8 bf16 matrices transposed: lanes 0-7 address the rows of the first, 8-15 the second. */
+__device__ inline void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
+    constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                        */
+    __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K [BK][QS], V [BK][QS]) */
+    const int s = blockIdx.z, h = blockIdx.y;
+    const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
+    if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
+    const int q0 = blockIdx.x * BQ;
+    if (q0 >= L) return;
+    const int kvh = h / (a.n_heads / a.n_kv);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
+    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
+    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    auto load_kv = [&](int stage, int k0) {
+        __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
+        for (int i = tid; i < BK * CH; i += 128) {
+            int j = i / CH, c = (i % CH) * 8;
+            bool ok = k0 + j < L;
+            size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
+            cp16(&Ks[j * QS + c], kb + off, ok);
+            cp16(&Vs[j * QS + c], vb + off, ok);
+        }
+    };
+    for (int i = tid; i < BQ * CH; i += 128) {
+        int r = i / CH, c = (i % CH) * 8;
+        bool ok = q0 + r < L;
+        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
+    }
+    const int kend = a.causal ? (q0 + BQ < L ? q0 + BQ : L) : L;
+    const int ntiles = (kend + BK - 1) / BK;
+    load_kv(0, 0);
+    cp_commit();
+    uint32_t qf[KD][4];
+    const int r0 = warp * 16 + g;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const int qp0 = q0 + r0, qp1 = qp0 + 8;
+
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = it * BK;
+        if (it + 1 < ntiles) {
+            load_kv((it + 1) & 1, k0 + BK);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        if (it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                qf[kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
+                qf[kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
+                qf[kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
+                qf[kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
+            }
+        }
+        const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
+        float sc[NB][4];
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+            sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                const __nv_bfloat16 *kr = &Ks[(nb * 8 + g) * QS + kk * 16 + 2 * t];
+                mma_bf16(sc[nb], qf[kk], ld32(kr), ld32(kr + 8));
+            }
+        }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + nb * 8 + 2 * t + (e & 1);
+                int qp = e < 2 ? qp0 : qp1;
+                bool ok = key < L && (!a.causal || key <= qp);
+                sc[nb][e] = ok ? sc[nb][e] * sl2 : -INFINITY;
+            }
+            mx0 = fmaxf(mx0, fmaxf(sc[nb][0], sc[nb][1]));
+            mx1 = fmaxf(mx1, fmaxf(sc[nb][2], sc[nb][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;
+        float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+        m0 = mn0;
+        m1 = mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+            sc[nb][0] = exp2f(sc[nb][0] - b0);
+            sc[nb][1] = exp2f(sc[nb][1] - b0);
+            sc[nb][2] = exp2f(sc[nb][2] - b1);
+            sc[nb][3] = exp2f(sc[nb][3] - b1);
+            ps0 += sc[nb][0] + sc[nb][1];
+            ps1 += sc[nb][2] + sc[nb][3];
+        }
+        l0 = l0 * c0 + ps0;
+        l1 = l1 * c1 + ps1;
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++) {
+            o[nd][0] *= c0;
+            o[nd][1] *= c0;
+            o[nd][2] *= c1;
+            o[nd][3] *= c1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
+                              pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                              pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+            for (int nd = 0; nd < ND; nd++) {
+                uint32_t v0, v1;
+                ldsm_x2_trans(v0, v1, &Vs[(kk * 16 + (lane & 15)) * QS + nd * 8]);
+                mma_bf16(o[nd], pa, v0, v1);
+            }
+        }
+        __syncthreads(); /* this stage is loaded again two tiles on */
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)a.out;
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        int d = h * HD + nd * 8 + 2 * t;
+        if (qp0 < L)
+            *(__nv_bfloat162 *)&out[(size_t)(start + qp0) * a.out_stride + d] =
+                __floats2bfloat162_rn(o[nd][0] * i0, o[nd][1] * i0);
+        if (qp1 < L)
+            *(__nv_bfloat162 *)&out[(size_t)(start + qp1) * a.out_stride + d] =
+                __floats2bfloat162_rn(o[nd][2] * i1, o[nd][3] * i1);
+    }
+}
+
+template <int HD>
+tkr_status launch(const AttnArgs &a, cudaStream_t s) {
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (HD + PAD);
+    if (smem > 48 * 1024 &&
+        cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        return TKR_ERR_UNSUPPORTED;
+    dim3 grid((a.max_len + BQ - 1) / BQ, a.n_heads, a.n_seq);
+    k_flash<HD><<<grid, 128, smem, s>>>(a);
+    return TKR_OK;
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+} // namespace
+
+bool flash_supported(int hd) { return hd == 64 || hd == 80 || hd == 96 || hd == 128; }
+
+tkr_status flash_attention(const AttnArgs &a, cudaStream_t s) {
+    if (a.n_seq <= 0 || a.n_heads <= 0) return TKR_OK;
+    if (!flash_supported(a.hd) || a.last_row_only || a.n_kv <= 0 || a.n_heads % a.n_kv || a.q_stride % 8 ||
+        a.kv_stride % 8 || a.out_stride % 2 || !a.qh || !a.kh || !a.vh || !aligned16(a.qh) || !aligned16(a.kh) ||
+        !aligned16(a.vh))
+        return TKR_ERR_UNSUPPORTED;
+    switch (a.hd) {
+    case 64: return launch<64>(a, s);
+    case 80: return launch<80>(a, s);
+    case 96: return launch<96>(a, s);
+    default: return launch<128>(a, s);
+    }
+}
+
+} // namespace tkrcuda

@@ -1,0 +1,165 @@
+/* cuda_internal.h - the CUDA backend's state and its kernels (C++, nvcc only).
+ *
+ * Precision: `G` is the type of every GEMM input (weights and activations): __nv_bfloat16 in
+ * the default mode, float in fp32 mode. GEMMs accumulate and write float32; the residual
+ * stream, norms, rotary, softmax and activations are float32 whatever the mode.
+ *
+ * Layouts are the CPU's (row-major [rows, cols], see kernels/kernels.h): a linear layer's weight
+ * W [N, K] is stored as on disk, y [M, N] = x [M, K] W^T. Fused weights: the text q|k|v rows
+ * are concatenated into one [(H + 2 KV) hd, D] matrix, gate|up into [2I, D]. */
+#ifndef TKR_CUDA_INTERNAL_H
+#define TKR_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "backend/cuda/cuda.h"
+#include "model/model.h"
+#include "util/error.h"
+}
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace tkrcuda {
+
+/* One linear layer on the device: W [N, K] of G, bias [N] float or NULL. */
+struct Linear {
+    void *w = nullptr;
+    float *b = nullptr;
+    int N = 0, K = 0;
+};
+
+struct TextLayer {
+    float *in_norm = nullptr, *post_norm = nullptr;   /* [D]                  */
+    Linear qkv, o, gateup, down;                        /* fused as said above  */
+};
+
+struct VisionBlock {
+    float *n1w = nullptr, *n1b = nullptr, *n2w = nullptr, *n2b = nullptr; /* [E] */
+    Linear qkv, proj, fc1, fc2;
+};
+
+/* A device buffer that only grows. */
+struct DevBuf {
+    void *p = nullptr;
+    size_t cap = 0;
+};
+
+struct Backend {
+    tkr_backend base;                 /* first: the C side sees a tkr_backend *     */
+    const tkr_model *m = nullptr;
+    int device = 0;
+    bool fp32 = false;
+    char name[400] = {0};
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    void *blas_ws = nullptr;          /* cuBLAS workspace (fixed, so runs repeat)    */
+    /* weights */
+    void *embed = nullptr;            /* [V, D] of G                                 */
+    float *final_norm = nullptr;      /* [D]                                         */
+    TextLayer *layers = nullptr;      /* [L]                                         */
+    float *text_inv = nullptr;        /* [hd/2] rotary frequency                     */
+    int *text_axis = nullptr;         /* [hd/2] which position axis (t, h, w)        */
+    bool has_vision = false;
+    Linear patch, mlp0, mlp2;
+    float *lnq_w = nullptr, *lnq_b = nullptr;
+    VisionBlock *blocks = nullptr;
+    float *vis_inv = nullptr;         /* [hd/2]                                      */
+    int *vis_axis = nullptr;          /* [hd/2] 0 = h, 1 = w                         */
+    /* scratch, grown on demand */
+    DevBuf act, att_s, host_in, host_out; /* host_* are pinned host memory           */
+    size_t weight_bytes = 0;
+    void **allocs = nullptr;          /* every weight allocation, freed with the backend */
+    int n_allocs = 0, cap_allocs = 0;
+    void *stage = nullptr;            /* device staging for raw weight bytes          */
+    size_t stage_cap = 0;
+    int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
+    int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
+    bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
+};
+
+/* ---- kernels (cuda_kernels.cu) ---- */
+enum Act { ACT_NONE = 0, ACT_QUICK_GELU = 1, ACT_GELU_ERF = 2 };
+
+/* dst [n] of G from src [n] of dtype (F32/F16/BF16 bytes already on the device). */
+void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, cudaStream_t s);
+/* x [T, D] float: row t = embed[ids[t]] (G) or extra[extra_row[t]] (float). */
+void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids,
+                  const int32_t *extra_row, const float *extra, int T, int D, cudaStream_t s);
+/* Per row of x [M, D] float: x += a (+ abias) when a != NULL; then y = norm(x), of G (float
+ * when out_f32). rms: RMSNorm (w), else LayerNorm (w, b). Sums in double, as the CPU does. */
+void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms,
+              const float *w, const float *b, float eps, void *y, bool out_f32, cudaStream_t s);
+/* y = act(x + bias) as G (or float when out_f32). x [M, N] float. */
+void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act act, void *y,
+              bool out_f32, cudaStream_t s);
+/* The same with x of G (y may be x). */
+void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act act, void *y, cudaStream_t s);
+/* x [M, 2I] of G = gate | up -> y [M, I] of G: silu(gate) * up (in float32). */
+void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
+/* In place on x [M, row_stride] float: adds bias [n_cols] to the first n_cols columns, then
+ * rotates heads [0, n_rope_heads) in NeoX pairs with angle pos[axis[j]][row] * inv[j].
+ * pos is [n_axes][pos_T]; rows[r] gives the token of row r (NULL = r). xb (or NULL) gets a
+ * bf16 copy of the n_cols results, same layout. */
+void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads,
+               int hd, const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
+               const int *axis, cudaStream_t s, __nv_bfloat16 *xb = nullptr);
+/* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
+void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
+                 cudaStream_t s);
+/* Float copy to G (strided rows): dst [M, N] ld_dst from src [M, N] ld_src. */
+void to_g(bool fp32, void *dst, int ld_dst, const float *src, int ld_src, int M, int N,
+          cudaStream_t s);
+/* Row softmax of S [rows, L] float (scaled by `scale`, causal: row i of each head's [L, L]
+ * block sees keys <= i) into P [rows, L] of G (P may be S in fp32 mode). */
+void softmax_rows(bool fp32, const float *S, int rows, int L, float scale, bool causal, void *P,
+                  cudaStream_t s);
+
+/* ---- attention (cuda_attention.cu) ---- */
+struct AttnArgs {
+    const float *q, *k, *v;   /* float, strides in floats                      */
+    int q_stride, kv_stride;
+    void *out;                /* G, [rows, H*hd] stride out_stride             */
+    int out_stride;
+    int n_heads, n_kv, hd;
+    const int *seq_start;     /* device [n_seq + 1]                            */
+    int n_seq, max_len;
+    bool causal, last_row_only;
+    int skip_len, skip_max;   /* sequences with skip_len <= length <= skip_max
+                                 are left alone (done by GEMMs)                  */
+    /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
+    const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
+};
+/* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
+tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
+
+/* ---- flash attention on the tensor cores (cuda_flash.cu), bf16 mode ---- */
+bool flash_supported(int hd);
+/* out is bf16; not for last_row_only. TKR_ERR_UNSUPPORTED when the shape or alignment does not
+ * fit (the caller then uses attention()). */
+tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
+
+/* ---- GEMMs (cuda_backend.cu) ---- */
+/* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T. */
+tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err,
+                  int ldx = 0, bool out_g = false);
+
+/* ---- forward passes (cuda_forward.cu) ---- */
+tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
+                          const int *grid_w, float *out, tkr_error *err);
+
+/* Helpers shared by the .cu files. */
+tkr_status cuda_fail(tkr_error *err, cudaError_t e, const char *what);
+tkr_status blas_fail(tkr_error *err, cublasStatus_t e, const char *what);
+/* Ensures buf holds at least bytes (device memory, or pinned host memory when host). */
+tkr_status ensure(DevBuf &buf, size_t bytes, bool host, tkr_error *err);
+inline size_t gsize(bool fp32) { return fp32 ? 4 : 2; }
+inline size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+} // namespace tkrcuda
+
+#endif

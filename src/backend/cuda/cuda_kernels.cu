@@ -1,0 +1,275 @@
+/* cuda_kernels.cu - the CUDA backend's element-wise and row kernels (norms, rotary, activations,
+ * gathers, softmax). Float32 arithmetic throughout; G-typed outputs are rounded once at the end.
+ * Every kernel is launched on the backend's stream; errors surface at the next check
+ * (cudaGetLastError / the final synchronisation). */
+#include "backend/cuda/cuda_internal.h"
+
+#include <cuda_fp16.h>
+#include <math.h>
+
+namespace tkrcuda {
+
+namespace {
+
+__device__ inline float to_f(float x) { return x; }
+__device__ inline float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ inline T from_f(float x);
+template <> __device__ inline float from_f<float>(float x) { return x; }
+template <> __device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+inline unsigned blocks_for(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b > 65535u * 32u ? 65535u * 32u : (b ? b : 1));
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. */
+__device__ double block_sum(double v, double *sh) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __syncthreads();
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    double t = 0;
+    int nw = blockDim.x >> 5;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+
+template <typename T>
+__global__ void k_convert(T *dst, const void *src, int dt, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v;
+        if (dt == TKR_DT_F32) v = ((const float *)src)[i];
+        else if (dt == TKR_DT_F16) v = __half2float(((const __half *)src)[i]);
+        else v = __uint_as_float((unsigned)((const uint16_t *)src)[i] << 16);
+        dst[i] = from_f<T>(v);
+    }
+}
+
+template <typename T>
+__global__ void k_embed_gather(float *x, const T *embed, const int32_t *ids, const int32_t *extra_row,
+                               const float *extra, int D) {
+    int t = blockIdx.x;
+    int e = extra_row ? extra_row[t] : -1;
+    float *row = x + (size_t)t * D;
+    if (e >= 0) {
+        const float *src = extra + (size_t)e * D;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) row[i] = src[i];
+    } else {
+        const T *src = embed + (size_t)ids[t] * D;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) row[i] = to_f(src[i]);
+    }
+}
+
+template <typename T>
+__global__ void k_add_norm(float *x, const float *a, const float *abias, int D, int rms, const float *w,
+                           const float *b, float eps, T *y) {
+    __shared__ double sh[32];
+    float *xr = x + (size_t)blockIdx.x * D;
+    const float *ar = a ? a + (size_t)blockIdx.x * D : nullptr;
+    double s = 0, ss = 0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = xr[i];
+        if (ar) {
+            v += ar[i] + (abias ? abias[i] : 0.0f);
+            xr[i] = v;
+        }
+        s += v;
+        ss += (double)v * v;
+    }
+    T *yr = y + (size_t)blockIdx.x * D;
+    if (rms) {
+        ss = block_sum(ss, sh);
+        float inv = (float)(1.0 / sqrt(ss / D + eps));
+        for (int i = threadIdx.x; i < D; i += blockDim.x) yr[i] = from_f<T>(w[i] * (xr[i] * inv));
+        return;
+    }
+    double mean = block_sum(s, sh) / D;
+    double var = 0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        double d = (double)xr[i] - mean;
+        var += d * d;
+    }
+    var = block_sum(var, sh);
+    float inv = (float)(1.0 / sqrt(var / D + eps));
+    float fm = (float)mean;
+    for (int i = threadIdx.x; i < D; i += blockDim.x)
+        yr[i] = from_f<T>((xr[i] - fm) * inv * w[i] + (b ? b[i] : 0.0f));
+}
+
+__device__ inline float act_apply(float v, int act) {
+    if (act == ACT_QUICK_GELU) return v / (1.0f + expf(-1.702f * v));
+    if (act == ACT_GELU_ERF) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    return v;
+}
+
+template <typename TI, typename T>
+__global__ void k_bias_act(const TI *x, const float *bias, size_t M, int N, int act, T *y) {
+    size_t n = M * (size_t)N;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = to_f(x[i]) + (bias ? bias[i % N] : 0.0f);
+        y[i] = from_f<T>(act_apply(v, act));
+    }
+}
+
+template <typename T>
+__global__ void k_silu_mul(const T *x, size_t M, int I, T *y) {
+    size_t n = M * (size_t)I;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / I, c = i % I;
+        float g = to_f(x[r * 2 * I + c]), u = to_f(x[r * 2 * I + I + c]);
+        y[i] = from_f<T>(g / (1.0f + expf(-g)) * u);
+    }
+}
+
+__global__ void k_bias_rope(float *x, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                            const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
+                            const int *axis, __nv_bfloat16 *xb) {
+    int r = blockIdx.x;
+    int tok = rows ? rows[r] : r;
+    float *xr = x + (size_t)r * row_stride;
+    __nv_bfloat16 *br = xb ? xb + (size_t)r * row_stride : nullptr;
+    int half = hd / 2, pairs = n_rope_heads * half;
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int h = p / half, j = p % half;
+        int c0 = h * hd + j, c1 = c0 + half;
+        float a = xr[c0], b = xr[c1];
+        if (bias) {
+            a += bias[c0];
+            b += bias[c1];
+        }
+        float ang = (float)pos[(size_t)axis[j] * pos_T + tok] * inv[j];
+        float c = cosf(ang), s = sinf(ang);
+        float y0 = a * c - b * s, y1 = b * c + a * s;
+        xr[c0] = y0;
+        xr[c1] = y1;
+        if (br) {
+            br[c0] = __float2bfloat16_rn(y0);
+            br[c1] = __float2bfloat16_rn(y1);
+        }
+    }
+    for (int c = n_rope_heads * hd + threadIdx.x; c < n_cols; c += blockDim.x) {
+        float v = xr[c] + (bias ? bias[c] : 0.0f);
+        if (bias) xr[c] = v;
+        if (br) br[c] = __float2bfloat16_rn(v);
+    }
+}
+
+__global__ void k_gather(uint16_t *dst, const uint16_t *src, const int32_t *rows, size_t row_elems) {
+    const uint16_t *s = src + (size_t)rows[blockIdx.x] * row_elems;
+    uint16_t *d = dst + (size_t)blockIdx.x * row_elems;
+    for (size_t i = threadIdx.x; i < row_elems; i += blockDim.x) d[i] = s[i];
+}
+
+template <typename T>
+__global__ void k_to_g(T *dst, int ldd, const float *src, int lds, int M, int N) {
+    size_t n = (size_t)M * N;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / N, c = i % N;
+        dst[r * ldd + c] = from_f<T>(src[r * lds + c]);
+    }
+}
+
+template <typename T>
+__global__ void k_softmax(const float *S, int L, float scale, int causal, T *P) {
+    __shared__ float shf[32];
+    size_t row = blockIdx.x;
+    int qi = (int)(row % L);
+    int n = causal ? qi + 1 : L;
+    const float *sr = S + row * L;
+    T *pr = P + row * L;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sr[j]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) shf[warp] = mx;
+    __syncthreads();
+    mx = shf[0];
+    for (int i = 1; i < nw; i++) mx = fmaxf(mx, shf[i]);
+    __syncthreads();
+    float sum = 0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) sum += expf((sr[j] - mx) * scale);
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) shf[warp] = sum;
+    __syncthreads();
+    sum = 0;
+    for (int i = 0; i < nw; i++) sum += shf[i];
+    float inv = 1.0f / sum;
+    for (int j = threadIdx.x; j < L; j += blockDim.x)
+        pr[j] = from_f<T>(j < n ? expf((sr[j] - mx) * scale) * inv : 0.0f);
+}
+
+} // namespace
+
+void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, cudaStream_t s) {
+    if (fp32) k_convert<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)dst, src, (int)dt, n);
+    else k_convert<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>((__nv_bfloat16 *)dst, src, (int)dt, n);
+}
+
+void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids, const int32_t *extra_row,
+                  const float *extra, int T, int D, cudaStream_t s) {
+    if (T <= 0) return;
+    if (fp32) k_embed_gather<float><<<T, 256, 0, s>>>(x, (const float *)embed, ids, extra_row, extra, D);
+    else k_embed_gather<__nv_bfloat16><<<T, 256, 0, s>>>(x, (const __nv_bfloat16 *)embed, ids, extra_row, extra, D);
+}
+
+void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms, const float *w,
+              const float *b, float eps, void *y, bool out_f32, cudaStream_t s) {
+    if (M <= 0) return;
+    if (fp32 || out_f32) k_add_norm<float><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
+    else k_add_norm<__nv_bfloat16><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
+}
+
+void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act act, void *y, bool out_f32,
+              cudaStream_t s) {
+    size_t n = (size_t)M * N;
+    if (n == 0) return;
+    if (fp32 || out_f32) k_bias_act<float, float><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (float *)y);
+    else k_bias_act<float, __nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(x, bias, M, N, act, (__nv_bfloat16 *)y);
+}
+
+void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act act, void *y, cudaStream_t s) {
+    size_t n = (size_t)M * N;
+    if (n == 0) return;
+    if (fp32)
+        k_bias_act<float, float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, bias, M, N, act, (float *)y);
+    else
+        k_bias_act<__nv_bfloat16, __nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>(
+            (const __nv_bfloat16 *)x, bias, M, N, act, (__nv_bfloat16 *)y);
+}
+
+void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s) {
+    size_t n = (size_t)M * I;
+    if (n == 0) return;
+    if (fp32) k_silu_mul<float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, M, I, (float *)y);
+    else
+        k_silu_mul<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>((const __nv_bfloat16 *)x, M, I,
+                                                                     (__nv_bfloat16 *)y);
+}
+
+void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+               const int32_t *pos, int pos_T, const int32_t *rows, const float *inv, const int *axis,
+               cudaStream_t s, __nv_bfloat16 *xb) {
+    if (M <= 0) return;
+    k_bias_rope<<<M, 128, 0, s>>>(x, row_stride, n_cols, bias, n_rope_heads, hd, pos, pos_T, rows, inv, axis, xb);
+}
+
+void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes, cudaStream_t s) {
+    if (M <= 0) return;
+    k_gather<<<M, 256, 0, s>>>((uint16_t *)dst, (const uint16_t *)src, rows, row_bytes / 2);
+}
+
+void to_g(bool fp32, void *dst, int ld_dst, const float *src, int ld_src, int M, int N, cudaStream_t s) {
+    size_t n = (size_t)M * N;
+    if (n == 0) return;
+    if (fp32) k_to_g<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)dst, ld_dst, src, ld_src, M, N);
+    else k_to_g<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>((__nv_bfloat16 *)dst, ld_dst, src, ld_src, M, N);
+}
+
+void softmax_rows(bool fp32, const float *S, int rows, int L, float scale, bool causal, void *P, cudaStream_t s) {
+    if (rows <= 0) return;
+    if (fp32) k_softmax<float><<<rows, 256, 0, s>>>(S, L, scale, causal, (float *)P);
+    else k_softmax<__nv_bfloat16><<<rows, 256, 0, s>>>(S, L, scale, causal, (__nv_bfloat16 *)P);
+}
+
+} // namespace tkrcuda

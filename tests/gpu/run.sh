@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh - the GPU checks, on a machine with an NVIDIA GPU (sm_90 code + PTX) and nvcc:
+#   1. build: make CUDA=1 into $TKR_BUILD (default build-cuda; CFLAGS / LDLIBS from the
+#      environment as make takes them; with TKR_GPU_NO_BUILD=1 the binaries already there are
+#      used; if the build fails and $TKR_GPU_FALLBACK_BUILD holds binaries, those are used);
+#   2. every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
+#      --precision fp32 at cos >= 0.99999, both attention paths (direct kernel, cuBLAS), and
+#      bf16 at cos >= 0.999; the same items GPU against CPU (fp32, >= 0.99999); run-to-run
+#      determinism (bit-identical vectors); a small batch budget;
+#   3. unless --no-bench: bench/bench_gpu_hf.py (HF transformers, bf16, sdpa, random 2B shape)
+#      and bench/bench_gpu (ours, same model directory and input shapes) in the same run.
+# Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
+# Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
+# TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+LOGDIR=${OUT:-$ROOT/tests/out/gpu}
+mkdir -p "$LOGDIR"
+LOG=$LOGDIR/gpu.log
+export TKR_BUILD=${TKR_BUILD:-$ROOT/build-cuda}
+source "$ROOT/tests/lib/modeldir.sh"
+require_data
+say() { echo "$*" | tee -a "$LOG"; }
+rc=0
+# check NAME CMD...: runs CMD (2 minutes at most), its output into the log; PASS/FAIL + last line
+check() {
+  local name=$1; shift
+  echo "=== $name: $*" >>"$LOG"
+  local out
+  out=$(timeout 300 "$@" 2>&1); local r=$?
+  echo "$out" >>"$LOG"
+  if [ $r -eq 0 ]; then say "PASS $name | $(echo "$out" | tail -1)"; else say "FAIL $name (rc $r) | $(echo "$out" | tail -1)"; rc=1; fi
+}
+
+say "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1)"
+say "== nvcc: $(nvcc --version 2>&1 | tail -1)"
+if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
+  t0=$(date +%s)
+  if make -j"$(nproc)" CUDA=1 BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
+       "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
+    say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
+  elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
+    say "FAIL build (make CUDA=1): see gpu.log; going on with $TKR_GPU_FALLBACK_BUILD"; rc=1
+    export TKR_BUILD=$TKR_GPU_FALLBACK_BUILD
+  else
+    say "FAIL build (make CUDA=1): see gpu.log"; exit 1
+  fi
+fi
+TKR=$TKR_BUILD/tkr-embed
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+CE="python3 $ROOT/tests/lib/compare_expected.py"
+CD="python3 $ROOT/tests/gpu/compare_devices.py"
+for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
+  make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
+  exp=$ROOT/tests/fixtures/expected/$m.jsonl
+  fx=$ROOT/tests/fixtures
+  check "hf-ref fp32 $m" $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision fp32"
+  check "hf-ref fp32 direct-attention $m" env TKR_CUDA_ATTN_GEMM_MIN=1000000000 \
+    $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision fp32"
+  check "hf-ref fp32 gemm-attention $m" env TKR_CUDA_ATTN_GEMM_MIN=1 \
+    $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision fp32"
+  check "hf-ref bf16 $m" $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" \
+    --min-cos 0.999
+  if [ "$m" = m3-h128-bf16 ]; then  # head sizes 128 / 80: the tensor-core kernel against the direct one
+    check "hf-ref bf16 no-flash $m" env TKR_CUDA_FLASH=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+      --args "--device cuda --precision bf16" --min-cos 0.999
+    check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+      --a "--device cuda" --b "--device cuda --precision fp32" --min-cos 0.999
+  fi
+  check "hf-ref fp32 batch-64 $m" $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+    --args "--device cuda --precision fp32 --max-batch-tokens 64"
+  check "gpu-vs-cpu fp32 $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --a "--device cpu" \
+    --b "--device cuda --precision fp32"
+  check "determinism bf16 $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --a "--device cuda" \
+    --b "--device cuda" --identical
+  rm -f "$tmp/$m/model.safetensors"
+done
+
+if [ "${1:-}" != "--no-bench" ]; then
+  B=${TKR_BENCH_DIR:-/tmp/tkr-bench-2b}
+  rm -rf "$B"
+  say "== bench: HF transformers (bench/bench_gpu_hf.py)"
+  PYTHONUNBUFFERED=1 timeout 400 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
+    2>>"$LOG" | tee "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
+  say "== bench: tkr-embed (bench/bench_gpu, bf16)"
+  timeout 300 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --img1280 "$B/img1280.jpg" \
+    2>>"$LOG" | tee "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }
+  say "== bench: tkr-embed fp32 text (bench/bench_gpu --precision fp32 --text-only)"
+  timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --precision fp32 --text-only --runs 3 \
+    2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu fp32"; rc=1; }
+  rm -rf "$B"
+fi
+say "== done rc=$rc"
+exit $rc
