@@ -59,7 +59,9 @@ static void test_image_against_hf(void) {
     CHECK(reference("images/photos/skimage-chelsea.png", ref, dim, &ref_tokens), "no reference line");
     char path[4096];
     snprintf(path, sizeof path, "%s/images/photos/skimage-chelsea.png", test_data_dir());
-    tkr_image_input img = {path, NULL, 0};
+    tkr_image_input img;
+    memset(&img, 0, sizeof img);
+    img.path = path;
     tkr_item it = tkr_item_default();
     it.images = &img;
     it.n_images = 1;
@@ -90,7 +92,9 @@ static void test_without_mmproj(void) {
     CHECK(tkr_embed(m, &it, 1, v, &r, &e) == TKR_OK && r.status == TKR_OK, "text: %s", r.message);
     char path[4096];
     snprintf(path, sizeof path, "%s/images/photos/skimage-chelsea.png", test_data_dir());
-    tkr_image_input img = {path, NULL, 0};
+    tkr_image_input img;
+    memset(&img, 0, sizeof img);
+    img.path = path;
     it.images = &img;
     it.n_images = 1;
     CHECK(tkr_embed(m, &it, 1, v, &r, &e) == TKR_OK && r.status == TKR_ERR_UNSUPPORTED &&
