@@ -213,7 +213,9 @@ typedef struct {
 tkr_model_params tkr_model_default_params(void);
 
 /* Loads a Hugging Face Qwen2-VL / Ops-MM-embedding directory (config.json, safetensors,
- * tokenizer files). */
+ * tokenizer files), or GGUF files as llama.cpp writes them: a .gguf text model (its vision tower
+ * from params.mmproj, else none), or a directory of one model .gguf and at most one
+ * mmproj*.gguf (docs/gguf.md). */
 tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
                           tkr_error *err);
 void tkr_model_free(tkr_model *model);

@@ -9,7 +9,7 @@ require_data
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rc=0
-for m in m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16; do
+for m in m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16 m4-gguf-src; do
   make_model_dir "$m" "$tmp/$m"
   echo "== $m"
   python3 "$ROOT/tests/lib/compare_expected.py" "$TKR_BUILD/tkr-embed" "$tmp/$m" \
