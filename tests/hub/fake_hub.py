@@ -99,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.note()
-        p = self.path.split("?")[0]
+        p = self.path.split("?")[0]  # (query strings, e.g. tree's ?recursive=, are ignored)
         if p.startswith("/cdn/"):
             return self.cdn(p[5:])
         if not self.authorized():
@@ -111,6 +111,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(404, b'{"error":"Repository or revision not found"}')
             body = {"id": f"{parts[2]}/{parts[3]}", "sha": commit,
                     "siblings": [{"rfilename": k} for k in sorted(files)]}
+            return self.send(200, json.dumps(body).encode())
+        if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
+            # huggingface_hub's list_repo_tree (snapshot_download lists files this way)
+            commit, files = resolve(f"{parts[2]}/{parts[3]}", parts[5])
+            if commit is None:
+                return self.send(404, b'{"error":"Repository or revision not found"}')
+            body = [{"type": "file", "path": k, "size": len(v["data"]), "oid": v["etag"],
+                     **({"lfs": {"oid": v["sha256"], "size": len(v["data"]), "pointerSize": 134}} if v["lfs"] else {})}
+                    for k, v in sorted(files.items())]
             return self.send(200, json.dumps(body).encode())
         if len(parts) >= 5 and parts[2] == "resolve":
             if FAULTS.get("redirect_loop"):
