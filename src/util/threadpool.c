@@ -17,6 +17,7 @@ struct tkr_pool {
     unsigned long generation;
     int quit;
     int active;               /* workers still inside the current loop */
+    int started;              /* workers that finished starting (tkr_pool_init waits for all) */
     /* the current loop */
     tkr_task_fn fn;
     void *ctx;
@@ -44,6 +45,8 @@ static void *worker_main(void *argp) {
     free(arg);
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
+    p->started++;
+    pthread_cond_signal(&p->done);
     for (;;) {
         while (!p->quit && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
         if (p->quit) break;
@@ -87,6 +90,13 @@ tkr_status tkr_pool_init(int n_threads, tkr_pool **out, tkr_error *err) {
                 return tkr_fail(err, TKR_ERR_INTERNAL, "cannot start thread %d", i);
             }
         }
+        /* Return only once every worker is parked in its wait: a thread still starting up
+         * allocates (its free(arg), the runtime's own per-thread setup), and a fork() made by
+         * the caller meanwhile (the PDF renderer's child) could inherit an allocator lock held
+         * by it; GCC 12's ASan allocator then deadlocks in the child. */
+        pthread_mutex_lock(&p->mu);
+        while (p->started < n_threads - 1) pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
     }
     *out = p;
     return TKR_OK;
