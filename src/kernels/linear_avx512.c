@@ -211,32 +211,38 @@ static inline __attribute__((always_inline)) void tile_bf16(const int MRc, const
 static inline __attribute__((always_inline)) void tile_w16(const int MRc, const float *x, size_t ldx,
                                                            const uint32_t *pw, int kb, float *c,
                                                            size_t ldc, bool load_c) {
+    /* Registers: 24 accumulators + 4 weight vectors + 1 broadcast. The odd half is re-read from
+     * the panel (L1) with a zero-masked 16-bit load rather than kept from the even half's load:
+     * keeping both would need 8 weight registers and spill accumulators (33 > 32). The pointer
+     * goes through an empty asm so that the compiler cannot merge the two loads. */
     __m512 a[MR][NV];
-    const __m512i hi_mask = _mm512_set1_epi32((int)0xFFFF0000u);
+    const __mmask32 odd = (__mmask32)0xAAAAAAAAu; /* the upper 16 bits of each 32-bit pair */
 #pragma GCC unroll 6
     for (int r = 0; r < MRc; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) a[r][v] = load_c ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     int kp = kb / 2;
     for (int j = 0; j < kp; j++) {
-        __m512 we[NV], wo[NV];
+        const uint32_t *pj = pw + (size_t)j * NR;
+        __m512 w[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            __m512i pr = _mm512_load_si512((const void *)(pw + (size_t)j * NR + 16 * v));
-            we[v] = _mm512_castsi512_ps(_mm512_slli_epi32(pr, 16));
-            wo[v] = _mm512_castsi512_ps(_mm512_and_si512(pr, hi_mask));
-        }
+        for (int v = 0; v < NV; v++)
+            w[v] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_load_si512((const void *)(pj + 16 * v)), 16));
 #pragma GCC unroll 6
         for (int r = 0; r < MRc; r++) {
             __m512 xe = _mm512_set1_ps(x[r * ldx + 2 * (size_t)j]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xe, we[v], a[r][v]);
+            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xe, w[v], a[r][v]);
         }
+        __asm__("" : "+r"(pj));
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            w[v] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(odd, (const void *)(pj + 16 * v)));
 #pragma GCC unroll 6
         for (int r = 0; r < MRc; r++) {
             __m512 xo = _mm512_set1_ps(x[r * ldx + 2 * (size_t)j + 1]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xo, wo[v], a[r][v]);
+            for (int v = 0; v < NV; v++) a[r][v] = _mm512_fmadd_ps(xo, w[v], a[r][v]);
         }
     }
     if (kb & 1) {
