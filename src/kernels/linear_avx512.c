@@ -6,7 +6,7 @@
  * against one panel: per k, 4 panel loads and 6 broadcasts of x feed 24 FMAs, so the two FMA
  * pipes are the limit. F32 and F16 (vcvtph2ps) panels are float32, pack[panel][k][64]; BF16
  * panels keep the raw bf16 pairs, pack[panel][k/2][64] (32 bits each), which the tile widens
- * (shift / mask: 2 integer ops per 12 FMAs), so the packing moves half the bytes and converts
+ * (a shift for the even k, a zero-masked 16-bit load for the odd k), so the packing moves half the bytes and converts
  * nothing. The transposition is a 16x16 register transpose of 32-bit elements.
  *
  * Batch invariance (the same contract as AVX2, and the same bits): each y[m, n] is ONE FMA chain
@@ -206,8 +206,8 @@ static inline __attribute__((always_inline)) void tile_bf16(const int MRc, const
  * (the fast mode's panels, [kb/2][64] 32-bit pairs), widened here: the even k of a pair is the
  * pair shifted left by 16, the odd k the pair with its low half cleared. The FMA chain is the
  * same as tile()'s (k in order from +0), so the bits are too; the packing writes half the bytes
- * and does no conversion, the tile pays 2 integer ops per 12 FMAs. kb odd: the last pair's
- * upper half is not used (x has no column there). */
+ * and does no conversion; the tile pays one shift per 12 FMAs (the odd half is a masked load).
+ * kb odd: the last pair's upper half is not used (x has no column there). */
 static inline __attribute__((always_inline)) void tile_w16(const int MRc, const float *x, size_t ldx,
                                                            const uint32_t *pw, int kb, float *c,
                                                            size_t ldc, bool load_c) {
