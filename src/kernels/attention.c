@@ -100,6 +100,19 @@ static int chunk_rows(int T, int pairs, int threads) {
     return rows < 48 ? 48 : rows;
 }
 
+/* The query rows [lo, hi) of sequence s (relative to its start) this call computes: all of
+ * them, or those inside the window [q_row0, q_row1) of packed rows (empty when outside). */
+static void query_window(const tkr_attention_args *a, int s, int *lo, int *hi) {
+    int t0 = a->seq_start[s], T = a->seq_start[s + 1] - t0;
+    *lo = 0;
+    *hi = T;
+    if (a->q_row1 > 0 && !a->last_row_only) {
+        if (a->q_row0 - t0 > *lo) *lo = a->q_row0 - t0;
+        if (a->q_row1 - t0 < *hi) *hi = a->q_row1 - t0;
+        if (*hi < *lo) *hi = *lo;
+    }
+}
+
 tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     int threads = tkr_pool_size(ctx->pool);
     int max_T = 0;
@@ -111,8 +124,11 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     int pairs = a->n_seq * a->n_heads;
     size_t n_tasks = 0;
     for (int s = 0; s < a->n_seq; s++) {
-        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
-        if (T > 0) n_tasks += (size_t)a->n_heads * (a->last_row_only ? 1 : (size_t)((T + rows - 1) / rows));
+        int T = a->seq_start[s + 1] - a->seq_start[s], lo, hi;
+        query_window(a, s, &lo, &hi);
+        int rows = chunk_rows(hi - lo, pairs, threads);
+        if (T > 0 && a->last_row_only) n_tasks += (size_t)a->n_heads;
+        else if (hi > lo) n_tasks += (size_t)a->n_heads * (size_t)((hi - lo + rows - 1) / rows);
     }
     bool avx2 = false;
 #ifdef TKR_HAVE_X86
@@ -138,14 +154,16 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     }
     size_t t = 0;
     for (int s = 0; s < a->n_seq; s++) {
-        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
+        int T = a->seq_start[s + 1] - a->seq_start[s], lo, hi;
+        query_window(a, s, &lo, &hi);
+        int rows = chunk_rows(hi - lo, pairs, threads);
         for (int h = 0; h < a->n_heads && T > 0; h++) {
             if (a->last_row_only) {
                 tasks[t++] = (att_task_def){s, h, T - 1, T};
                 continue;
             }
-            for (int i0 = 0; i0 < T; i0 += rows)
-                tasks[t++] = (att_task_def){s, h, i0, i0 + rows < T ? i0 + rows : T};
+            for (int i0 = lo; i0 < hi; i0 += rows)
+                tasks[t++] = (att_task_def){s, h, i0, i0 + rows < hi ? i0 + rows : hi};
         }
     }
     att_job j = {ctx, a, tasks, scratch, per_thread, avx2, neon};

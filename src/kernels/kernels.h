@@ -98,7 +98,11 @@ void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int he
  * Grouped-query: head h reads kv head h / (n_heads / n_kv). Softmax in float32.
  * last_row_only: only each sequence's last token is a query (the decoder's last layer, where
  *   nothing else is pooled): q and out then hold n_seq rows, row s for sequence s, and each
- *   result is bit for bit the one the full computation gives for that row. */
+ *   result is bit for bit the one the full computation gives for that row.
+ * q_row1 > 0 (and not last_row_only): only the packed rows [q_row0, q_row1) are queries, so that
+ *   a long input's queries can go a chunk at a time against all its keys (bounded scratch): q and
+ *   out then hold q_row1 - q_row0 rows, packed row r at r - q_row0; each result is again bit for
+ *   bit the full computation's. Zero (the default) = every row. */
 typedef struct {
     const float *q, *k, *v;
     int q_stride, kv_stride;        /* floats between consecutive token rows */
@@ -109,6 +113,7 @@ typedef struct {
     int n_seq;
     bool causal;
     bool last_row_only;
+    int q_row0, q_row1;             /* query row window (see above); 0, 0 = all rows */
 } tkr_attention_args;
 
 /* Returns TKR_OK, or TKR_ERR_NOMEM when its per-thread scratch cannot be allocated. */

@@ -47,7 +47,7 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
 
 /* Row of q / out that holds query row i (relative to the start) of sequence s. */
 static inline size_t tkr_att_q_row(const tkr_attention_args *a, int s, int i) {
-    return a->last_row_only ? (size_t)s : (size_t)(a->seq_start[s] + i);
+    return a->last_row_only ? (size_t)s : (size_t)(a->seq_start[s] + i - (a->q_row1 > 0 ? a->q_row0 : 0));
 }
 
 /* Per-thread scratch floats the AVX2 attention needs for sequences of up to max_T tokens. */
