@@ -203,11 +203,11 @@ typedef struct {
                                     buffers that grow with tokens x intermediate size): rows
                                     are processed in chunks that fit; default 256 MiB; any
                                     value >= 1 gives the same bits (rows are independent)   */
-    bool release_vision_weights; /* after each CPU vision pass, drop the vision tower's
-                                    mapped weight pages from memory (they come back from the
-                                    page cache at the next image), so the peak is the larger
-                                    of tower and decoder, not both; default true; ignored
-                                    when weights are not memory-mapped                      */
+    bool release_vision_weights; /* opt-in: after each CPU vision pass, drop the vision
+                                    tower's mapped weight pages from memory (they come back
+                                    from the page cache at the next image, which costs time),
+                                    so the peak is the larger of tower and decoder, not both;
+                                    default false; ignored when weights are not mapped      */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */

@@ -65,9 +65,9 @@ static void usage(FILE *f) {
             "  --max-scratch-mb N       activation scratch: long items go through the MLPs and\n"
             "                           attention queries in row chunks within N MiB (default\n"
             "                           256; any value gives the same vectors)\n"
-            "  --keep-vision-weights    keep the vision tower's weight pages resident between\n"
-            "                           images (default: dropped after each image pass, so the\n"
-            "                           decoder's peak memory does not include them)\n"
+            "  --release-vision-weights drop the vision tower's weight pages after each image\n"
+            "                           pass, so the decoder's peak memory does not include them\n"
+            "                           (the next image maps them again: slower; default off)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
             "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
@@ -489,8 +489,8 @@ int tkr_cmd_embed(int argc, char **argv) {
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
             mp.n_threads = (int)v;
             i++;
-        } else if (!strcmp(a, "--keep-vision-weights")) {
-            mp.release_vision_weights = false;
+        } else if (!strcmp(a, "--release-vision-weights")) {
+            mp.release_vision_weights = true;
         } else if (!strcmp(a, "--max-scratch-mb")) {
             if (!tkr_cli_parse_int(a, next, 1, 1 << 20, &v)) return 2;
             mp.max_scratch_bytes = (size_t)v << 20;

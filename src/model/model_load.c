@@ -31,7 +31,7 @@ tkr_model_params tkr_model_default_params(void) {
     p.truncate = false;
     p.use_mmap = true;
     p.max_scratch_bytes = (size_t)256 << 20;
-    p.release_vision_weights = true;
+    p.release_vision_weights = false; /* costs a re-map per image pass: opt-in */
     p.media = tkr_media_default_limits();
     return p;
 }
@@ -440,8 +440,9 @@ static void release_tensor(const tkr_tensor *t) {
 /* The vision tower runs once per image batch, the decoder after it: without this, its weights
  * (0.7 GB at Q8_0 for the 7B's tower) stay resident beside the decoder's for the whole decoder
  * pass and set the peak. Dropping their pages makes the peak max(tower, decoder) instead of the
- * sum; the next image maps them again from the page cache (about 60 ms for 0.7 GB here,
- * docs/benchmarks.md "Memory"). Only file mappings (m->release_vision_pages). */
+ * sum; the next image maps them again from the page cache, which costs time (1.8 s for
+ * 0.7 GB on the loaded test machine, docs/benchmarks.md "Memory"), hence opt-in
+ * (params.release_vision_weights). Only file mappings (m->release_vision_pages). */
 void tkr_model_release_vision_pages(const tkr_model *m) {
     if (!m->release_vision_pages) return;
     const tkr_vision_weights *v = &m->vis;

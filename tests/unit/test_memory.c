@@ -3,7 +3,7 @@
  *   - row chunks: budgets that cut the decoder's rows (queries included) and the vision tower's
  *     patches into chunks that cross sequence boundaries give the same bits as the default
  *     (one chunk), for a batch of a long text, short texts, an image and text+image;
- *   - releasing the vision tower's pages after each image pass (the default) gives the same bits
+ *   - releasing the vision tower's pages after each image pass (opt-in) gives the same bits
  *     as keeping them, on the first image and on the next ones (pages mapped again), and with
  *     weights read into memory (use_mmap off: the release must then do nothing); on Linux the
  *     mmproj mapping's resident size shows the pages did go. */
