@@ -13,7 +13,9 @@
 #      side, inside both engines' token limits (tkr-embed 256..1280, llama.cpp's qwen2vl
 #      8..4096), so neither engine's smart_resize changes it and both get the same patch grid:
 #      448x448 -> 16x16 = 256 merged tokens, 1120x896 -> 40x32 = 1280;
-#   3. per image, starts both engines once (load timed apart as load_s, one warm-up run) and
+#   3. per image, starts both engines once (load timed apart as load_s, one warm-up run on a
+#      448x448 image, so that a long image is not run once more untimed; libmtmd's own
+#      46x46-token warm-up encode at load is off) and
 #      alternates them run by run (tkr llama, llama tkr, ...); each run is one embedding of the
 #      image item, from decoded pixels (the PPM is read once, untimed, on both sides) through
 #      the engine's preprocessing (resize, normalisation, patches), the vision tower, and the
@@ -29,12 +31,17 @@
 # Knobs: MODEL, MMPROJ (the GGUF pair; both engines load these very files); LLAMA_DIR (default
 # bench/.peer/native/src, bench_peer.sh's native build); THREADS (2); ROUNDS (7); SIZES
 # ("448x448 1120x896", WIDTHxHEIGHT); UBATCH (0 = the whole prompt in one ubatch; llama-mtmd-cli
-# uses 512); MIN_COSINE (0.98); TKR_KERNELS (caps tkr-embed's kernels).
-# Run it under the bench lock when the numbers are to be quoted:
+# uses 512); MIN_COSINE (0.98); CHECK_VECTORS (1; 0 skips the vector check, which costs one
+# more run of each engine); TKR_KERNELS (caps tkr-embed's kernels); LOCK (a file: each
+# engine start and each timed run holds flock on it, and releases it in between, so that a long
+# measurement on a shared machine never holds the lock for long; runs stay alternated).
+# On a shared machine, quote numbers taken under the bench lock, either whole:
 #   flock /work/helpers/bench.lock bench/image_peer.sh
+# or run by run (a 1280-token round takes minutes under load):
+#   LOCK=/work/helpers/bench.lock bench/image_peer.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-THREADS=${THREADS:-2}; ROUNDS=${ROUNDS:-7}; UBATCH=${UBATCH:-0}; MIN_COSINE=${MIN_COSINE:-0.98}
+THREADS=${THREADS:-2}; ROUNDS=${ROUNDS:-7}; CHECK_VECTORS=${CHECK_VECTORS:-1}; UBATCH=${UBATCH:-0}; MIN_COSINE=${MIN_COSINE:-0.98}
 SIZES=${SIZES:-"448x448 1120x896"}
 LLAMA_DIR=${LLAMA_DIR:-$ROOT/bench/.peer/native/src}
 MODEL=${MODEL:?set MODEL to the text GGUF (e.g. a tkr-embed quantize output)}
@@ -42,6 +49,10 @@ MMPROJ=${MMPROJ:-$(dirname "$MODEL")/mmproj-$(basename "$MODEL")}
 PEER_BIN_DIR=${PEER_BIN_DIR:-$ROOT/bench/.peer/bin}
 
 die() { echo "image_peer: $*" >&2; exit 1; }
+LOCK_FD=
+if [ -n "${LOCK:-}" ]; then exec {LOCK_FD}>>"$LOCK"; fi
+lock() { [ -z "$LOCK_FD" ] || flock "$LOCK_FD"; }
+unlock() { [ -z "$LOCK_FD" ] || flock -u "$LOCK_FD"; }
 [ -f "$MODEL" ] || die "$MODEL: no such file"
 [ -f "$MMPROJ" ] || die "$MMPROJ: no such file (set MMPROJ)"
 
@@ -94,10 +105,10 @@ start_engine() { # ENGINE IMAGE: starts it on two fifos, returns once it is "rea
   rm -f "$WORK/$e.in" "$WORK/$e.out"
   mkfifo "$WORK/$e.in" "$WORK/$e.out"
   (
-    for fd in "${EIN[@]}" "${EOUT[@]}"; do eval "exec $fd>&-"; done
+    for fd in "${EIN[@]}" "${EOUT[@]}" $LOCK_FD; do eval "exec $fd>&-"; done
     case $e in
-      tkr) exec "$ROOT/build/bench/bench_image_tkr" "$MODEL" "$2" "${TKR_FLAGS[@]}" --stdin ;;
-      llama) exec "$PEER_BIN" "$MODEL" "$MMPROJ" "$2" --threads "$THREADS" --ubatch "$UBATCH" --stdin ;;
+      tkr) exec "$ROOT/build/bench/bench_image_tkr" "$MODEL" "$2" "${TKR_FLAGS[@]}" --warmup "$WORK/warm.ppm" --stdin ;;
+      llama) exec "$PEER_BIN" "$MODEL" "$MMPROJ" "$2" --threads "$THREADS" --ubatch "$UBATCH" --warmup "$WORK/warm.ppm" --stdin ;;
     esac
   ) < "$WORK/$e.in" > "$WORK/$e.out" 2> "$WORK/$e.err" &
   EPID[$e]=$!
@@ -134,9 +145,10 @@ rows=()
 for size in $SIZES; do
   w=${size%x*}; h=${size#*x}
   ppm "$w" "$h" "$WORK/img.ppm"
+  [ -f "$WORK/warm.ppm" ] || ppm 448 448 "$WORK/warm.ppm"
   : > "$WORK/tkr.runs"; : > "$WORK/llama.runs"; : > "$WORK/llama.enc"; : > "$WORK/pairs"
-  start_engine tkr "$WORK/img.ppm"
-  start_engine llama "$WORK/img.ppm"
+  lock; start_engine tkr "$WORK/img.ppm"; unlock
+  lock; start_engine llama "$WORK/img.ppm"; unlock
   for e in image_tokens prompt_tokens; do
     [ "$(cat "$WORK/tkr.$e")" = "$(cat "$WORK/llama.$e")" ] ||
       die "$size: the engines disagree on $e: tkr-embed $(cat "$WORK/tkr.$e"), llama.cpp $(cat "$WORK/llama.$e")"
@@ -144,27 +156,31 @@ for size in $SIZES; do
   for ((r = 1; r <= ROUNDS; r++)); do
     order="tkr llama"; [ $((r % 2)) -eq 0 ] && order="llama tkr"
     for e in $order; do
-      read -r t enc <<<"$(ask "$e" run run_s)"
+      lock; read -r t enc <<<"$(ask "$e" run run_s)"; unlock
       echo "$t" >> "$WORK/$e.runs"
       [ "$e" = llama ] && echo "$enc" >> "$WORK/llama.enc"
       echo "$r $e $t" >> "$WORK/pairs"
     done
-    printf '  %s round %d/%d\n' "$size" "$r" "$ROUNDS" >&2
+    printf '  %s round %d/%d: tkr-embed %s s, llama.cpp %s s\n' "$size" "$r" "$ROUNDS" \
+      "$(tail -1 "$WORK/tkr.runs")" "$(tail -1 "$WORK/llama.runs")" >&2
   done
-  ask tkr "dump $WORK/tkr.vec" dumped >/dev/null
-  ask llama "dump $WORK/llama.vec" dumped >/dev/null
+  cos="not checked"
+  if [ "$CHECK_VECTORS" = 1 ]; then
+    lock; ask tkr "dump $WORK/tkr.vec" dumped >/dev/null; unlock
+    lock; ask llama "dump $WORK/llama.vec" dumped >/dev/null; unlock
+    cos=$(paste -d '|' "$WORK/tkr.vec" "$WORK/llama.vec" | awk -F'|' '{ n = split($1, a, " "); split($2, b, " ")
+      for (i = 1; i <= n; i++) d += a[i] * b[i]; printf "%.6f", d }')
+    awk -v c="$cos" -v m="$MIN_COSINE" 'BEGIN { exit !(c < m) }' && cos_bad=1
+  fi
   stop_engine tkr; stop_engine llama
   [ -n "${SYS_LINE:-}" ] || SYS_LINE=$(sed -n 's/^# llama.cpp system: //p' "$WORK/llama.err" | head -1)
   [ -n "${KERN_LINE:-}" ] || KERN_LINE=$(sed -n 's/^# tkr-embed kernels: //p' "$WORK/tkr.err" | head -1)
-  cos=$(paste -d '|' "$WORK/tkr.vec" "$WORK/llama.vec" | awk -F'|' '{ n = split($1, a, " "); split($2, b, " ")
-    for (i = 1; i <= n; i++) d += a[i] * b[i]; printf "%.6f", d }')
   tt=$(median < "$WORK/tkr.runs"); tl=$(median < "$WORK/llama.runs"); te=$(median < "$WORK/llama.enc")
   paired=$(awk '$2 == "tkr" { t[$1] = $3 } $2 == "llama" { x[$1] = $3 } END { for (r in t) if (r in x) print x[r] / t[r] }' "$WORK/pairs" | median)
   rows+=("$(printf '%5s tokens (%s, prompt %s) | tkr-embed %.3f s (min %.3f) | llama.cpp %.3f s (min %.3f; encode %.3f, decode %.3f) | ratio %.2f [paired %.2f] | cosine %s | load s: tkr %.2f, llama %.2f' \
     "$(cat "$WORK/tkr.image_tokens")" "$size" "$(cat "$WORK/tkr.prompt_tokens")" "$tt" "$(sort -g "$WORK/tkr.runs" | head -1)" \
     "$tl" "$(sort -g "$WORK/llama.runs" | head -1)" "$te" "$(awk -v a="$tl" -v b="$te" 'BEGIN { print a - b }')" \
     "$(awk -v a="$tl" -v b="$tt" 'BEGIN { print a / b }')" "$paired" "$cos" "$(cat "$WORK/tkr.load_s")" "$(cat "$WORK/llama.load_s")")")
-  awk -v c="$cos" -v m="$MIN_COSINE" 'BEGIN { exit !(c < m) }' && cos_bad=1
 done
 echo "llama.cpp system: $SYS_LINE"
 echo "tkr-embed kernels: $KERN_LINE"

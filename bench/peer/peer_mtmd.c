@@ -5,6 +5,7 @@
  * libmtmd); it is not part of the Makefile build (the repo does not depend on llama.cpp).
  *
  *   peer_mtmd MODEL.gguf MMPROJ.gguf IMAGE.ppm [--threads T] [--ubatch N] [--stdin]
+ *             [--warmup SMALL.ppm]
  *
  * What one run is, in order:
  *   1. mtmd_tokenize of the Ops-MM prompt with the image marker in the user turn:
@@ -22,6 +23,9 @@
  * The context: n_ctx is the prompt rounded up to 256, n_batch is all of it, n_ubatch is
  * --ubatch (default: all of it, one graph, as bench_peer.sh's peer; llama-mtmd-cli's default is
  * 512), flash attention and the vision context at libmtmd's / llama.cpp's defaults (auto).
+ * libmtmd's own warm-up at load (an encode of a 46x46-token image for qwen2vl) is off; one
+ * untimed run precedes "ready" instead, on --warmup's image if given (as bench_image_tkr); the
+ * token counts come from mtmd_tokenize of the image itself.
  * "dump FILE" turns embeddings on for one untimed run (pooling LAST) and writes the last
  * token's L2-normalised hidden state; the timed runs have embeddings off (with them on,
  * llama.cpp computes the LM head for every token). */
@@ -53,27 +57,40 @@ typedef struct {
     struct llama_context *lctx;
     mtmd_context *mctx;
     mtmd_bitmap *bitmap;
+    mtmd_bitmap *warm;         /* the warm-up run's image (or NULL: bitmap) */
     const char *prompt;
     int n_batch, dim;
     float *out;                /* [dim], set by the dump run */
     size_t image_tokens, prompt_tokens;
 } mtmd_runner;
 
-/* One run (steps 1 to 3 above); *encode_s = tokenize (preprocessing) + mtmd_encode_chunk. */
-static int runner_once(mtmd_runner *r, double *encode_s) {
-    double t0 = pimg_now();
+/* The prompt's chunks for one image (libmtmd's preprocessing); NULL on failure. */
+static mtmd_input_chunks *tokenize(mtmd_runner *r, const mtmd_bitmap *image) {
     mtmd_input_chunks *chunks = mtmd_input_chunks_init();
-    if (!chunks) return fail("mtmd_input_chunks_init", "out of memory");
+    if (!chunks) {
+        fail("mtmd_input_chunks_init", "out of memory");
+        return NULL;
+    }
     mtmd_input_text text = {r->prompt, strlen(r->prompt), true, true};
-    const mtmd_bitmap *bitmaps[1] = {r->bitmap};
+    const mtmd_bitmap *bitmaps[1] = {image};
+    if (mtmd_tokenize(r->mctx, chunks, &text, bitmaps, 1) != 0) {
+        mtmd_input_chunks_free(chunks);
+        fail("mtmd_tokenize", "failed");
+        return NULL;
+    }
+    return chunks;
+}
+
+/* One run (steps 1 to 3 above) on image; *encode_s = tokenize (preprocessing) + encode. */
+static int runner_once(mtmd_runner *r, const mtmd_bitmap *image, double *encode_s) {
+    double t0 = pimg_now();
+    mtmd_input_chunks *chunks = tokenize(r, image);
+    if (!chunks) return 1;
     int rc = 0;
-    if (mtmd_tokenize(r->mctx, chunks, &text, bitmaps, 1) != 0) rc = fail("mtmd_tokenize", "failed");
     double enc = pimg_now() - t0;
     llama_memory_clear(llama_get_memory(r->lctx), true);
     llama_pos n_past = 0;
-    size_t n_chunks = rc ? 0 : mtmd_input_chunks_size(chunks);
-    r->image_tokens = 0;
-    r->prompt_tokens = rc ? 0 : mtmd_helper_get_n_tokens(chunks);
+    size_t n_chunks = mtmd_input_chunks_size(chunks);
     for (size_t i = 0; i < n_chunks && rc == 0; i++) {
         const mtmd_input_chunk *c = mtmd_input_chunks_get(chunks, i);
         bool last = i + 1 == n_chunks;
@@ -82,7 +99,6 @@ static int runner_once(mtmd_runner *r, double *encode_s) {
                 rc = fail("text chunk", "llama_decode failed");
             continue;
         }
-        r->image_tokens += mtmd_input_chunk_get_n_tokens(c);
         double te = pimg_now();
         if (mtmd_encode_chunk(r->mctx, c) != 0) {
             rc = fail("mtmd_encode_chunk", "failed");
@@ -99,13 +115,16 @@ static int runner_once(mtmd_runner *r, double *encode_s) {
     return rc;
 }
 
-static int runner_run(void *p, double *encode_s) { return runner_once(p, encode_s); }
+static int runner_run(void *p, double *encode_s) {
+    mtmd_runner *r = p;
+    return runner_once(r, r->bitmap, encode_s);
+}
 
 static int runner_dump(void *p, const char *path) {
     mtmd_runner *r = p;
     double enc;
     llama_set_embeddings(r->lctx, true);
-    int rc = runner_once(r, &enc);
+    int rc = runner_once(r, r->bitmap, &enc);
     llama_set_embeddings(r->lctx, false);
     if (rc) return 1;
     const float *v = llama_get_embeddings_seq(r->lctx, 0);
@@ -116,10 +135,12 @@ static int runner_dump(void *p, const char *path) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: peer_mtmd MODEL.gguf MMPROJ.gguf IMAGE.ppm [--threads T] [--ubatch N] [--stdin]\n");
+        fprintf(stderr, "usage: peer_mtmd MODEL.gguf MMPROJ.gguf IMAGE.ppm [--threads T] [--ubatch N] [--stdin]\n"
+                        "                 [--warmup SMALL.ppm]\n");
         return 2;
     }
     int threads = 1, ubatch = 0, use_stdin = 0;
+    const char *warmup = NULL;
     for (int i = 4; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--stdin")) {
@@ -130,15 +151,20 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--ubatch")) ubatch = atoi(v);
+        else if (!strcmp(a, "--warmup")) warmup = v;
         else return fail("usage", a);
     }
     if (threads < 1 || threads > 1024 || ubatch < 0 || ubatch > (1 << 20))
         return fail("usage", "--threads 1..1024, --ubatch 0..1048576 (0: the whole prompt)");
 
     char msg[512];
-    uint8_t *rgb = NULL;
-    int w = 0, h = 0;
+    uint8_t *rgb = NULL, *wrgb = NULL;
+    int w = 0, h = 0, ww = 0, wh = 0;
     if (pimg_read_ppm(argv[3], &rgb, &w, &h, msg, sizeof msg)) return fail("image", msg);
+    if (warmup && pimg_read_ppm(warmup, &wrgb, &ww, &wh, msg, sizeof msg)) {
+        free(rgb);
+        return fail("warm-up image", msg);
+    }
     /* an upper bound on the prompt: one token per 28x28 pixels plus the template */
     int n_ctx = ((w / 28) * (h / 28) + 64 + 255) / 256 * 256;
 
@@ -154,6 +180,7 @@ int main(int argc, char **argv) {
     struct llama_model *model = llama_model_load_from_file(argv[1], mp);
     if (!model) {
         free(rgb);
+        free(wrgb);
         return fail(argv[1], "llama.cpp could not load the model (see the messages above)");
     }
     struct llama_context_params cp = llama_context_default_params();
@@ -169,7 +196,7 @@ int main(int argc, char **argv) {
     mtp.use_gpu = false;
     mtp.print_timings = false;
     mtp.n_threads = threads;
-    mtp.warmup = true;
+    mtp.warmup = false; /* see the top of this file */
     mtmd_context *mctx = lctx ? mtmd_init_from_file(argv[2], model, mtp) : NULL;
     double load_s = pimg_now() - t0;
     int rc = 1;
@@ -183,9 +210,10 @@ int main(int argc, char **argv) {
     r.n_batch = n_ctx;
     r.dim = llama_model_n_embd(model);
     r.bitmap = mtmd_bitmap_init((uint32_t)w, (uint32_t)h, rgb);
+    r.warm = wrgb ? mtmd_bitmap_init((uint32_t)ww, (uint32_t)wh, wrgb) : NULL;
     size_t plen = strlen(PROMPT_PREFIX) + strlen(mtmd_default_marker()) + strlen(PROMPT_SUFFIX) + 1;
     char *prompt = malloc(plen);
-    if (!r.bitmap || !prompt) {
+    if (!r.bitmap || !prompt || (wrgb && !r.warm)) {
         free(prompt);
         fail("memory", "out of memory");
         goto done;
@@ -194,7 +222,15 @@ int main(int argc, char **argv) {
     r.prompt = prompt;
     fprintf(stderr, "# llama.cpp system: %s\n", llama_print_system_info());
     double enc;
-    if (runner_once(&r, &enc) == 0) { /* warm-up */
+    mtmd_input_chunks *counted = NULL;
+    if (runner_once(&r, r.warm ? r.warm : r.bitmap, &enc) == 0 && (counted = tokenize(&r, r.bitmap))) {
+        for (size_t i = 0; i < mtmd_input_chunks_size(counted); i++) {
+            const mtmd_input_chunk *c = mtmd_input_chunks_get(counted, i);
+            if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_TEXT)
+                r.image_tokens += mtmd_input_chunk_get_n_tokens(c);
+        }
+        r.prompt_tokens = mtmd_helper_get_n_tokens(counted);
+        mtmd_input_chunks_free(counted);
         printf("load_s %.6f\nimage_tokens %zu\nprompt_tokens %zu\n", load_s, r.image_tokens, r.prompt_tokens);
         fflush(stdout);
         pimg_engine engine = {runner_run, runner_dump, &r};
@@ -204,7 +240,7 @@ int main(int argc, char **argv) {
             rc = 0;
             for (int i = 0; i < 3 && rc == 0; i++) {
                 double t = pimg_now();
-                rc = runner_once(&r, &enc);
+                rc = runner_once(&r, r.bitmap, &enc);
                 printf("run_s %.6f %.6f\n", pimg_now() - t, enc);
             }
         }
@@ -212,10 +248,12 @@ int main(int argc, char **argv) {
     free(prompt);
 done:
     if (r.bitmap) mtmd_bitmap_free(r.bitmap);
+    if (r.warm) mtmd_bitmap_free(r.warm);
     if (mctx) mtmd_free(mctx);
     if (lctx) llama_free(lctx);
     llama_model_free(model);
     llama_backend_free();
     free(rgb);
+    free(wrgb);
     return rc;
 }
