@@ -259,7 +259,7 @@ static int lock_blob(const tkr_hub_params *p, const char *repo_folder, const cha
         tkr_fail(err, TKR_ERR_IO, "cannot create %s", dir);
         return -1;
     }
-    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    int fd = open(path, O_RDWR | O_CREAT, 0664); /* group-writable, as huggingface_hub makes it: a shared cache */
     if (fd < 0) {
         tkr_fail(err, TKR_ERR_IO, "cannot open %s: %s", path, strerror(errno));
         return -1;
@@ -275,6 +275,22 @@ static int lock_blob(const tkr_hub_params *p, const char *repo_folder, const cha
         nanosleep(&ts, NULL);
     }
     return fd;
+}
+
+/* Tags the cache folder for backup tools (the CACHEDIR.TAG convention, bford.info/cachedir), as
+ * huggingface_hub does on its first download; an existing tag is left as it is, and a failure
+ * only loses the tag. */
+static void tag_cache_dir(const char *cache_dir) {
+    char path[4200];
+    if (!pathf(path, sizeof path, "%s/CACHEDIR.TAG", cache_dir)) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return;
+    static const char tag[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
+                              "# This is the Hugging Face Hub cache; tkr-embed tagged it.\n"
+                              "# See https://bford.info/cachedir/\n";
+    ssize_t w = write(fd, tag, sizeof tag - 1);
+    close(fd);
+    if (w != (ssize_t)(sizeof tag - 1)) unlink(path);
 }
 
 static bool is_commit(const char *s) {
@@ -395,6 +411,7 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
     char blobs[4500];
     pathf(blobs, sizeof blobs, "%s/blobs", repo_dir);
     if (st == TKR_OK && make_dirs(blobs) != 0) st = tkr_fail(err, TKR_ERR_IO, "cannot create %s: %s", blobs, strerror(errno));
+    if (st == TKR_OK) tag_cache_dir(p->cache_dir);
     for (size_t i = 0; st == TKR_OK && i < n; i++) {
         if (!want[i] || !files[i][0]) continue;
         tkr_hub_file_meta meta;
