@@ -9,6 +9,9 @@
       names, hf_hub_download and try_to_load_from_cache resolve every file we wrote to bytes equal
       to the hub's, and scan_cache_dir finds the layout sound (refs, blobs named by ETag, no
       warnings, no .incomplete left).
+  interop.py headers ENDPOINT HUB_ROOT REPO LFS_FILE SMALL_FILE
+      the fake hub's metadata as huggingface_hub reads it (get_hf_file_metadata), and its storage
+      redirect on another host name, as the real Hub's is.
   interop.py download CACHE ENDPOINT REPO...
       huggingface_hub downloads each REPO whole (snapshot_download) from the fake hub into CACHE,
       and asks for one file the repository lacks (so that it writes .no_exist/ as it does).
@@ -116,6 +119,37 @@ def cmd_read(cache, endpoint, hub_root, repos):
     return FAILS
 
 
+def cmd_headers(endpoint, hub_root, repo, lfs_file, small_file):
+    """The fake hub as huggingface_hub sees it: get_hf_file_metadata gives the commit, the ETag
+    (sha256 of an LFS file, git sha1 of a small one) and the size; an LFS file's storage URL is on
+    another host name than the endpoint (huggingface_hub >= 1.30 follows HEAD redirects within the
+    endpoint's host name, and would otherwise read the metadata off the storage's answer, which
+    carries none of it, as the real storage's does not)."""
+    from urllib.parse import urlparse
+
+    import httpx
+    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+
+    org, name = repo.split("/")
+    commit = HfApi(endpoint=endpoint).model_info(repo).sha
+    for f, lfs in ((lfs_file, True), (small_file, False)):
+        src = os.path.join(hub_root, org, name, f)
+        m = get_hf_file_metadata(hf_hub_url(repo, f, endpoint=endpoint))
+        want = sha256(src) if lfs else git_blob_sha1(src)
+        check(f"get_hf_file_metadata({repo}/{f}): commit, ETag ({'sha256' if lfs else 'git sha1'}) and size",
+              m.commit_hash == commit and m.etag == want and m.size == os.path.getsize(src),
+              f"{m.commit_hash} {m.etag} {m.size}")
+        if lfs:
+            host = urlparse(m.location).hostname
+            check(f"{f}: the storage URL's host ({host}) is not the endpoint's ({urlparse(endpoint).hostname})",
+                  host != urlparse(endpoint).hostname, m.location)
+            r = httpx.head(m.location)
+            check(f"{f}: the storage answers 200 without X-Repo-Commit / X-Linked-Etag, its ETag not the sha256",
+                  r.status_code == 200 and "x-repo-commit" not in r.headers and "x-linked-etag" not in r.headers
+                  and r.headers.get("etag", "").strip('"') != want, f"{r.status_code} {dict(r.headers)}")
+    return FAILS
+
+
 def cmd_download(cache, endpoint, repos):
     from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.utils import EntryNotFoundError
@@ -147,6 +181,8 @@ def main(argv):
         return cmd_version()
     if len(argv) >= 5 and argv[0] == "read":
         return cmd_read(argv[1], argv[2], argv[3], argv[4:])
+    if len(argv) == 6 and argv[0] == "headers":
+        return cmd_headers(*argv[1:])
     if len(argv) >= 4 and argv[0] == "download":
         return cmd_download(argv[1], argv[2], argv[3:])
     print(__doc__, file=sys.stderr)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tests/hub/interop.sh - the Hugging Face cache shared with huggingface_hub, in both directions,
 # against the fake hub (tests/hub/fake_hub.py, loopback only):
+#   0. huggingface_hub's get_hf_file_metadata reads the fake hub's commit, ETag and size, and its
+#      LFS storage redirect goes to another host name, as the real Hub's does;
 #   a. tkr-embed pulls tkr/m1 (safetensors) and tkr/m4-GGUF:f32 (one GGUF + its mmproj) into a
 #      fresh HF_HOME; huggingface_hub with local_files_only=True resolves every file we wrote
 #      (snapshot_download and hf_hub_download, by branch and by commit), the bytes equal the
@@ -54,6 +56,9 @@ EP="http://127.0.0.1:$(cat "$tmp/port")"
 unset HF_TOKEN HF_HUB_CACHE HF_TOKEN_PATH HF_HUB_OFFLINE
 export HF_ENDPOINT="$EP" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_XET=1
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+
+echo "== 0. the fake hub's metadata as huggingface_hub reads it"
+python3 "$PY" headers "$EP" "$tmp/hub" tkr/m1 model.safetensors added_tokens.json; fails=$((fails + $?))
 
 echo "== a. huggingface_hub reads what tkr-embed wrote"
 export HF_HOME="$tmp/ours"
