@@ -300,6 +300,18 @@ static bool is_commit(const char *s) {
     return true;
 }
 
+/* True when the directory holds an entry whose name ends with suffix (case-insensitive). */
+static bool dir_has_suffix(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)))
+        if (e->d_name[0] != '.' && ends_with_ci(e->d_name, suffix)) found = true;
+    closedir(d);
+    return found;
+}
+
 /* Offline: refs/<rev> (or the commit itself) -> the snapshot, which must hold the model. */
 static tkr_status resolve_offline(const tkr_hub_params *p, const spec_parts *sp, const char *repo_dir,
                                   tkr_hub_result *out, tkr_error *err) {
@@ -322,9 +334,17 @@ static tkr_status resolve_offline(const tkr_hub_params *p, const spec_parts *sp,
     pathf(out->path, sizeof out->path, "%s/snapshots/%s", repo_dir, commit);
     char probe[4400];
     if (!sp->quant[0]) {
+        /* a snapshot may hold only part of the repository (huggingface_hub fetches file by file):
+         * name what is missing rather than fail later on a file the loader does not find */
+        const char *missing = NULL;
         pathf(probe, sizeof probe, "%s/config.json", out->path);
-        if (!tkr_file_exists(probe))
-            return tkr_fail(err, TKR_ERR_IO, "the cached snapshot %s has no config.json (offline)", out->path);
+        if (!tkr_file_exists(probe)) missing = "config.json";
+        else if (!dir_has_suffix(out->path, ".safetensors")) missing = "the safetensors weights";
+        if (missing)
+            return tkr_fail(err, TKR_ERR_IO,
+                            "the cached snapshot %s is incomplete (no %s) and HF_HUB_OFFLINE is set: pull %s once "
+                            "online",
+                            out->path, missing, sp->repo);
         return TKR_OK;
     }
     /* the GGUF of that quant in the snapshot (top level) */
@@ -419,8 +439,8 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
         char blob[4800], partial[4900];
         pathf(blob, sizeof blob, "%s/%s", blobs, meta.etag);
         pathf(partial, sizeof partial, "%s.incomplete", blob);
-        struct stat sb;
-        if (stat(blob, &sb) != 0 || (meta.size >= 0 && (int64_t)sb.st_size != meta.size)) {
+        struct stat sb, pb;
+        if (stat(blob, &sb) != 0 || (meta.size >= 0 && (int64_t)sb.st_size != meta.size) || stat(partial, &pb) == 0) {
             int lk = lock_blob(p, folder, meta.etag, err);
             if (lk < 0) {
                 st = err->code;
@@ -431,6 +451,11 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
                 if (st == TKR_OK && rename(partial, blob) != 0)
                     st = tkr_fail(err, TKR_ERR_IO, "cannot move %s into place: %s", partial, strerror(errno));
                 if (st == TKR_OK) out->files_downloaded++;
+            } else {
+                /* a partial file beside a finished blob: ours, left by a crash before another tool
+                 * finished the blob (huggingface_hub 1.x downloads to its own per-process name and
+                 * neither resumes nor removes ours). Nobody writes it while we hold the lock. */
+                unlink(partial);
             }
             close(lk);
         }

@@ -67,6 +67,15 @@ HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BIN" embed -m tkr/m1 --text "a
 cmp -s "$tmp/local.json" "$tmp/off.json"; check "HF_HUB_OFFLINE=1 uses the cache" $?
 HF_HUB_OFFLINE=1 "$BIN" embed -m tkr/other --text x >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "not in the cache" "$tmp/e"
 check "offline and not cached: a clear error" $?
+mv "$path/model.safetensors" "$tmp/st.link"
+HF_HUB_OFFLINE=1 "$BIN" embed -m tkr/m1 --text x >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "is incomplete (no the safetensors weights)" "$tmp/e"
+check "offline, a snapshot without its weights (a partial huggingface_hub download): says so" $? || cat "$tmp/e"
+mv "$tmp/st.link" "$path/model.safetensors"
+# a partial file left beside a finished blob (a crash, then another tool finished the blob) goes
+st_sha=$(sha256sum "$tmp/m1/model.safetensors" | cut -c1-64)
+echo junk > "$C/blobs/$st_sha.incomplete"
+"$BIN" pull tkr/m1 >/dev/null 2>&1 && [ ! -e "$C/blobs/$st_sha.incomplete" ] && cmp -s "$path/model.safetensors" "$tmp/m1/model.safetensors"
+check "a stale .incomplete beside a finished blob is removed, the blob kept" $?
 
 # a revision, and a commit
 "$BIN" pull tkr/m1@v2 >/dev/null 2>"$tmp/e" && [ -f "$C/refs/v2" ] && [ "$(cat "$C/refs/v2")" != "$commit" ]; check "pull @v2: its own ref and snapshot" $? || cat "$tmp/e"

@@ -52,7 +52,27 @@ def repo_dirs():
     return out
 
 
+SNAPSHOTS = {}  # path -> (signature, (commit, files)): hashing every file on every request is slow
+
+
 def snapshot(path):
+    sig = []
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            st = os.stat(os.path.join(dirpath, n))
+            sig.append((os.path.join(dirpath, n), st.st_size, st.st_mtime_ns))
+    sig = tuple(sorted(sig))
+    with LOCK:
+        hit = SNAPSHOTS.get(path)
+    if hit and hit[0] == sig:
+        return hit[1]
+    out = hash_snapshot(path)
+    with LOCK:
+        SNAPSHOTS[path] = (sig, out)
+    return out
+
+
+def hash_snapshot(path):
     files = {}
     for dirpath, _, names in os.walk(path):
         for n in names:
