@@ -41,26 +41,53 @@ static void copy_env(char *dst, size_t cap, const char *name, const char *fallba
     pathf(dst, cap, "%s", v && *v ? v : fallback);
 }
 
+/* The first of the variables that is set and not empty, else NULL. */
+static const char *env_first(const char *a, const char *b) {
+    const char *v = getenv(a);
+    if (v && *v) return v;
+    v = b ? getenv(b) : NULL;
+    return v && *v ? v : NULL;
+}
+
+/* A path from the environment, "~" or "~/..." expanded as huggingface_hub expands it (a quoted
+ * HF_HOME="~/x" reaches us unexpanded). */
+static void env_path(char *dst, size_t cap, const char *v) {
+    const char *h = getenv("HOME");
+    if (v[0] == '~' && (v[1] == '/' || v[1] == '\0') && h && *h) pathf(dst, cap, "%s%s", h, v + 1);
+    else pathf(dst, cap, "%s", v);
+}
+
+/* huggingface_hub's true values: 1, ON, YES, TRUE, any case. */
+static bool env_true(const char *v) {
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"));
+}
+
+/* The variables and precedence huggingface_hub 1.x uses (its constants.py), so that both find
+ * the same cache and token: HF_HOME (else $XDG_CACHE_HOME/huggingface, else
+ * ~/.cache/huggingface); HF_HUB_CACHE, else the legacy HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub;
+ * HF_TOKEN, else the legacy HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or
+ * $HF_HOME/token; HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE. */
 void tkr_hub_params_init(tkr_hub_params *p) {
     memset(p, 0, sizeof *p);
     copy_env(p->endpoint, sizeof p->endpoint, "HF_ENDPOINT", "https://huggingface.co");
     size_t n = strlen(p->endpoint);
     while (n > 0 && p->endpoint[n - 1] == '/') p->endpoint[--n] = '\0';
     char home[2048];
-    const char *hf_home = getenv("HF_HOME"), *xdg = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-    if (hf_home && *hf_home) pathf(home, sizeof home, "%s", hf_home);
-    else if (xdg && *xdg) pathf(home, sizeof home, "%s/huggingface", xdg);
+    const char *hf_home = env_first("HF_HOME", NULL), *xdg = env_first("XDG_CACHE_HOME", NULL);
+    const char *h = getenv("HOME");
+    if (hf_home) env_path(home, sizeof home, hf_home);
+    else if (xdg) pathf(home, sizeof home, "%s/huggingface", xdg);
     else pathf(home, sizeof home, "%s/.cache/huggingface", h && *h ? h : ".");
-    const char *cache = getenv("HF_HUB_CACHE");
-    if (cache && *cache) pathf(p->cache_dir, sizeof p->cache_dir, "%s", cache);
+    const char *cache = env_first("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE");
+    if (cache) env_path(p->cache_dir, sizeof p->cache_dir, cache);
     else pathf(p->cache_dir, sizeof p->cache_dir, "%s/hub", home);
-    const char *tok = getenv("HF_TOKEN");
-    if (tok && *tok) {
+    const char *tok = env_first("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN");
+    if (tok) {
         pathf(p->token, sizeof p->token, "%s", tok);
     } else { /* the token file huggingface-cli login writes */
         char path[2100];
-        const char *tp = getenv("HF_TOKEN_PATH");
-        if (tp && *tp) pathf(path, sizeof path, "%s", tp);
+        const char *tp = env_first("HF_TOKEN_PATH", NULL);
+        if (tp) env_path(path, sizeof path, tp);
         else pathf(path, sizeof path, "%s/token", home);
         FILE *f = fopen(path, "r");
         if (f) {
@@ -68,8 +95,18 @@ void tkr_hub_params_init(tkr_hub_params *p) {
             fclose(f);
         }
     }
-    const char *off = getenv("HF_HUB_OFFLINE");
-    p->offline = off && (!strcmp(off, "1") || !strcasecmp(off, "true") || !strcasecmp(off, "yes"));
+    /* cleaned as huggingface_hub cleans it (surrounding white space off); it goes into a header,
+     * so one with any other control character or space is not used at all */
+    size_t tn = strlen(p->token), t0 = 0;
+    while (tn > 0 && isspace((unsigned char)p->token[tn - 1])) p->token[--tn] = '\0';
+    while (t0 < tn && isspace((unsigned char)p->token[t0])) t0++;
+    memmove(p->token, p->token + t0, tn - t0 + 1);
+    for (char *q = p->token; *q; q++)
+        if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
+            p->token[0] = '\0';
+            break;
+        }
+    p->offline = env_true(env_first("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"));
     p->progress = -1;
     p->connect_timeout_s = 10;
     p->stall_timeout_s = 30;

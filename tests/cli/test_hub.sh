@@ -34,7 +34,7 @@ for _ in $(seq 1 300); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 EP="http://127.0.0.1:$(cat "$tmp/port")"
 faults() { curl -s -o /dev/null -X POST "$EP/_faults" -d "$1"; }
 export HF_ENDPOINT="$EP" HF_HOME="$tmp/hf" TKR_HUB_STALL_TIMEOUT_S=2
-unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_TOKEN_PATH
+unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_TOKEN_PATH HUGGINGFACE_HUB_CACHE HUGGING_FACE_HUB_TOKEN TRANSFORMERS_OFFLINE
 C="$tmp/hf/hub/models--tkr--m1"
 
 # pull: the files the model needs, in the standard layout

@@ -53,7 +53,7 @@ hub_pid=$!
 for _ in $(seq 1 300); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 [ -s "$tmp/port" ] || { cat "$tmp/hub.err"; echo "FAIL the fake hub did not start"; exit 1; }
 EP="http://127.0.0.1:$(cat "$tmp/port")"
-unset HF_TOKEN HF_HUB_CACHE HF_TOKEN_PATH HF_HUB_OFFLINE
+unset HF_TOKEN HF_HUB_CACHE HF_TOKEN_PATH HF_HUB_OFFLINE HUGGINGFACE_HUB_CACHE HUGGING_FACE_HUB_TOKEN TRANSFORMERS_OFFLINE
 export HF_ENDPOINT="$EP" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_XET=1
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 
