@@ -69,6 +69,9 @@ python3 "$PY" read "$HF_HOME/hub" "$EP" "$tmp/hub" tkr/m1 tkr/m4-GGUF; fails=$((
 echo "== b. tkr-embed reads what huggingface_hub wrote"
 export HF_HOME="$tmp/theirs"
 python3 "$PY" download "$HF_HOME/hub" "$EP" tkr/m2 tkr/m4-GGUF; fails=$((fails + $?))
+ls "$HF_HOME"/hub/models--tkr--m2/trees/*.json >/dev/null 2>&1 && [ -d "$HF_HOME/hub/models--tkr--m2/.no_exist" ] &&
+  [ -f "$HF_HOME/hub/CACHEDIR.TAG" ]
+check "huggingface_hub's cache holds its extras too (trees/<commit>.json, .no_exist/, CACHEDIR.TAG)" $?
 "$BIN" embed -m "$tmp/m2" --text "a cat" >"$tmp/m2-dir.json"
 HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BIN" embed -m tkr/m2 --text "a cat" >"$tmp/m2-hub.json" 2>"$tmp/e"
 [ $? -eq 0 ] && [ -s "$tmp/m2-dir.json" ] && cmp -s "$tmp/m2-dir.json" "$tmp/m2-hub.json"
