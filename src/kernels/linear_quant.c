@@ -229,16 +229,21 @@ typedef struct {
     const float *x;
     int M, N;
     const tkr_tensor *w;
+    const tkr_tensor *w2;  /* gate_up: the up weights (w: gate), else NULL */
     const float *bias;     /* [N] widened, or NULL */
     float *y;
     tkr_lq_x X;
-    int NP;                /* weight rows per panel task */
+    int NP;                /* weight rows per panel */
+    int PPT;               /* panels per task */
     int GC;                /* groups per K chunk */
     uint8_t *scratch;      /* [threads][per_thread] */
     size_t per_thread;
     size_t panel_w_bytes;  /* offsets inside a thread's slice */
     size_t panel_g_bytes;
-    bool avx2;             /* vectorized activation quantizers */
+    bool avx2;             /* vectorized activation quantizers, unpacking and stores */
+    bool neon;             /* gate_up: the NEON silu_mul */
+    int threads;
+    size_t slot_bytes;     /* a panel and its accumulators; gate_up: 2 slots, then 2 tiles */
 } lq_job;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -250,50 +255,175 @@ static void prep_task(void *p, int task, int thread) {
     for (int r = 0; r < j->X.RW; r++) prep_row(&j->f, j->x, task * j->X.RW + r, &j->X, tmp, j->avx2);
 }
 
-/* Task: weight rows [task * NP, ...): unpack the panel, then every activation tile against it. */
-static void gemm_task(void *p, int task, int thread) {
-    lq_job *j = p;
-    const int n0 = task * j->NP, np = j->N - n0 < j->NP ? j->N - n0 : j->NP;
-    uint8_t *s = j->scratch + (size_t)thread * j->per_thread;
-    tkr_lq_panel P;
-    P.w = (int8_t *)s;
-    P.dw = (float *)(s + j->panel_w_bytes);
-    P.corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
-    P.wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
-    float *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
+/* Portable store: y[m0 + r][n0 + c] = out[c * ldo + r] (+ bias[n0 + c]) for c < np and the
+ * rows r < rows with m0 + r < M (out is a panel's accumulators, one column per weight row). */
+static void store_portable(const float *out, int ldo, int np, int rows, int m0, int M, float *y, int N, int n0,
+                           const float *bias) {
+    for (int r = 0; r < rows && m0 + r < M; r++) {
+        float *yr = y + (size_t)(m0 + r) * N + n0;
+        for (int c = 0; c < np; c++) yr[c] = bias ? out[(size_t)c * ldo + r] + bias[n0 + c] : out[(size_t)c * ldo + r];
+    }
+}
+
+/* Software prefetches spread over the kernel calls of a panel: per call, the next share of a
+ * byte range. Used for the weights of the next panel (their unpacking would otherwise stall on
+ * memory: at 128 rows a panel's arithmetic is long enough to hide the whole stream) and for the
+ * rows of y the panel's results go to (prefetchw: they are written right after). */
+typedef struct {
+    const char *p;
+    size_t left;   /* lines not yet prefetched */
+    size_t per;    /* lines per call */
+} lq_prefetch;
+
+static void prefetch_plan(lq_prefetch *pf, const void *start, size_t bytes, int calls) {
+    const uintptr_t a = (uintptr_t)start & ~(uintptr_t)63, e = (uintptr_t)start + bytes;
+    pf->p = (const char *)a;
+    pf->left = bytes ? (e - a + 63) / 64 : 0;
+    pf->per = (pf->left + (size_t)calls - 1) / (size_t)calls;
+}
+
+static inline void prefetch_step_read(lq_prefetch *pf) {
+    size_t n = pf->left < pf->per ? pf->left : pf->per;
+    for (size_t i = 0; i < n; i++) __builtin_prefetch(pf->p + i * 64, 0, 2);
+    pf->p += n * 64;
+    pf->left -= n;
+}
+
+/* n0, np of panel number pn (NP weight rows each, the last one shorter). */
+static int panel_rows(const lq_job *j, int pn, int *n0) {
+    *n0 = pn * j->NP;
+    return j->N - *n0 < j->NP ? j->N - *n0 : j->NP;
+}
+
+/* The rows of panel pn of weight w unpacked into slot `slot` of this thread's scratch; out:
+ * that slot's accumulators. */
+static void panel_unpack(const lq_job *j, const tkr_tensor *w, int pn, int thread, int slot, tkr_lq_panel *P,
+                         float **out) {
+    int n0;
+    const int np = panel_rows(j, pn, &n0);
+    uint8_t *s = j->scratch + (size_t)thread * j->per_thread + (size_t)slot * j->slot_bytes;
+    P->w = (int8_t *)s;
+    P->dw = (float *)(s + j->panel_w_bytes);
+    P->corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
+    P->wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
+    *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
 #ifdef TKR_HAVE_X86
-    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, j->w, n0, np, &P);
+    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, w, n0, np, P);
     else
 #endif
-        unpack_panel(&j->f, j->w, n0, np, &P);
+        unpack_panel(&j->f, w, n0, np, P);
+}
+
+/* The accumulators out [np][ldo] of rows m0.. into y (y[m0 + r][n0 + c], row stride ldy), + bias. */
+static void store_tile(const lq_job *j, const float *out, int ldo, int np, int m0, int M, float *y, int ldy, int n0,
+                       const float *bias) {
+#ifdef TKR_HAVE_X86
+    if (j->avx2 && ldo % 8 == 0) {
+        tkr_lq_store_avx2(out, ldo, np, ldo, m0, M, y, ldy, n0, bias);
+        return;
+    }
+#endif
+    store_portable(out, ldo, np, ldo, m0, M, y, ldy, n0, bias);
+}
+
+/* gate <- silu(gate) * up over n values: exactly tkr_silu_mul's arithmetic for this kctx (each
+ * element's result does not depend on where it sits in the array). */
+static void silu_mul_like_kctx(const lq_job *j, float *gate, const float *up, size_t n) {
+#ifdef TKR_HAVE_X86
+    if (j->avx2) {
+        tkr_silu_mul_avx2(gate, up, n);
+        return;
+    }
+#endif
+#ifdef TKR_HAVE_NEON
+    if (j->neon) {
+        tkr_silu_mul_neon(gate, up, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* One panel: unpack weight rows [n0, n0 + np) (of w, and of w2 for gate_up), then every
+ * activation tile against it; the weights of panel pf_pn (-1: none) are prefetched meanwhile. */
+static void gemm_panel(lq_job *j, int pn, int thread, int pf_pn) {
+    int n0;
+    const int np = panel_rows(j, pn, &n0), slots = j->w2 ? 2 : 1;
+    tkr_lq_panel P[2];
+    float *out[2];
+    panel_unpack(j, j->w, pn, thread, 0, &P[0], &out[0]);
+    if (j->w2) panel_unpack(j, j->w2, pn, thread, 1, &P[1], &out[1]);
     const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
+    const int chunks = (G + j->GC - 1) / j->GC, tiles = (np + NR - 1) / NR;
+    lq_prefetch pf[2] = {{NULL, 0, 0}, {NULL, 0, 0}};
+    if (pf_pn >= 0) {
+        int pn0;
+        const int pnp = panel_rows(j, pf_pn, &pn0);
+        const size_t rb = tkr_dtype_row_bytes(j->f.wt, j->f.K);
+        for (int sl = 0; sl < slots; sl++)
+            prefetch_plan(&pf[sl], (const uint8_t *)(sl ? j->w2 : j->w)->data + (size_t)pn0 * rb, (size_t)pnp * rb,
+                          ((n_rg + 1) / 2) * chunks * tiles);
+    }
     for (int rg = 0; rg < n_rg;) {
         const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
         const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
-        /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
-         * while every weight row of the panel passes. */
-        for (int g0 = 0; g0 < G; g0 += j->GC) {
-            const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
-            for (int jn = 0; jn < np; jn += NR)
-                kern(&j->f, &j->X, rg, &P, jn, np - jn < NR ? np - jn : NR, g0, g1, out + (size_t)jn * mv * RW);
-        }
-        for (int c = 0; c < np; c++) {
-            const int n = n0 + c;
-            const float *o = out + (size_t)(c / NR) * NR * mv * RW + (size_t)(c % NR) * mv * RW;
-            for (int r = 0; r < mv * RW; r++) {
-                const int m = rg * RW + r;
-                if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? o[r] + j->bias[n] : o[r];
+        const int m0 = rg * RW, rows = j->M - m0 < mv * RW ? j->M - m0 : mv * RW;
+        /* the rows of y this row group writes: rows lines of np floats (prefetchw) */
+        const int ycalls = chunks * tiles, yper = (rows + ycalls - 1) / ycalls;
+        int yr = 0;
+        for (int sl = 0; sl < slots; sl++) {
+            /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
+             * while every weight row of the panel passes. */
+            for (int g0 = 0; g0 < G; g0 += j->GC) {
+                const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+                for (int jn = 0; jn < np; jn += NR) {
+                    prefetch_step_read(&pf[sl]);
+                    for (int e = yr + yper; yr < e && yr < rows; yr++) {
+                        float *yrow = j->y + (size_t)(m0 + yr) * j->N + n0;
+                        for (int c = 0; c < np; c += 16) __builtin_prefetch(yrow + c, 1, 3);
+                        __builtin_prefetch(yrow + np - 1, 1, 3);
+                    }
+                    kern(&j->f, &j->X, rg, &P[sl], jn, np - jn < NR ? np - jn : NR, g0, g1,
+                         out[sl] + (size_t)jn * mv * RW);
+                }
             }
+        }
+        if (!j->w2) {
+            store_tile(j, out[0], mv * RW, np, m0, j->M, j->y, j->N, n0, j->bias);
+        } else {
+            /* both tiles to rows [rows][np], silu(gate) * up, then into y */
+            float *tg = (float *)(j->scratch + (size_t)thread * j->per_thread + 2 * j->slot_bytes);
+            float *tu = tg + (size_t)np * mv * RW;
+            store_tile(j, out[0], mv * RW, np, 0, rows, tg, np, 0, NULL);
+            store_tile(j, out[1], mv * RW, np, 0, rows, tu, np, 0, NULL);
+            silu_mul_like_kctx(j, tg, tu, (size_t)rows * np);
+            for (int r = 0; r < rows; r++)
+                memcpy(j->y + (size_t)(m0 + r) * j->N + n0, tg + (size_t)r * np, sizeof(float) * (size_t)np);
         }
         rg += mv;
     }
 }
 
-tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
-                            const tkr_tensor *bias, float *y) {
+/* Task: panels [task * PPT, ...), a run of consecutive panels so that each one's weights can be
+ * prefetched during the previous one; during its last panel, the first panel of the task this
+ * thread most likely takes next (the pool hands tasks out in order: task + threads). */
+static void gemm_task(void *p, int task, int thread) {
+    lq_job *j = p;
+    const int n_panels = (j->N + j->NP - 1) / j->NP, p0 = task * j->PPT;
+    const int p1 = n_panels - p0 < j->PPT ? n_panels : p0 + j->PPT;
+    for (int pn = p0; pn < p1; pn++) {
+        int pf = pn + 1 < p1 ? pn + 1 : (task + j->threads) * j->PPT;
+        gemm_panel(j, pn, thread, pf < n_panels ? pf : -1);
+    }
+}
+
+static tkr_status linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                               const tkr_tensor *w2, const tkr_tensor *bias, float *y) {
     const int N = (int)w->shape[0];
     if (M <= 0 || N <= 0) return TKR_OK;
     if (w->ndim != 2 || w->shape[1] != K) return TKR_ERR_INVALID_ARG;
+    if (w2 && (w2->dtype != w->dtype || w2->ndim != 2 || w2->shape[0] != N || w2->shape[1] != K))
+        return TKR_ERR_INVALID_ARG;
     lq_job j;
     memset(&j, 0, sizeof j);
     tkr_lq_isa isa = {1, PORTABLE_NR, 128, false, kernel_portable, NULL};
@@ -313,8 +443,13 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     j.M = M;
     j.N = N;
     j.w = w;
+    j.w2 = w2;
     j.y = y;
+#ifdef TKR_HAVE_NEON
+    j.neon = ctx->neon;
+#endif
     const int threads = tkr_pool_size(ctx->pool);
+    j.threads = threads;
     const int RW = isa.RW, G = j.f.G;
     /* Panels of NP rows: a multiple of NR, about 32 rows, fewer when N is small so that every
      * thread gets work. */
@@ -337,7 +472,8 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
      * L2 (chunks fitting L1 measured no faster at these shapes) */
     j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
     if (j.GC < 1) j.GC = 1;
-    j.per_thread = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
+    j.slot_bytes = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
+    j.per_thread = w2 ? 2 * j.slot_bytes + 2 * tile : j.slot_bytes; /* gate_up: 2 slots, 2 row tiles */
     size_t rt = align64(row_tmp_bytes(&j.f));
     if (rt > j.per_thread) j.per_thread = rt;
     uint8_t *mem = NULL;
@@ -353,7 +489,35 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
         j.bias = bias_f;
     }
     tkr_pool_run(ctx->pool, Mpad / RW, prep_task, &j);
-    tkr_pool_run(ctx->pool, (N + NP - 1) / NP, gemm_task, &j);
+    /* tasks: runs of PPT panels, at least about 4 tasks per thread for the balance */
+    const int n_panels = (N + NP - 1) / NP;
+    j.PPT = n_panels / (4 * threads) > 1 ? n_panels / (4 * threads) : 1;
+    tkr_pool_run(ctx->pool, (n_panels + j.PPT - 1) / j.PPT, gemm_task, &j);
     free(mem);
+    return TKR_OK;
+}
+
+tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                            const tkr_tensor *bias, float *y) {
+    return linear_quant(ctx, x, M, K, w, NULL, bias, y);
+}
+
+/* Both products of one quantized activation, and silu_mul on each output tile while it is in
+ * L1: gate [M, N] and up [M, N] never reach memory (at 2048 rows they are 73 MB each for the
+ * 2B, written, read back by silu_mul, and the product written again). */
+tkr_status tkr_linear_quant_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                      const tkr_tensor *wu, float *y) {
+    return linear_quant(ctx, x, M, K, wg, wu, NULL, y);
+}
+
+tkr_status tkr_linear_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                const tkr_tensor *wu, float *gate, float *up) {
+    if (tkr_dtype_is_quant(wg->dtype) && wu->dtype == wg->dtype && wu->ndim == 2 && wg->ndim == 2 &&
+        wu->shape[0] == wg->shape[0] && wu->shape[1] == wg->shape[1])
+        return tkr_linear_quant_silu_gate(ctx, x, M, K, wg, wu, gate);
+    tkr_status st;
+    if ((st = tkr_linear(ctx, x, M, K, wg, NULL, gate)) != TKR_OK) return st;
+    if ((st = tkr_linear(ctx, x, M, K, wu, NULL, up)) != TKR_OK) return st;
+    tkr_silu_mul(ctx, gate, up, (size_t)M * (size_t)wg->shape[0]);
     return TKR_OK;
 }
