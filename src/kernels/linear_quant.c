@@ -17,6 +17,7 @@
 #include "kernels/quant_impl.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,25 +50,15 @@ static size_t row_tmp_bytes(const tkr_lq_fmt *f) {
                               : (size_t)(f->K / TKR_QK8_0) * sizeof(tkr_block_q8_0);
 }
 
-/* 4 quantized values to their place in the broadcast layout, offset by off (0 or 128: adding
- * 128 to an int8 is flipping its top bit). */
-static inline void scatter4(uint8_t *dst, const int8_t *src, uint8_t off) {
-    uint32_t v;
-    memcpy(&v, src, 4);
-    if (off) v ^= 0x80808080u;
-    memcpy(dst, &v, 4);
-}
-
-/* Quantizes row m of x (or zeros past M) into row slot r of row group rg of X.
- * tmp: row_tmp_bytes(f), aligned for the block structs. */
+/* Quantizes row m of x (or zeros past M) into the blocks at tmp (row_tmp_bytes(f), aligned for
+ * the block structs), and stores its per-group values into row slot r of row group rg of X (dx,
+ * xmin, xc); the bytes are interleaved into X->q by prep_task. */
 static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, void *tmp, bool avx2) {
     const int K = f->K, RW = X->RW, rg = m / RW, r = m % RW;
-    uint8_t *q = X->q + (size_t)rg * K * RW + (size_t)r * 4;
     float *dx = X->dx + (size_t)rg * f->G * RW + r;
     float *xmin = X->xmin ? X->xmin + (size_t)rg * f->G * RW + r : NULL;
-    const uint8_t off = (uint8_t)f->xoff;
     if (m >= X->M) {
-        for (int k4 = 0; k4 < K / 4; k4++) memset(q + (size_t)k4 * RW * 4, off, 4);
+        memset(tmp, 0, row_tmp_bytes(f)); /* zero values: the bytes become xoff */
         for (int g = 0; g < f->G; g++) {
             dx[(size_t)g * RW] = 0.0f;
             if (xmin) xmin[(size_t)g * RW] = 0.0f;
@@ -92,7 +83,6 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
                 xmin[(size_t)g * RW] = sb->d * (float)(sb->bsums[j] + sb->bsums[j + 1]);
             }
         }
-        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 * 4 / TKR_QK_K].qs + (k4 * 4) % TKR_QK_K, off);
         if (xc) /* the group sums are Q8_K's 16-value sums */
             for (int g = 0; g < f->G; g++) {
                 const tkr_block_q8_K *sb = &b[g * f->gsize / TKR_QK_K];
@@ -108,7 +98,6 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
 #endif
             tkr_quantize_row_q8_0(xr, b, K);
         for (int g = 0; g < f->G; g++) dx[(size_t)g * RW] = tkr_f16_to_f32(b[g].d);
-        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 / 8].qs + (k4 % 8) * 4, off);
         if (xc)
             for (int g = 0; g < f->G; g++) {
                 int sum = 0;
@@ -248,11 +237,31 @@ typedef struct {
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Task: activation rows [task * RW, task * RW + RW). */
+/* Task: activation rows [task * RW, task * RW + RW): each row quantized into its own blocks,
+ * then the bytes interleaved into the broadcast layout (4 values of row 0, of row 1, ...), the
+ * writes in order (row by row, they would be 4-byte stores 4 RW bytes apart). */
 static void prep_task(void *p, int task, int thread) {
     lq_job *j = p;
-    void *tmp = j->scratch + (size_t)thread * j->per_thread;
-    for (int r = 0; r < j->X.RW; r++) prep_row(&j->f, j->x, task * j->X.RW + r, &j->X, tmp, j->avx2);
+    const int RW = j->X.RW, K = j->f.K;
+    uint8_t *tmp = j->scratch + (size_t)thread * j->per_thread;
+    const size_t rt = align64(row_tmp_bytes(&j->f));
+    for (int r = 0; r < RW; r++) prep_row(&j->f, j->x, task * RW + r, &j->X, tmp + (size_t)r * rt, j->avx2);
+    const bool kf = is_k_format(j->f.wt);
+    const size_t bsz = kf ? sizeof(tkr_block_q8_K) : sizeof(tkr_block_q8_0);
+    const size_t qoff = kf ? offsetof(tkr_block_q8_K, qs) : offsetof(tkr_block_q8_0, qs);
+    const int bvals = kf ? TKR_QK_K : TKR_QK8_0;
+    const uint32_t flip = j->f.xoff ? 0x80808080u : 0; /* + 128 on each byte: its top bit flipped */
+    uint8_t *q = j->X.q + (size_t)task * K * RW;
+    for (int k4 = 0; k4 < K / 4; k4++) {
+        const size_t src = (size_t)(k4 * 4 / bvals) * bsz + qoff + (size_t)(k4 * 4 % bvals);
+        uint8_t *d = q + (size_t)k4 * RW * 4;
+        for (int r = 0; r < RW; r++) {
+            uint32_t v;
+            memcpy(&v, tmp + (size_t)r * rt + src, 4);
+            v ^= flip;
+            memcpy(d + (size_t)r * 4, &v, 4);
+        }
+    }
 }
 
 /* Portable store: y[m0 + r][n0 + c] = out[c * ldo + r] (+ bias[n0 + c]) for c < np and the
@@ -474,7 +483,7 @@ static tkr_status linear_quant(const tkr_kctx *ctx, const float *x, int M, int K
     if (j.GC < 1) j.GC = 1;
     j.slot_bytes = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
     j.per_thread = w2 ? 2 * j.slot_bytes + 2 * tile : j.slot_bytes; /* gate_up: 2 slots, 2 row tiles */
-    size_t rt = align64(row_tmp_bytes(&j.f));
+    size_t rt = align64(row_tmp_bytes(&j.f)) * (size_t)RW; /* prep_task: RW rows of blocks */
     if (rt > j.per_thread) j.per_thread = rt;
     uint8_t *mem = NULL;
     if (posix_memalign((void **)&mem, 64, shared + j.per_thread * (size_t)threads) != 0) return TKR_ERR_NOMEM;
