@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define PORTABLE_NR 4
+#define LQ_MAX_BP 8 /* panels per block */
 
 static bool fmt_init(tkr_dtype wt, int K, const tkr_lq_isa *isa, tkr_lq_fmt *f) {
     memset(f, 0, sizeof *f);
@@ -223,7 +224,7 @@ typedef struct {
     float *y;
     tkr_lq_x X;
     int NP;                /* weight rows per panel */
-    int PPT;               /* panels per task */
+    int BP;                /* panels per task (a block), at most LQ_MAX_BP */
     int GC;                /* groups per K chunk */
     uint8_t *scratch;      /* [threads][per_thread] */
     size_t per_thread;
@@ -232,7 +233,9 @@ typedef struct {
     bool avx2;             /* vectorized activation quantizers, unpacking and stores */
     bool neon;             /* gate_up: the NEON silu_mul */
     int threads;
-    size_t slot_bytes;     /* a panel and its accumulators; gate_up: 2 slots, then 2 tiles */
+    size_t unit_bytes;     /* one unpacked panel (bytes, dw, corr, wmin) */
+    size_t out_off;        /* per-thread offsets: the accumulators, the gate_up row tiles */
+    size_t tmp_off;
 } lq_job;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -274,21 +277,20 @@ static void store_portable(const float *out, int ldo, int np, int rows, int m0, 
     }
 }
 
-/* Software prefetches spread over the kernel calls of a panel: per call, the next share of a
- * byte range. Used for the weights of the next panel (their unpacking would otherwise stall on
- * memory: at 128 rows a panel's arithmetic is long enough to hide the whole stream) and for the
- * rows of y the panel's results go to (prefetchw: they are written right after). */
+/* Software prefetches spread over the kernel calls of a block: per call, the next share of a
+ * byte range (the weights of the block this thread likely takes next stream in from memory
+ * while this one computes, instead of stalling its unpacking). */
 typedef struct {
     const char *p;
     size_t left;   /* lines not yet prefetched */
     size_t per;    /* lines per call */
 } lq_prefetch;
 
-static void prefetch_plan(lq_prefetch *pf, const void *start, size_t bytes, int calls) {
+static void prefetch_plan(lq_prefetch *pf, const void *start, size_t bytes, size_t calls) {
     const uintptr_t a = (uintptr_t)start & ~(uintptr_t)63, e = (uintptr_t)start + bytes;
     pf->p = (const char *)a;
     pf->left = bytes ? (e - a + 63) / 64 : 0;
-    pf->per = (pf->left + (size_t)calls - 1) / (size_t)calls;
+    pf->per = calls ? (pf->left + calls - 1) / calls : pf->left;
 }
 
 static inline void prefetch_step_read(lq_prefetch *pf) {
@@ -304,18 +306,14 @@ static int panel_rows(const lq_job *j, int pn, int *n0) {
     return j->N - *n0 < j->NP ? j->N - *n0 : j->NP;
 }
 
-/* The rows of panel pn of weight w unpacked into slot `slot` of this thread's scratch; out:
- * that slot's accumulators. */
-static void panel_unpack(const lq_job *j, const tkr_tensor *w, int pn, int thread, int slot, tkr_lq_panel *P,
-                         float **out) {
+/* The rows of panel pn of weight w unpacked into P, at s in this thread's scratch. */
+static void panel_unpack(const lq_job *j, const tkr_tensor *w, int pn, uint8_t *s, tkr_lq_panel *P) {
     int n0;
     const int np = panel_rows(j, pn, &n0);
-    uint8_t *s = j->scratch + (size_t)thread * j->per_thread + (size_t)slot * j->slot_bytes;
     P->w = (int8_t *)s;
     P->dw = (float *)(s + j->panel_w_bytes);
     P->corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
     P->wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
-    *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
 #ifdef TKR_HAVE_X86
     if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, w, n0, np, P);
     else
@@ -353,76 +351,72 @@ static void silu_mul_like_kctx(const lq_job *j, float *gate, const float *up, si
     for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* One panel: unpack weight rows [n0, n0 + np) (of w, and of w2 for gate_up), then every
- * activation tile against it; the weights of panel pf_pn (-1: none) are prefetched meanwhile. */
-static void gemm_panel(lq_job *j, int pn, int thread, int pf_pn) {
-    int n0;
-    const int np = panel_rows(j, pn, &n0), slots = j->w2 ? 2 : 1;
-    tkr_lq_panel P[2];
-    float *out[2];
-    panel_unpack(j, j->w, pn, thread, 0, &P[0], &out[0]);
-    if (j->w2) panel_unpack(j, j->w2, pn, thread, 1, &P[1], &out[1]);
+/* Task: a block of BP consecutive panels (BP x NP weight rows; for gate_up, each panel of both
+ * weights: the units). All units are unpacked first; then, K chunk by K chunk, every row step
+ * (1 or 2 row groups) passes over every unit, so the activation tile's chunk stays in L1 while
+ * the block's weights pass, and the block's weight chunk stays in L2 while all the rows pass:
+ * the activations are read once per block rather than once per panel (at 2048 rows they are
+ * 3 MB at K = 1536 and 18 MB at K = 8960, and streaming them was what limited large M). With
+ * several K chunks the accumulators of each (unit, row step) wait in out between chunks
+ * (storing and reloading a float is exact); they go to y after the last chunk. */
+static void gemm_task(void *p, int task, int thread) {
+    lq_job *j = p;
+    const int n_panels = (j->N + j->NP - 1) / j->NP, p0 = task * j->BP;
+    const int bp = n_panels - p0 < j->BP ? n_panels - p0 : j->BP, slots = j->w2 ? 2 : 1, units = bp * slots;
+    uint8_t *s = j->scratch + (size_t)thread * j->per_thread;
+    tkr_lq_panel P[2 * LQ_MAX_BP];
+    for (int u = 0; u < units; u++)
+        panel_unpack(j, u % slots ? j->w2 : j->w, p0 + u / slots, s + (size_t)u * j->unit_bytes, &P[u]);
+    float *out = (float *)(s + j->out_off), *tg = (float *)(s + j->tmp_off);
     const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
-    const int chunks = (G + j->GC - 1) / j->GC, tiles = (np + NR - 1) / NR;
+    const int step = j->isa.k2 ? 2 : 1, n_steps = (n_rg + step - 1) / step, chunks = (G + j->GC - 1) / j->GC;
+    const int out_steps = chunks > 1 ? n_steps : 1; /* one K chunk: the accumulators need not wait */
+    const size_t out_unit = (size_t)j->NP * step * RW; /* floats of one (unit, row step) */
+    /* the next block this thread likely takes (the pool hands tasks out in order) */
     lq_prefetch pf[2] = {{NULL, 0, 0}, {NULL, 0, 0}};
-    if (pf_pn >= 0) {
-        int pn0;
-        const int pnp = panel_rows(j, pf_pn, &pn0);
+    const int nb0 = (task + j->threads) * j->BP;
+    if (nb0 < n_panels) {
+        const int nbp = n_panels - nb0 < j->BP ? n_panels - nb0 : j->BP;
+        const int last = nb0 * j->NP + nbp * j->NP < j->N ? nb0 * j->NP + nbp * j->NP : j->N;
         const size_t rb = tkr_dtype_row_bytes(j->f.wt, j->f.K);
+        const size_t calls = (size_t)chunks * n_steps * bp * ((j->NP + NR - 1) / NR);
         for (int sl = 0; sl < slots; sl++)
-            prefetch_plan(&pf[sl], (const uint8_t *)(sl ? j->w2 : j->w)->data + (size_t)pn0 * rb, (size_t)pnp * rb,
-                          ((n_rg + 1) / 2) * chunks * tiles);
+            prefetch_plan(&pf[sl], (const uint8_t *)(sl ? j->w2 : j->w)->data + (size_t)nb0 * j->NP * rb,
+                          (size_t)(last - nb0 * j->NP) * rb, calls);
     }
-    for (int rg = 0; rg < n_rg;) {
-        const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
-        const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
-        const int m0 = rg * RW, rows = j->M - m0 < mv * RW ? j->M - m0 : mv * RW;
-        /* the rows of y this row group writes: rows lines of np floats (prefetchw) */
-        const int ycalls = chunks * tiles, yper = (rows + ycalls - 1) / ycalls;
-        int yr = 0;
-        for (int sl = 0; sl < slots; sl++) {
-            /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
-             * while every weight row of the panel passes. */
-            for (int g0 = 0; g0 < G; g0 += j->GC) {
-                const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
-                for (int jn = 0; jn < np; jn += NR) {
-                    prefetch_step_read(&pf[sl]);
-                    for (int e = yr + yper; yr < e && yr < rows; yr++) {
-                        float *yrow = j->y + (size_t)(m0 + yr) * j->N + n0;
-                        for (int c = 0; c < np; c += 16) __builtin_prefetch(yrow + c, 1, 3);
-                        __builtin_prefetch(yrow + np - 1, 1, 3);
+    for (int g0 = 0; g0 < G; g0 += j->GC) {
+        const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+        for (int st = 0; st < n_steps; st++) {
+            const int rg = st * step, mv = n_rg - rg < step ? n_rg - rg : step;
+            const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
+            const int ost = out_steps > 1 ? st : 0;
+            for (int pb = 0; pb < bp; pb++) {
+                int n0;
+                const int np = panel_rows(j, p0 + pb, &n0);
+                for (int sl = 0; sl < slots; sl++) {
+                    const int u = pb * slots + sl;
+                    float *o = out + ((size_t)u * out_steps + ost) * out_unit;
+                    for (int jn = 0; jn < np; jn += NR) {
+                        prefetch_step_read(&pf[sl]);
+                        kern(&j->f, &j->X, rg, &P[u], jn, np - jn < NR ? np - jn : NR, g0, g1, o + (size_t)jn * mv * RW);
                     }
-                    kern(&j->f, &j->X, rg, &P[sl], jn, np - jn < NR ? np - jn : NR, g0, g1,
-                         out[sl] + (size_t)jn * mv * RW);
+                }
+                if (g1 < G) continue;
+                /* the last chunk: this panel's rows of this step are done */
+                const int m0 = rg * RW, rows = j->M - m0 < mv * RW ? j->M - m0 : mv * RW;
+                const float *og = out + ((size_t)(pb * slots) * out_steps + ost) * out_unit;
+                if (!j->w2) {
+                    store_tile(j, og, mv * RW, np, m0, j->M, j->y, j->N, n0, j->bias);
+                } else { /* both tiles to rows [rows][np], silu(gate) * up, then into y */
+                    float *tu = tg + (size_t)np * mv * RW;
+                    store_tile(j, og, mv * RW, np, 0, rows, tg, np, 0, NULL);
+                    store_tile(j, og + (size_t)out_steps * out_unit, mv * RW, np, 0, rows, tu, np, 0, NULL);
+                    silu_mul_like_kctx(j, tg, tu, (size_t)rows * np);
+                    for (int r = 0; r < rows; r++)
+                        memcpy(j->y + (size_t)(m0 + r) * j->N + n0, tg + (size_t)r * np, sizeof(float) * (size_t)np);
                 }
             }
         }
-        if (!j->w2) {
-            store_tile(j, out[0], mv * RW, np, m0, j->M, j->y, j->N, n0, j->bias);
-        } else {
-            /* both tiles to rows [rows][np], silu(gate) * up, then into y */
-            float *tg = (float *)(j->scratch + (size_t)thread * j->per_thread + 2 * j->slot_bytes);
-            float *tu = tg + (size_t)np * mv * RW;
-            store_tile(j, out[0], mv * RW, np, 0, rows, tg, np, 0, NULL);
-            store_tile(j, out[1], mv * RW, np, 0, rows, tu, np, 0, NULL);
-            silu_mul_like_kctx(j, tg, tu, (size_t)rows * np);
-            for (int r = 0; r < rows; r++)
-                memcpy(j->y + (size_t)(m0 + r) * j->N + n0, tg + (size_t)r * np, sizeof(float) * (size_t)np);
-        }
-        rg += mv;
-    }
-}
-
-/* Task: panels [task * PPT, ...), a run of consecutive panels so that each one's weights can be
- * prefetched during the previous one; during its last panel, the first panel of the task this
- * thread most likely takes next (the pool hands tasks out in order: task + threads). */
-static void gemm_task(void *p, int task, int thread) {
-    lq_job *j = p;
-    const int n_panels = (j->N + j->NP - 1) / j->NP, p0 = task * j->PPT;
-    const int p1 = n_panels - p0 < j->PPT ? n_panels : p0 + j->PPT;
-    for (int pn = p0; pn < p1; pn++) {
-        int pf = pn + 1 < p1 ? pn + 1 : (task + j->threads) * j->PPT;
-        gemm_panel(j, pn, thread, pf < n_panels ? pf : -1);
     }
 }
 
@@ -476,13 +470,22 @@ static tkr_status linear_quant(const tkr_kctx *ctx, const float *x, int M, int K
     /* per thread: the panel (bytes, dw, corr, wmin), the output tile, the row quantizer's blocks */
     j.panel_w_bytes = align64((size_t)NP * K);
     j.panel_g_bytes = align64(sizeof(float) * (size_t)NP * G);
-    size_t tile = align64(sizeof(float) * (size_t)NP * 2 * RW); /* accumulators of a panel */
-    /* K chunk: activation tile (2 RW rows) and panel (NP rows) chunks within ~128 KB, a part of
-     * L2 (chunks fitting L1 measured no faster at these shapes) */
-    j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
+    /* blocks of BP panels when the quantized activations outgrow a part of L2 (else one panel
+     * per task was measured as fast or faster), about 4 tasks per thread for the balance */
+    const int n_panels = (N + NP - 1) / NP, slots = w2 ? 2 : 1;
+    j.BP = (size_t)Mpad * K > 262144 ? n_panels / (4 * threads) : 1;
+    if (j.BP < 1) j.BP = 1;
+    if (j.BP > LQ_MAX_BP) j.BP = LQ_MAX_BP;
+    const int step = isa.k2 ? 2 : 1, n_steps = (Mpad / RW + step - 1) / step;
+    /* K chunk: the block's weights and an activation tile (step RW rows) within ~512 KB, a part
+     * of L2, so that the weights stay there while all the rows pass */
+    j.GC = (int)(524288 / ((size_t)(j.BP * slots * NP + step * RW) * j.f.gsize));
     if (j.GC < 1) j.GC = 1;
-    j.slot_bytes = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
-    j.per_thread = w2 ? 2 * j.slot_bytes + 2 * tile : j.slot_bytes; /* gate_up: 2 slots, 2 row tiles */
+    const int out_steps = j.GC < G ? n_steps : 1;
+    j.unit_bytes = j.panel_w_bytes + 3 * j.panel_g_bytes;
+    j.out_off = j.unit_bytes * (size_t)(j.BP * slots);
+    j.tmp_off = j.out_off + align64(sizeof(float) * (size_t)j.BP * slots * out_steps * NP * step * RW);
+    j.per_thread = j.tmp_off + (w2 ? 2 * align64(sizeof(float) * (size_t)NP * step * RW) : 0);
     size_t rt = align64(row_tmp_bytes(&j.f)) * (size_t)RW; /* prep_task: RW rows of blocks */
     if (rt > j.per_thread) j.per_thread = rt;
     uint8_t *mem = NULL;
@@ -498,10 +501,7 @@ static tkr_status linear_quant(const tkr_kctx *ctx, const float *x, int M, int K
         j.bias = bias_f;
     }
     tkr_pool_run(ctx->pool, Mpad / RW, prep_task, &j);
-    /* tasks: runs of PPT panels, at least about 4 tasks per thread for the balance */
-    const int n_panels = (N + NP - 1) / NP;
-    j.PPT = n_panels / (4 * threads) > 1 ? n_panels / (4 * threads) : 1;
-    tkr_pool_run(ctx->pool, (n_panels + j.PPT - 1) / j.PPT, gemm_task, &j);
+    tkr_pool_run(ctx->pool, (n_panels + j.BP - 1) / j.BP, gemm_task, &j);
     free(mem);
     return TKR_OK;
 }
