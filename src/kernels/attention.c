@@ -2,7 +2,8 @@
  *
  * Tasks are (sequence, head, chunk of query rows). The portable kernel here is the reference:
  * one query row at a time, a row of scores, a plain softmax and a weighted sum of v rows. The
- * AVX2 kernel (attention_avx2.c) computes the same thing blocked for long sequences. Sequences
+ * AVX2 kernel (attention_avx2.c) computes the same thing blocked for long sequences, and the
+ * AVX-512 one (attention_avx512.c) the AVX2 bits with wider tiles. Sequences
  * in a batch never see each other, so a vector does not depend on its batch; each thread has its
  * own scratch, allocated once per call. */
 #include "kernels/kernels_impl.h"
@@ -21,6 +22,7 @@ typedef struct {
     float *scratch;          /* [threads][scratch_floats] */
     size_t scratch_floats;
     bool avx2;
+    bool avx512;             /* AVX-512 tiles, the AVX2 kernel's bits */
     bool neon;
 } att_job;
 
@@ -75,6 +77,10 @@ static void att_task(void *p, int task, int thread) {
     const att_task_def *t = &j->tasks[task];
     float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
+    if (j->avx512) {
+        tkr_attention_rows_avx512(j->a, t->seq, t->head, t->i0, t->i1, scratch);
+        return;
+    }
     if (j->avx2) {
         tkr_attention_rows_avx2(j->a, t->seq, t->head, t->i0, t->i1, scratch);
         return;
@@ -118,6 +124,10 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
 #ifdef TKR_HAVE_X86
     avx2 = ctx->avx2 && a->head_dim % 8 == 0;
 #endif
+    bool avx512 = false;
+#ifdef TKR_HAVE_X86
+    avx512 = avx2 && ctx->avx512;
+#endif
     bool neon = false;
 #ifdef TKR_HAVE_NEON
     neon = ctx->neon && a->head_dim % 4 == 0;
@@ -148,7 +158,7 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
                 tasks[t++] = (att_task_def){s, h, i0, i0 + rows < T ? i0 + rows : T};
         }
     }
-    att_job j = {ctx, a, tasks, scratch, per_thread, avx2, neon};
+    att_job j = {ctx, a, tasks, scratch, per_thread, avx2, avx512, neon};
     tkr_pool_run(ctx->pool, (int)n_tasks, att_task, &j);
     free(tasks);
     free(scratch);

@@ -56,6 +56,13 @@ size_t tkr_attention_avx2_scratch_floats(int max_T, int head_dim);
  * last row: [T - 1, T)). */
 void tkr_attention_rows_avx2(const tkr_attention_args *a, int s, int h, int i0, int i1,
                              float *scratch);
+/* The AVX2 kernel's packing, shared with the AVX-512 one: kt[p][d][16] = K[16 p + jj][d] and
+ * vp[c][j][16] = V[j][16 c + dd], zero padded (attention_avx2.c). */
+void tkr_attention_pack_keys_avx2(const float *K, int stride, int nk, int hd, float *kt);
+void tkr_attention_pack_values_avx2(const float *V, int stride, int nk, int hd, float *vp);
+/* The same task on AVX-512 (attention_avx512.c): the same scratch, the same bits. */
+void tkr_attention_rows_avx512(const tkr_attention_args *a, int s, int h, int i0, int i1,
+                               float *scratch);
 
 /* ---- element-wise ---------------------------------------------------------------------- */
 
