@@ -76,6 +76,12 @@ void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_
 
 /* gate[i] = silu(gate[i]) * up[i] over n values (the SwiGLU MLP). */
 void tkr_silu_mul(const tkr_kctx *ctx, float *gate, const float *up, size_t n);
+
+/* The gated MLP's first half: gate = silu(x Wg^T) * (x Wu^T), gate and up [M, N] (up is scratch):
+ * the same bits as tkr_linear twice and tkr_silu_mul; for quantized weights of one type, one
+ * pass that quantizes x once and never writes the two products (linear_quant.c). */
+tkr_status tkr_linear_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                const tkr_tensor *wu, float *gate, float *up);
 /* x * sigmoid(1.702 x) in place (the vision blocks' QuickGELU). */
 void tkr_quick_gelu(const tkr_kctx *ctx, float *x, size_t n);
 /* exact erf GELU in place (the patch merger). */

@@ -99,6 +99,9 @@ double tkr_sum_sq_dev_neon(const float *x, int n, double mean);
  * dot products per group of 32 (Q6_K: 16) values, one float update per group. */
 tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                             const tkr_tensor *bias, float *y);
+/* y = silu(x Wg^T) * (x Wu^T): Wg, Wu quantized, of one type and shape [N, K]. */
+tkr_status tkr_linear_quant_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                      const tkr_tensor *wu, float *y);
 
 /* The arithmetic every version performs for output (m, n), group g of G (exact integers, then
  * float32 in group order, so the result never depends on M, tiling or threads):
@@ -171,6 +174,10 @@ void tkr_quantize_row_q8_K_avx2(const float *x, tkr_block_q8_K *y, int64_t k);
 /* Vectorized weight panel unpacking: the same panel as the portable unpacker. */
 void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P);
 bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa);
+/* y[m0 + r][n0 + c] = out[c * ldo + r] (+ bias[n0 + c]) for c < np and the rows r < rows with
+ * m0 + r < M: a panel's accumulators (one column of out per weight row) into y's rows. */
+void tkr_lq_store_avx2(const float *out, int ldo, int np, int rows, int m0, int M, float *y, int N, int n0,
+                       const float *bias);
 #endif
 #ifdef TKR_HAVE_NEON
 /* NEON (linear_quant_neon.c): signed int8 x signed int8, no offsets (xoff 0, no corrections);

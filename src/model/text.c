@@ -46,9 +46,7 @@ static tkr_status attn_out_and_mlp(const tkr_model *m, const tkr_text_layer *L, 
         if ((st = tkr_linear(k, att + (size_t)r0 * HD, n, HD, L->o_w, NULL, tmp)) != TKR_OK) return st;
         tkr_add_inplace(xr, tmp, (size_t)n * D);
         tkr_rmsnorm(k, xr, n, D, L->post_norm, (float)c->rms_norm_eps, xn);
-        if ((st = tkr_linear(k, xn, n, D, L->gate_w, NULL, gate)) != TKR_OK) return st;
-        if ((st = tkr_linear(k, xn, n, D, L->up_w, NULL, up)) != TKR_OK) return st;
-        tkr_silu_mul(k, gate, up, (size_t)n * I);
+        if ((st = tkr_linear_silu_gate(k, xn, n, D, L->gate_w, L->up_w, gate, up)) != TKR_OK) return st;
         if ((st = tkr_linear(k, gate, n, I, L->down_w, NULL, tmp)) != TKR_OK) return st;
         tkr_add_inplace(xr, tmp, (size_t)n * D);
     }
