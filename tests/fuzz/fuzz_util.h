@@ -13,8 +13,10 @@
 #define FZ_SEP "\n--8<--\n"
 static inline void fz_split(const uint8_t *data, size_t n, size_t *n1, const uint8_t **p2, size_t *n2) {
     const size_t k = sizeof FZ_SEP - 1;
+    /* first byte checked inline: a memcmp per position costs a quarter of the run time under
+     * libFuzzer's and ASan's memcmp interceptors */
     for (size_t i = 0; i + k <= n; i++)
-        if (!memcmp(data + i, FZ_SEP, k)) {
+        if (data[i] == '\n' && !memcmp(data + i, FZ_SEP, k)) {
             *n1 = i;
             *p2 = data + i + k;
             *n2 = n - i - k;
