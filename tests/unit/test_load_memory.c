@@ -48,7 +48,10 @@ static char *slurp(const char *path, size_t *n) {
         b = NULL;
     }
     fclose(f);
-    if (b) *n = (size_t)sz;
+    if (b) {
+        b[sz] = 0;   /* tok_case takes strings */
+        *n = (size_t)sz;
+    }
     return b;
 }
 
