@@ -12,6 +12,9 @@
  * Rendering (docs/media.md): a page of W x H points at d dpi is ceil(W*d/72) x ceil(H*d/72)
  * pixels (pdftoppm's rule), painted white, then poppler_page_render at scale d/72 (the page's
  * /Rotate applies), cairo RGB24 (anti-aliased), alpha-free. */
+/* wait4 (the child's own CPU time) is a BSD name that _POSIX_C_SOURCE alone hides */
+#define _DEFAULT_SOURCE
+
 #include "media/media.h"
 #include "util/error.h"
 
@@ -59,7 +62,10 @@ static void child_error(int fd, tkr_status code, const char *msg) {
 /* Limits the child: address space above what it already maps, CPU time, no files, no cores. */
 static void child_limits(const tkr_media_limits *lim) {
     struct rlimit r;
-    r.rlim_cur = r.rlim_max = (rlim_t)lim->pdf_cpu_s;
+    /* soft below hard: the kernel sends SIGXCPU (reported as the CPU limit) at the soft limit;
+     * with soft == hard it sends SIGKILL, which reads like the memory limit */
+    r.rlim_cur = (rlim_t)lim->pdf_cpu_s;
+    r.rlim_max = (rlim_t)lim->pdf_cpu_s + 5;
     setrlimit(RLIMIT_CPU, &r);
     r.rlim_cur = r.rlim_max = 0;
     setrlimit(RLIMIT_CORE, &r);
@@ -300,7 +306,11 @@ tkr_status tkr_pdf_render(const tkr_pdf_input *pdf, const tkr_media_limits *lim_
     close(fds[0]);
     if (st != TKR_OK) kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+    double child_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                       1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     tkr_media_bytes_close(&bytes);
     if (st == TKR_OK) return TKR_OK;
     tkr_media_frames_free(out);
@@ -312,7 +322,7 @@ tkr_status tkr_pdf_render(const tkr_pdf_input *pdf, const tkr_media_limits *lim_
     }
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        if (sig == SIGXCPU)
+        if (sig == SIGXCPU || (sig == SIGKILL && child_cpu >= (double)lim.pdf_cpu_s))
             return tkr_fail(err, TKR_ERR_LIMIT, "PDF: rendering used more than %d s of CPU", lim.pdf_cpu_s);
         return tkr_fail(err, TKR_ERR_FORMAT, "PDF: the renderer stopped on signal %d (a malformed "
                         "document, or over the %zu MB memory limit)", sig, lim.pdf_memory >> 20);

@@ -403,55 +403,68 @@ static int group_sample(const int64_t *sample, int n, const int64_t *pts, wanted
     return n_w;
 }
 
+/* What one call asks for, checked once for decode and probe alike: the limits resolved, the
+ * sampling options (fps 2 and 64 frames unless given) and the frame cap within the limit, and
+ * the bytes opened (the caller closes them). */
+typedef struct {
+    tkr_media_limits lim;
+    double fps;
+    int max_frames, cap; /* cap: the most frames the sample can hold */
+    tkr_media_bytes bytes;
+} video_request;
+
+static tkr_status video_request_open(const tkr_video_input *v, const tkr_media_limits *lim_in,
+                                     video_request *rq, tkr_error *err) {
+    tkr_media_limits_resolve(lim_in, &rq->lim);
+    rq->fps = v->fps == 0 ? 2.0 : v->fps;
+    rq->max_frames = v->max_frames == 0 ? 64 : v->max_frames;
+    if (v->num_frames < 0 || v->max_frames < 0 || !(rq->fps > 0) || !isfinite(rq->fps))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: fps must be > 0, max_frames and num_frames >= 0");
+    rq->cap = v->num_frames > 0 ? v->num_frames : rq->max_frames;
+    if (rq->cap > rq->lim.max_frames)
+        return tkr_fail(err, TKR_ERR_LIMIT, "video: %d frames asked for, more than the limit of %d",
+                        rq->cap, rq->lim.max_frames);
+    tkr_status st = tkr_media_bytes_open(v->path, v->data, v->size, rq->lim.max_bytes, &rq->bytes, err);
+    if (st != TKR_OK) tkr_error_prefix(err, "video: ");
+    return st;
+}
+
 tkr_status tkr_video_decode_each(const tkr_video_input *v, const tkr_media_limits *lim_in,
                                  tkr_video_frame_fn fn, void *user, tkr_video_info *info,
                                  tkr_error *err) {
     memset(info, 0, sizeof *info);
     if (!v || !fn) return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: NULL argument");
-    tkr_media_limits lim;
-    tkr_media_limits_resolve(lim_in, &lim);
-    double fps = v->fps == 0 ? 2.0 : v->fps;
-    int max_frames = v->max_frames == 0 ? 64 : v->max_frames;
-    if (v->num_frames < 0 || v->max_frames < 0 || !(fps > 0) || !isfinite(fps))
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: fps must be > 0, max_frames and num_frames >= 0");
-    int cap = v->num_frames > 0 ? v->num_frames : max_frames;
-    if (cap > lim.max_frames)
-        return tkr_fail(err, TKR_ERR_LIMIT, "video: %d frames asked for, more than the limit of %d",
-                        cap, lim.max_frames);
-    tkr_media_bytes bytes;
-    tkr_status st = tkr_media_bytes_open(v->path, v->data, v->size, lim.max_bytes, &bytes, err);
-    if (st != TKR_OK) {
-        tkr_error_prefix(err, "video: ");
-        return st;
-    }
-    double deadline = tkr_now_seconds() + lim.timeout_s;
+    video_request rq;
+    tkr_status st = video_request_open(v, lim_in, &rq, err);
+    if (st != TKR_OK) return st;
+    double deadline = tkr_now_seconds() + rq.lim.timeout_s;
     demux d;
     int64_t *pts = NULL, n_source = 0;
     double end_s = 0;
-    int64_t *sample = malloc(sizeof(int64_t) * (size_t)cap);
-    wanted *w = malloc(sizeof(wanted) * (size_t)cap);
-    int *positions = malloc(sizeof(int) * (size_t)cap);
-    idx_pos *tmp = malloc(sizeof(idx_pos) * (size_t)cap);
+    int64_t *sample = malloc(sizeof(int64_t) * (size_t)rq.cap);
+    wanted *w = malloc(sizeof(wanted) * (size_t)rq.cap);
+    int *positions = malloc(sizeof(int) * (size_t)rq.cap);
+    idx_pos *tmp = malloc(sizeof(idx_pos) * (size_t)rq.cap);
     if (!sample || !w || !positions || !tmp) {
         st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
         goto done;
     }
-    st = demux_open(&d, bytes.data, bytes.size, deadline, err);
+    st = demux_open(&d, rq.bytes.data, rq.bytes.size, deadline, err);
     if (st != TKR_OK) goto done;
-    st = scan_packets(&d, &lim, &pts, &n_source, &end_s, err);
+    st = scan_packets(&d, &rq.lim, &pts, &n_source, &end_s, err);
     double time_base = av_q2d(d.fmt->streams[d.stream]->time_base);
     demux_close(&d);
     if (st != TKR_OK) goto done;
-    pass_ctx pc = {&lim, fn, user, time_base};
+    pass_ctx pc = {&rq.lim, fn, user, time_base};
     int64_t n = n_source;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int n_out = tkr_video_sample_indices(n, end_s, fps, max_frames, v->num_frames, sample, cap);
+        int n_out = tkr_video_sample_indices(n, end_s, rq.fps, rq.max_frames, v->num_frames, sample, rq.cap);
         if (n_out <= 0) {
             st = tkr_fail(err, TKR_ERR_INTERNAL, "video: bad sample");
             break;
         }
         int n_w = group_sample(sample, n_out, pts, w, positions, tmp);
-        st = demux_open(&d, bytes.data, bytes.size, deadline, err);
+        st = demux_open(&d, rq.bytes.data, rq.bytes.size, deadline, err);
         if (st != TKR_OK) break;
         int reached = 0;
         int64_t max_pts = INT64_MIN;
@@ -470,7 +483,7 @@ tkr_status tkr_video_decode_each(const tkr_video_input *v, const tkr_media_limit
             break;
         }
         for (n = n - 1; n > 0; n--) {
-            int m = tkr_video_sample_indices(n, end_s, fps, max_frames, v->num_frames, sample, cap);
+            int m = tkr_video_sample_indices(n, end_s, rq.fps, rq.max_frames, v->num_frames, sample, rq.cap);
             int ok = m > 0;
             for (int i = 0; ok && i < m; i++) ok = pts[sample[i]] <= max_pts;
             if (ok) break;
@@ -488,7 +501,7 @@ done:
     free(w);
     free(positions);
     free(tmp);
-    tkr_media_bytes_close(&bytes);
+    tkr_media_bytes_close(&rq.bytes);
     return st;
 }
 
@@ -550,44 +563,34 @@ void tkr_media_frames_free(tkr_media_frames *f) {
 tkr_status tkr_video_probe(const tkr_video_input *v, const tkr_media_limits *lim_in, int *n_frames,
                            int *width, int *height, tkr_error *err) {
     *n_frames = *width = *height = 0;
-    tkr_media_limits lim;
-    tkr_media_limits_resolve(lim_in, &lim);
-    double fps = v->fps == 0 ? 2.0 : v->fps;
-    int max_frames = v->max_frames == 0 ? 64 : v->max_frames;
-    if (v->num_frames < 0 || v->max_frames < 0 || !(fps > 0) || !isfinite(fps))
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: fps must be > 0, max_frames and num_frames >= 0");
-    int cap = v->num_frames > 0 ? v->num_frames : max_frames;
-    if (cap > lim.max_frames)
-        return tkr_fail(err, TKR_ERR_LIMIT, "video: %d frames asked for, more than the limit of %d",
-                        cap, lim.max_frames);
-    tkr_media_bytes bytes;
-    tkr_status st = tkr_media_bytes_open(v->path, v->data, v->size, lim.max_bytes, &bytes, err);
-    if (st != TKR_OK) {
-        tkr_error_prefix(err, "video: ");
-        return st;
-    }
+    if (!v) return tkr_fail(err, TKR_ERR_INVALID_ARG, "video: NULL argument");
+    video_request rq;
+    tkr_status st = video_request_open(v, lim_in, &rq, err);
+    if (st != TKR_OK) return st;
     demux d;
     int64_t *pts = NULL, n = 0;
     double end_s = 0;
-    int64_t *sample = malloc(sizeof(int64_t) * (size_t)cap);
+    int64_t *sample = malloc(sizeof(int64_t) * (size_t)rq.cap);
     if (!sample) st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
-    if (st == TKR_OK) st = demux_open(&d, bytes.data, bytes.size, tkr_now_seconds() + lim.timeout_s, err);
+    double deadline = tkr_now_seconds() + rq.lim.timeout_s;
+    if (st == TKR_OK) st = demux_open(&d, rq.bytes.data, rq.bytes.size, deadline, err);
     if (st == TKR_OK) {
         AVCodecParameters *cp = d.fmt->streams[d.stream]->codecpar;
         *width = cp->width;
         *height = cp->height;
-        st = scan_packets(&d, &lim, &pts, &n, &end_s, err);
+        st = scan_packets(&d, &rq.lim, &pts, &n, &end_s, err);
         demux_close(&d);
     }
     if (st == TKR_OK && (*width <= 0 || *height <= 0))
         st = tkr_fail(err, TKR_ERR_FORMAT, "video: the stream has no frame size");
-    if (st == TKR_OK && (uint64_t)*width * (uint64_t)*height > lim.max_pixels)
+    if (st == TKR_OK && (uint64_t)*width * (uint64_t)*height > rq.lim.max_pixels)
         st = tkr_fail(err, TKR_ERR_LIMIT, "video: %dx%d frames are over the limit of %llu pixels",
-                      *width, *height, (unsigned long long)lim.max_pixels);
-    if (st == TKR_OK) *n_frames = tkr_video_sample_indices(n, end_s, fps, max_frames, v->num_frames, sample, cap);
+                      *width, *height, (unsigned long long)rq.lim.max_pixels);
+    if (st == TKR_OK)
+        *n_frames = tkr_video_sample_indices(n, end_s, rq.fps, rq.max_frames, v->num_frames, sample, rq.cap);
     free(pts);
     free(sample);
-    tkr_media_bytes_close(&bytes);
+    tkr_media_bytes_close(&rq.bytes);
     return st;
 }
 
