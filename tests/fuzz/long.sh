@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # long.sh - a long fuzzing run on a shared machine: one libFuzzer process at a time under nice 19,
 # in rounds over every harness, each round giving a harness a time slice weighted by how slow it
-# is per execution (tokenizer_json gets 12x base64's slice), until the total time is spent or
+# is per execution (tokenizer_json gets 9x base64's slice), until the total time is spent or
 # $WORK/STOP exists. Working corpora persist in $WORK/corpus/<name> (seeded from the committed
 # corpus and the shared-data seeds), so runs can be resumed. One line per slice goes to
 # $WORK/slices.log (executions, cov, ft, execs/s); full logs in $WORK/logs, crashes in $WORK/crash.
@@ -20,9 +20,10 @@ mkdir -p "$WORK/corpus" "$WORK/logs" "$WORK/crash" "$WORK/tokenizer"
 ln -sf "$DATA/tokenizers/qwen2/vocab.json" "$DATA/tokenizers/qwen2/merges.txt" "$WORK/tokenizer/"
 cp tests/fixtures/qwen2vl/tokenizer_config.json tests/fixtures/qwen2vl/added_tokens.json "$WORK/tokenizer/"
 export TKR_FUZZ_TOKENIZER_DIR="$WORK/tokenizer"
-# seconds per round at SCALE 1, slowest per execution first (42 minutes a round)
-SLICES="tokenizer_json:700 vocab_merges:420 gguf:280 request:230 image:210 tokenize:160
-        config:140 safetensors:140 shard_index:90 http:80 base64:60"
+# seconds per round at SCALE 1 (name:seconds ...; TKR_FUZZ_SLICES overrides), the slowest per
+# execution first: about 48 minutes a round
+SLICES=${TKR_FUZZ_SLICES:-"tokenizer_json:700 vocab_merges:500 image:500 tokenize:350 gguf:250
+        safetensors:120 request:120 config:100 shard_index:100 http:100 base64:80"}
 deadline=$(( $(date +%s) + TOTAL ))
 round=0
 while :; do
@@ -46,7 +47,7 @@ while :; do
       config|tokenizer_json|vocab_merges|request|shard_index) dict=(-dict=tests/fuzz/json.dict) ;;
       http) dict=(-dict=tests/fuzz/http.dict) ;;
     esac
-    log="$WORK/logs/$name-r$round.log"
+    log="$WORK/logs/$name-r$round-$(date -u +%H%M%S).log"
     # -max_len: without it libFuzzer takes the largest seed (a 627 KB GGUF) as the limit
     nice -n 19 "$B/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="$WORK/crash/$name-" "${dict[@]}" \
