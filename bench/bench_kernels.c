@@ -182,7 +182,7 @@ static void bench_attention(bench *b, const char *name, int T, int H, int KV, in
     for (size_t i = 0; i < (size_t)T * row; i++) qkv[i] = frand() * 1.5f;
     int seq[2] = {0, T};
     att_arg a = {&b->ctx, {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, row, row, out,
-                           H * hd, H, KV, hd, seq, 1, causal, false}};
+                           H * hd, H, KV, hd, seq, 1, causal, false, 0, 0}};
     double t0 = tkr_now_seconds();
     run_attention(&a);
     double first = tkr_now_seconds() - t0;

@@ -8,7 +8,9 @@
  * of the dequantized weights and the activations, within the activation-quantization bound), so
  * a fast wrong kernel never reports a number. GFLOP/s = 2 M N K / time (median of repeats).
  * The estimate line sums, per type, 28 layers x (q, k, v, o, gate, up, down) at each M; for
- * Q4_K_M it uses llama.cpp's mix for 28 layers (ffn_down and attn_v in Q6_K on 14 layers). */
+ * Q4_K_M it uses llama.cpp's mix for 28 layers (ffn_down and attn_v in Q6_K on 14 layers).
+ * --cold C cycles the repeats through C copies of the weights (C x their size in memory), so that
+ * they come from memory as in the model (28 layers) instead of staying in the caches. */
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "util/platform.h"
@@ -42,7 +44,8 @@ typedef struct {
     const tkr_kctx *ctx;
     const float *x;
     int M, K;
-    const tkr_tensor *w;
+    const tkr_tensor *w; /* [copies]: the repeats cycle through them */
+    int copies;
     float *y;
 } run_arg;
 
@@ -64,7 +67,7 @@ static double time_median(double seconds, run_arg *a) {
     double start = tkr_now_seconds();
     while (n < 100 && (n < 3 || tkr_now_seconds() - start < seconds)) {
         double t0 = now_s();
-        tkr_linear(a->ctx, a->x, a->M, a->K, a->w, NULL, a->y);
+        tkr_linear(a->ctx, a->x, a->M, a->K, &a->w[(n + 1) % a->copies], NULL, a->y);
         t[n++] = now_s() - t0;
     }
     qsort(t, (size_t)n, sizeof(double), cmp_double);
@@ -120,6 +123,7 @@ int main(int argc, char **argv) {
     int threads = 2;
     double seconds = 0.5;
     const char *caps = "auto", *types = NULL, *ms = "1,128,2048";
+    int copies = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
@@ -127,14 +131,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) ms = argv[++i];
         else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
+        else if (!strcmp(argv[i], "--cold") && i + 1 < argc) copies = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--min")) use_min = 1; /* fastest repeat instead of the median */
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) { /* NxK replaces the q/o shape */
             if (sscanf(argv[++i], "%dx%d", &shapes[0][0], &shapes[0][1]) != 2) return 2;
         }
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--caps LIST] [--types LIST] [--m LIST]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--caps LIST] [--types LIST] [--m LIST] [--cpu] [--min]\n"
+                            "       [--cold COPIES] [--shape NxK]\n", argv[0]);
             return 2;
         }
+    }
+    if (copies < 1 || copies > 256) {
+        fprintf(stderr, "--cold: 1 to 256 copies\n");
+        return 2;
     }
     n_threads_g = threads;
     tkr_pool *pool = NULL;
@@ -162,21 +172,26 @@ int main(int argc, char **argv) {
             for (int si = 0; si < 4; si++) {
                 const int N = shapes[si][0], K = shapes[si][1];
                 size_t rb = tkr_dtype_row_bytes(tlist[ti], K);
-                uint8_t *wq = xmalloc(rb * N);
+                uint8_t *wq = xmalloc(rb * N * copies);
                 float *row = xmalloc(sizeof(float) * K);
                 for (int n = 0; n < N; n++) {
                     for (int k = 0; k < K; k++) row[k] = frand() * 0.05f;
                     tkr_quantize_row(tlist[ti], row, wq + rb * n, K);
                 }
                 free(row);
-                tkr_tensor w = {.name = "w", .dtype = tlist[ti], .ndim = 2, .shape = {N, K}, .data = wq,
-                                .nbytes = rb * N, .aligned = true};
+                tkr_tensor *wc = xmalloc(sizeof(tkr_tensor) * copies);
+                for (int c = 0; c < copies; c++) {
+                    if (c) memcpy(wq + rb * N * c, wq, rb * N);
+                    wc[c] = (tkr_tensor){.name = "w", .dtype = tlist[ti], .ndim = 2, .shape = {N, K},
+                                         .data = wq + rb * N * c, .nbytes = rb * N, .aligned = true};
+                }
+                const tkr_tensor w = wc[0];
                 for (int mi = 0; mi < 4; mi++) {
                     if (!in_list(ms, mnames[mi])) continue;
                     const int M = mlist[mi];
                     float *x = xmalloc(sizeof(float) * (size_t)M * K), *y = xmalloc(sizeof(float) * (size_t)M * N);
                     for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand() * (i % 61 == 7 ? 6.0f : 1.0f);
-                    run_arg a = {&ctx, x, M, K, &w, y};
+                    run_arg a = {&ctx, x, M, K, wc, copies, y};
                     tkr_linear(&ctx, x, M, K, &w, NULL, y);
                     if (!check(x, M, K, N, &w, y, tlist[ti])) {
                         failures++;
@@ -192,6 +207,7 @@ int main(int argc, char **argv) {
                     free(y);
                 }
                 free(wq);
+                free(wc);
             }
         }
         /* full-model estimate: 28 layers of linear layers, per M */

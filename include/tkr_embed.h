@@ -199,10 +199,15 @@ typedef struct {
                                     "neon-dot" (tests, benchmarks)                          */
     bool fast_bf16;              /* opt-in: BF16 weights with activations rounded to bf16
                                     (AVX-512 BF16 dot products); default false = exact      */
-    size_t max_scratch_bytes;    /* activations of the MLPs and norms (the buffers that grow
-                                    with tokens x intermediate size): rows are processed in
-                                    chunks that fit; default 256 MiB; any value >= 1 gives the
-                                    same bits (rows are independent)                        */
+    size_t max_scratch_bytes;    /* activations of the MLPs, norms and attention queries (the
+                                    buffers that grow with tokens x intermediate size): rows
+                                    are processed in chunks that fit; default 256 MiB; any
+                                    value >= 1 gives the same bits (rows are independent)   */
+    bool release_vision_weights; /* opt-in: after each CPU vision pass, drop the vision
+                                    tower's mapped weight pages from memory (they come back
+                                    from the page cache at the next image, which costs time),
+                                    so the peak is the larger of tower and decoder, not both;
+                                    default false; ignored when weights are not mapped      */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */

@@ -62,6 +62,10 @@ static void usage(FILE *f) {
             "  --fast-bf16              BF16 weights: round activations to bf16 and use AVX-512 BF16\n"
             "                           dot products (faster; cos ~0.9999 to the exact default)\n"
             "  --max-batch-tokens N     tokens per model call (default 8192)\n"
+            "  --max-scratch-mb N       activation scratch in MiB (default 256): long items go\n"
+            "                           in row chunks that fit; the vectors do not change\n"
+            "  --release-vision-weights drop the vision weights' pages after each image pass:\n"
+            "                           lower peak memory, slower next image (default off)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
             "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
@@ -482,6 +486,12 @@ int tkr_cmd_embed(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;
             mp.n_threads = (int)v;
+            i++;
+        } else if (!strcmp(a, "--release-vision-weights")) {
+            mp.release_vision_weights = true;
+        } else if (!strcmp(a, "--max-scratch-mb")) {
+            if (!tkr_cli_parse_int(a, next, 1, 1 << 20, &v)) return 2;
+            mp.max_scratch_bytes = (size_t)v << 20;
             i++;
         } else if (!strcmp(a, "--max-batch-tokens")) {
             if (!tkr_cli_parse_int(a, next, 16, 1 << 22, &v)) return 2;

@@ -68,6 +68,12 @@ int tkr_cmd_quantize(int argc, char **argv) {
             vtype = argv[++i];
         } else if (!strcmp(a, "--mmproj") && next) {
             p.mmproj = argv[++i];
+        } else if (!strcmp(a, "--sample-rows")) {
+            /* benchmarks only (not in the help): see tkr_quantize_params.sample_rows */
+            long rows;
+            if (!tkr_cli_parse_int(a, next, 1, 1 << 30, &rows)) return 2;
+            p.sample_rows = rows;
+            i++;
         } else if (!strcmp(a, "--threads")) {
             long v;
             if (!tkr_cli_parse_int(a, next, 1, 1024, &v)) return 2;

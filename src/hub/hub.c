@@ -41,26 +41,53 @@ static void copy_env(char *dst, size_t cap, const char *name, const char *fallba
     pathf(dst, cap, "%s", v && *v ? v : fallback);
 }
 
+/* The first of the variables that is set and not empty, else NULL. */
+static const char *env_first(const char *a, const char *b) {
+    const char *v = getenv(a);
+    if (v && *v) return v;
+    v = b ? getenv(b) : NULL;
+    return v && *v ? v : NULL;
+}
+
+/* A path from the environment, "~" or "~/..." expanded as huggingface_hub expands it (a quoted
+ * HF_HOME="~/x" reaches us unexpanded). */
+static void env_path(char *dst, size_t cap, const char *v) {
+    const char *h = getenv("HOME");
+    if (v[0] == '~' && (v[1] == '/' || v[1] == '\0') && h && *h) pathf(dst, cap, "%s%s", h, v + 1);
+    else pathf(dst, cap, "%s", v);
+}
+
+/* huggingface_hub's true values: 1, ON, YES, TRUE, any case. */
+static bool env_true(const char *v) {
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"));
+}
+
+/* The variables and precedence huggingface_hub 1.x uses (its constants.py), so that both find
+ * the same cache and token: HF_HOME (else $XDG_CACHE_HOME/huggingface, else
+ * ~/.cache/huggingface); HF_HUB_CACHE, else the legacy HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub;
+ * HF_TOKEN, else the legacy HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or
+ * $HF_HOME/token; HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE. */
 void tkr_hub_params_init(tkr_hub_params *p) {
     memset(p, 0, sizeof *p);
     copy_env(p->endpoint, sizeof p->endpoint, "HF_ENDPOINT", "https://huggingface.co");
     size_t n = strlen(p->endpoint);
     while (n > 0 && p->endpoint[n - 1] == '/') p->endpoint[--n] = '\0';
     char home[2048];
-    const char *hf_home = getenv("HF_HOME"), *xdg = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-    if (hf_home && *hf_home) pathf(home, sizeof home, "%s", hf_home);
-    else if (xdg && *xdg) pathf(home, sizeof home, "%s/huggingface", xdg);
+    const char *hf_home = env_first("HF_HOME", NULL), *xdg = env_first("XDG_CACHE_HOME", NULL);
+    const char *h = getenv("HOME");
+    if (hf_home) env_path(home, sizeof home, hf_home);
+    else if (xdg) pathf(home, sizeof home, "%s/huggingface", xdg);
     else pathf(home, sizeof home, "%s/.cache/huggingface", h && *h ? h : ".");
-    const char *cache = getenv("HF_HUB_CACHE");
-    if (cache && *cache) pathf(p->cache_dir, sizeof p->cache_dir, "%s", cache);
+    const char *cache = env_first("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE");
+    if (cache) env_path(p->cache_dir, sizeof p->cache_dir, cache);
     else pathf(p->cache_dir, sizeof p->cache_dir, "%s/hub", home);
-    const char *tok = getenv("HF_TOKEN");
-    if (tok && *tok) {
+    const char *tok = env_first("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN");
+    if (tok) {
         pathf(p->token, sizeof p->token, "%s", tok);
     } else { /* the token file huggingface-cli login writes */
         char path[2100];
-        const char *tp = getenv("HF_TOKEN_PATH");
-        if (tp && *tp) pathf(path, sizeof path, "%s", tp);
+        const char *tp = env_first("HF_TOKEN_PATH", NULL);
+        if (tp) env_path(path, sizeof path, tp);
         else pathf(path, sizeof path, "%s/token", home);
         FILE *f = fopen(path, "r");
         if (f) {
@@ -68,8 +95,18 @@ void tkr_hub_params_init(tkr_hub_params *p) {
             fclose(f);
         }
     }
-    const char *off = getenv("HF_HUB_OFFLINE");
-    p->offline = off && (!strcmp(off, "1") || !strcasecmp(off, "true") || !strcasecmp(off, "yes"));
+    /* cleaned as huggingface_hub cleans it (surrounding white space off); it goes into a header,
+     * so one with any other control character or space is not used at all */
+    size_t tn = strlen(p->token), t0 = 0;
+    while (tn > 0 && isspace((unsigned char)p->token[tn - 1])) p->token[--tn] = '\0';
+    while (t0 < tn && isspace((unsigned char)p->token[t0])) t0++;
+    memmove(p->token, p->token + t0, tn - t0 + 1);
+    for (char *q = p->token; *q; q++)
+        if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
+            p->token[0] = '\0';
+            break;
+        }
+    p->offline = env_true(env_first("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"));
     p->progress = -1;
     p->connect_timeout_s = 10;
     p->stall_timeout_s = 30;
@@ -259,7 +296,7 @@ static int lock_blob(const tkr_hub_params *p, const char *repo_folder, const cha
         tkr_fail(err, TKR_ERR_IO, "cannot create %s", dir);
         return -1;
     }
-    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    int fd = open(path, O_RDWR | O_CREAT, 0664); /* group-writable, as huggingface_hub makes it: a shared cache */
     if (fd < 0) {
         tkr_fail(err, TKR_ERR_IO, "cannot open %s: %s", path, strerror(errno));
         return -1;
@@ -277,11 +314,39 @@ static int lock_blob(const tkr_hub_params *p, const char *repo_folder, const cha
     return fd;
 }
 
+/* Tags the cache folder for backup tools (the CACHEDIR.TAG convention, bford.info/cachedir), as
+ * huggingface_hub does on its first download; an existing tag is left as it is, and a failure
+ * only loses the tag. */
+static void tag_cache_dir(const char *cache_dir) {
+    char path[4200];
+    if (!pathf(path, sizeof path, "%s/CACHEDIR.TAG", cache_dir)) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return;
+    static const char tag[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
+                              "# This is the Hugging Face Hub cache; tkr-embed tagged it.\n"
+                              "# See https://bford.info/cachedir/\n";
+    ssize_t w = write(fd, tag, sizeof tag - 1);
+    close(fd);
+    if (w != (ssize_t)(sizeof tag - 1)) unlink(path);
+}
+
 static bool is_commit(const char *s) {
     if (strlen(s) != 40) return false;
     for (int i = 0; i < 40; i++)
         if (!isxdigit((unsigned char)s[i])) return false;
     return true;
+}
+
+/* True when the directory holds an entry whose name ends with suffix (case-insensitive). */
+static bool dir_has_suffix(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)))
+        if (e->d_name[0] != '.' && ends_with_ci(e->d_name, suffix)) found = true;
+    closedir(d);
+    return found;
 }
 
 /* Offline: refs/<rev> (or the commit itself) -> the snapshot, which must hold the model. */
@@ -306,9 +371,17 @@ static tkr_status resolve_offline(const tkr_hub_params *p, const spec_parts *sp,
     pathf(out->path, sizeof out->path, "%s/snapshots/%s", repo_dir, commit);
     char probe[4400];
     if (!sp->quant[0]) {
+        /* a snapshot may hold only part of the repository (huggingface_hub fetches file by file):
+         * name what is missing rather than fail later on a file the loader does not find */
+        const char *missing = NULL;
         pathf(probe, sizeof probe, "%s/config.json", out->path);
-        if (!tkr_file_exists(probe))
-            return tkr_fail(err, TKR_ERR_IO, "the cached snapshot %s has no config.json (offline)", out->path);
+        if (!tkr_file_exists(probe)) missing = "config.json";
+        else if (!dir_has_suffix(out->path, ".safetensors")) missing = "the safetensors weights";
+        if (missing)
+            return tkr_fail(err, TKR_ERR_IO,
+                            "the cached snapshot %s is incomplete (no %s) and HF_HUB_OFFLINE is set: pull %s once "
+                            "online",
+                            out->path, missing, sp->repo);
         return TKR_OK;
     }
     /* the GGUF of that quant in the snapshot (top level) */
@@ -395,6 +468,7 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
     char blobs[4500];
     pathf(blobs, sizeof blobs, "%s/blobs", repo_dir);
     if (st == TKR_OK && make_dirs(blobs) != 0) st = tkr_fail(err, TKR_ERR_IO, "cannot create %s: %s", blobs, strerror(errno));
+    if (st == TKR_OK) tag_cache_dir(p->cache_dir);
     for (size_t i = 0; st == TKR_OK && i < n; i++) {
         if (!want[i] || !files[i][0]) continue;
         tkr_hub_file_meta meta;
@@ -402,8 +476,8 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
         char blob[4800], partial[4900];
         pathf(blob, sizeof blob, "%s/%s", blobs, meta.etag);
         pathf(partial, sizeof partial, "%s.incomplete", blob);
-        struct stat sb;
-        if (stat(blob, &sb) != 0 || (meta.size >= 0 && (int64_t)sb.st_size != meta.size)) {
+        struct stat sb, pb;
+        if (stat(blob, &sb) != 0 || (meta.size >= 0 && (int64_t)sb.st_size != meta.size) || stat(partial, &pb) == 0) {
             int lk = lock_blob(p, folder, meta.etag, err);
             if (lk < 0) {
                 st = err->code;
@@ -414,6 +488,11 @@ tkr_status tkr_hub_fetch(const tkr_hub_params *params, const char *spec, tkr_hub
                 if (st == TKR_OK && rename(partial, blob) != 0)
                     st = tkr_fail(err, TKR_ERR_IO, "cannot move %s into place: %s", partial, strerror(errno));
                 if (st == TKR_OK) out->files_downloaded++;
+            } else {
+                /* a partial file beside a finished blob: ours, left by a crash before another tool
+                 * finished the blob (huggingface_hub 1.x downloads to its own per-process name and
+                 * neither resumes nor removes ours). Nobody writes it while we hold the lock. */
+                unlink(partial);
             }
             close(lk);
         }

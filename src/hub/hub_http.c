@@ -82,14 +82,67 @@ static struct curl_slist *common(CURL *c, const tkr_hub_params *p, const char *u
     return h;
 }
 
-/* A clear message for an HTTP error status of the Hub. */
-static tkr_status http_status_error(long code, const char *what, const tkr_hub_params *p, tkr_error *err) {
+/* The Hub's own words on an error: X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound,
+ * GatedRepo...) and X-Error-Message. */
+typedef struct {
+    char code[64], message[256];
+} hub_error_hdr;
+
+/* Copies a header value (trimmed, quotes and a weak "W/" prefix removed for etags). */
+static void header_value(const char *v, size_t n, char *out, size_t cap, bool etag) {
+    while (n && (*v == ' ' || *v == '\t')) v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
+    if (etag && n >= 2 && v[0] == 'W' && v[1] == '/') v += 2, n -= 2;
+    if (etag && n >= 2 && v[0] == '"' && v[n - 1] == '"') v++, n -= 2;
+    if (n >= cap) n = cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    for (size_t i = 0; i < n; i++) /* a message is printed: no control characters */
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = ' ';
+}
+
+/* Reads X-Error-Code / X-Error-Message from one header line; true when it was one of them. */
+static bool error_header(const char *line, size_t k, hub_error_hdr *e) {
+    const char *colon = memchr(line, ':', k);
+    if (!colon) return false;
+    size_t name = (size_t)(colon - line), rest = k - name - 1;
+    if (name == 12 && !strncasecmp(line, "x-error-code", 12)) {
+        header_value(colon + 1, rest, e->code, sizeof e->code, false);
+        return true;
+    }
+    if (name == 15 && !strncasecmp(line, "x-error-message", 15)) {
+        header_value(colon + 1, rest, e->message, sizeof e->message, false);
+        return true;
+    }
+    return false;
+}
+
+static size_t error_header_cb(char *line, size_t sz, size_t n, void *ud) {
+    error_header(line, sz * n, ud);
+    return sz * n;
+}
+
+/* A clear message for an HTTP error status of the Hub. The Hub answers an unknown repository
+ * with 401 RepoNotFound (so that private ones do not show), a wrong token with 401 "Invalid
+ * credentials", a gated one with 403 GatedRepo. */
+static tkr_status http_status_error(long code, const char *what, const tkr_hub_params *p, const hub_error_hdr *e,
+                                    tkr_error *err) {
+    const char *hub = e && e->message[0] ? e->message : "";
+    if (e && !strcmp(e->code, "RepoNotFound"))
+        return tkr_fail(err, TKR_ERR_IO, "%s: repository not found (HTTP %ld)%s", what, code,
+                        p->token[0] ? ", or the token (HF_TOKEN) has no access to it"
+                                    : ": check the name; a private or gated one needs a token (set HF_TOKEN)");
+    if (e && !strcmp(e->code, "RevisionNotFound"))
+        return tkr_fail(err, TKR_ERR_IO, "%s: revision not found (HTTP %ld): check the branch, tag or commit", what,
+                        code);
+    if (e && !strcmp(e->code, "EntryNotFound"))
+        return tkr_fail(err, TKR_ERR_IO, "%s: file not found in the repository (HTTP %ld)", what, code);
     if (code == 401 || code == 403)
-        return tkr_fail(err, TKR_ERR_IO, "%s: access denied (HTTP %ld): %s", what, code,
+        return tkr_fail(err, TKR_ERR_IO, "%s: access denied (HTTP %ld%s%s): %s", what, code, hub[0] ? ", " : "", hub,
                         p->token[0] ? "the token (HF_TOKEN) has no access to this repository"
                                     : "a gated or private repository needs a token: set HF_TOKEN");
     if (code == 404) return tkr_fail(err, TKR_ERR_IO, "%s: not found (HTTP 404): check the name and revision", what);
-    return tkr_fail(err, TKR_ERR_IO, "%s: the hub answered HTTP %ld", what, code);
+    return tkr_fail(err, TKR_ERR_IO, "%s: the hub answered HTTP %ld%s%s", what, code, hub[0] ? ": " : "", hub);
 }
 
 static tkr_status curl_error(CURLcode rc, const char *what, tkr_error *err) {
@@ -108,7 +161,10 @@ tkr_status tkr_hub_get_info(const tkr_hub_params *p, const char *repo, const cha
     CURL *c = curl_easy_init();
     if (!c) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory (curl)");
     membuf b = {0};
+    hub_error_hdr e = {0};
     struct curl_slist *h = common(c, p, url);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, error_header_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &e);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)p->max_redirects);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, p->stall_timeout_s + p->connect_timeout_s);
@@ -122,7 +178,7 @@ tkr_status tkr_hub_get_info(const tkr_hub_params *p, const char *repo, const cha
     tkr_status st = TKR_OK;
     if (b.too_big) st = tkr_fail(err, TKR_ERR_LIMIT, "%s: answer larger than %d bytes", what, MAX_INFO_BYTES);
     else if (rc != CURLE_OK) st = curl_error(rc, what, err);
-    else if (code != 200) st = http_status_error(code, what, p, err);
+    else if (code != 200) st = http_status_error(code, what, p, &e, err);
     else if (!b.data) st = tkr_fail(err, TKR_ERR_FORMAT, "%s: empty answer", what);
     if (st != TKR_OK) {
         free(b.data);
@@ -135,22 +191,13 @@ tkr_status tkr_hub_get_info(const tkr_hub_params *p, const char *repo, const cha
 typedef struct {
     char commit[64], etag[256], linked_etag[256], location[2048];
     int64_t length, linked_size;
+    hub_error_hdr error;
 } head_fields;
-
-/* Copies a header value (trimmed, quotes and a weak "W/" prefix removed for etags). */
-static void header_value(const char *v, size_t n, char *out, size_t cap, bool etag) {
-    while (n && (*v == ' ' || *v == '\t')) v++, n--;
-    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
-    if (etag && n >= 2 && v[0] == 'W' && v[1] == '/') v += 2, n -= 2;
-    if (etag && n >= 2 && v[0] == '"' && v[n - 1] == '"') v++, n -= 2;
-    if (n >= cap) n = cap - 1;
-    memcpy(out, v, n);
-    out[n] = '\0';
-}
 
 static size_t head_header(char *line, size_t sz, size_t n, void *ud) {
     head_fields *f = ud;
     size_t k = sz * n;
+    if (error_header(line, k, &f->error)) return k;
     const char *colon = memchr(line, ':', k);
     if (!colon) return k;
     size_t name = (size_t)(colon - line), rest = k - name - 1;
@@ -209,7 +256,7 @@ tkr_status tkr_hub_head(const tkr_hub_params *p, const char *repo, const char *r
         curl_slist_free_all(h);
         curl_easy_cleanup(c);
         if (rc != CURLE_OK) return curl_error(rc, what, err);
-        if (code >= 400) return http_status_error(code, what, p, err);
+        if (code >= 400) return http_status_error(code, what, p, &f.error, err);
         bool redirect = code >= 300 && code < 400;
         /* an LFS file: the redirect to the storage carries the metadata; a plain redirect
          * without it (a renamed repository) is followed */
@@ -349,6 +396,9 @@ tkr_status tkr_hub_download(const tkr_hub_params *p, const char *repo, const cha
         }
         dl_state s = {fd, have, 0, false, 0, c, p, file, meta->size, 0, p->progress > 0};
         struct curl_slist *h = common(c, p, url);
+        hub_error_hdr e = {0};
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, error_header_cb);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &e);
         char range[64];
         if (have > 0) {
             pathf(range, sizeof range, "%lld-", (long long)have);
@@ -373,7 +423,7 @@ tkr_status tkr_hub_download(const tkr_hub_params *p, const char *repo, const cha
             if (attempt < p->max_retries) continue;
         }
         if (code >= 400) {
-            st = http_status_error(code, what, p, err);
+            st = http_status_error(code, what, p, &e, err);
             break;
         }
         if (rc == CURLE_OK) {

@@ -679,6 +679,7 @@ void tkr_gguf_close(tkr_gguf *g) {
 }
 
 const char *tkr_gguf_path(const tkr_gguf *g) { return g->path; }
+bool tkr_gguf_mapped(const tkr_gguf *g) { return g->view.mapped == 1; }
 uint32_t tkr_gguf_version(const tkr_gguf *g) { return g->version; }
 uint64_t tkr_gguf_alignment(const tkr_gguf *g) { return g->alignment; }
 

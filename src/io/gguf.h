@@ -73,6 +73,8 @@ tkr_status tkr_gguf_open_memory(const void *data, size_t size, const char *label
 void tkr_gguf_close(tkr_gguf *g);
 
 const char *tkr_gguf_path(const tkr_gguf *g);
+/* true when the tensors are read in place from a file mapping (not a heap copy or a borrowed buffer) */
+bool tkr_gguf_mapped(const tkr_gguf *g);
 uint32_t tkr_gguf_version(const tkr_gguf *g);
 uint64_t tkr_gguf_alignment(const tkr_gguf *g);   /* general.alignment, default 32 */
 

@@ -465,6 +465,7 @@ const tkr_tensor *tkr_safetensors_find(const tkr_safetensors *st, const char *na
 }
 
 const char *tkr_safetensors_path(const tkr_safetensors *st) { return st->path; }
+bool tkr_safetensors_mapped(const tkr_safetensors *st) { return st->view.mapped == 1; }
 
 const char *tkr_safetensors_metadata(const tkr_safetensors *st, const char *key) {
     for (size_t i = 0; i < st->n_meta; i++)

@@ -64,6 +64,8 @@ const tkr_tensor *tkr_safetensors_find(const tkr_safetensors *st, const char *na
 
 /* The path (or label) given at open. */
 const char *tkr_safetensors_path(const tkr_safetensors *st);
+/* true when the tensors are read in place from a file mapping (not a heap copy or a borrowed buffer) */
+bool tkr_safetensors_mapped(const tkr_safetensors *st);
 
 /* __metadata__: value of key, or NULL when absent; and the pairs by index (sorted by key). */
 const char *tkr_safetensors_metadata(const tkr_safetensors *st, const char *key);

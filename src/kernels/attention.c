@@ -2,7 +2,8 @@
  *
  * Tasks are (sequence, head, chunk of query rows). The portable kernel here is the reference:
  * one query row at a time, a row of scores, a plain softmax and a weighted sum of v rows. The
- * AVX2 kernel (attention_avx2.c) computes the same thing blocked for long sequences. Sequences
+ * AVX2 kernel (attention_avx2.c) computes the same thing blocked for long sequences, and the
+ * AVX-512 one (attention_avx512.c) the AVX2 bits with wider tiles. Sequences
  * in a batch never see each other, so a vector does not depend on its batch; each thread has its
  * own scratch, allocated once per call. */
 #include "kernels/kernels_impl.h"
@@ -21,6 +22,7 @@ typedef struct {
     float *scratch;          /* [threads][scratch_floats] */
     size_t scratch_floats;
     bool avx2;
+    bool avx512;             /* AVX-512 tiles, the AVX2 kernel's bits */
     bool neon;
 } att_job;
 
@@ -75,6 +77,10 @@ static void att_task(void *p, int task, int thread) {
     const att_task_def *t = &j->tasks[task];
     float *scratch = j->scratch + (size_t)thread * j->scratch_floats;
 #ifdef TKR_HAVE_X86
+    if (j->avx512) {
+        tkr_attention_rows_avx512(j->a, t->seq, t->head, t->i0, t->i1, scratch);
+        return;
+    }
     if (j->avx2) {
         tkr_attention_rows_avx2(j->a, t->seq, t->head, t->i0, t->i1, scratch);
         return;
@@ -100,6 +106,19 @@ static int chunk_rows(int T, int pairs, int threads) {
     return rows < 48 ? 48 : rows;
 }
 
+/* The query rows [lo, hi) of sequence s (relative to its start) this call computes: all of
+ * them, or those inside the window [q_row0, q_row1) of packed rows (empty when outside). */
+static void query_window(const tkr_attention_args *a, int s, int *lo, int *hi) {
+    int t0 = a->seq_start[s], T = a->seq_start[s + 1] - t0;
+    *lo = 0;
+    *hi = T;
+    if (a->q_row1 > 0 && !a->last_row_only) {
+        if (a->q_row0 - t0 > *lo) *lo = a->q_row0 - t0;
+        if (a->q_row1 - t0 < *hi) *hi = a->q_row1 - t0;
+        if (*hi < *lo) *hi = *lo;
+    }
+}
+
 tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     int threads = tkr_pool_size(ctx->pool);
     int max_T = 0;
@@ -111,12 +130,19 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     int pairs = a->n_seq * a->n_heads;
     size_t n_tasks = 0;
     for (int s = 0; s < a->n_seq; s++) {
-        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
-        if (T > 0) n_tasks += (size_t)a->n_heads * (a->last_row_only ? 1 : (size_t)((T + rows - 1) / rows));
+        int T = a->seq_start[s + 1] - a->seq_start[s], lo, hi;
+        query_window(a, s, &lo, &hi);
+        int rows = chunk_rows(hi - lo, pairs, threads);
+        if (T > 0 && a->last_row_only) n_tasks += (size_t)a->n_heads;
+        else if (hi > lo) n_tasks += (size_t)a->n_heads * (size_t)((hi - lo + rows - 1) / rows);
     }
     bool avx2 = false;
 #ifdef TKR_HAVE_X86
     avx2 = ctx->avx2 && a->head_dim % 8 == 0;
+#endif
+    bool avx512 = false;
+#ifdef TKR_HAVE_X86
+    avx512 = avx2 && ctx->avx512;
 #endif
     bool neon = false;
 #ifdef TKR_HAVE_NEON
@@ -138,17 +164,19 @@ tkr_status tkr_attention(const tkr_kctx *ctx, const tkr_attention_args *a) {
     }
     size_t t = 0;
     for (int s = 0; s < a->n_seq; s++) {
-        int T = a->seq_start[s + 1] - a->seq_start[s], rows = chunk_rows(T, pairs, threads);
+        int T = a->seq_start[s + 1] - a->seq_start[s], lo, hi;
+        query_window(a, s, &lo, &hi);
+        int rows = chunk_rows(hi - lo, pairs, threads);
         for (int h = 0; h < a->n_heads && T > 0; h++) {
             if (a->last_row_only) {
                 tasks[t++] = (att_task_def){s, h, T - 1, T};
                 continue;
             }
-            for (int i0 = 0; i0 < T; i0 += rows)
-                tasks[t++] = (att_task_def){s, h, i0, i0 + rows < T ? i0 + rows : T};
+            for (int i0 = lo; i0 < hi; i0 += rows)
+                tasks[t++] = (att_task_def){s, h, i0, i0 + rows < hi ? i0 + rows : hi};
         }
     }
-    att_job j = {ctx, a, tasks, scratch, per_thread, avx2, neon};
+    att_job j = {ctx, a, tasks, scratch, per_thread, avx2, avx512, neon};
     tkr_pool_run(ctx->pool, (int)n_tasks, att_task, &j);
     free(tasks);
     free(scratch);

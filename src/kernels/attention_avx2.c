@@ -66,7 +66,7 @@ static inline __m256 lane_mask(int n) {
 
 
 /* kt[p][d][16] = K[16 p + jj][d] for keys [0, nk), zero for the padding keys. hd % 8 == 0. */
-static void pack_keys(const float *K, int stride, int nk, int hd, float *kt) {
+void tkr_attention_pack_keys_avx2(const float *K, int stride, int nk, int hd, float *kt) {
     for (int p = 0; p < round_up16(nk) / NR; p++) {
         float *dst = kt + (size_t)p * hd * NR;          /* [hd][16] */
         for (int half = 0; half < 2; half++) {
@@ -87,7 +87,7 @@ static void pack_keys(const float *K, int stride, int nk, int hd, float *kt) {
 
 /* vp[c][j][16] = V[j][16 c + dd] for keys [0, nk), zero past hd: each 16-wide column chunk of V
  * becomes one sequential stream for the P V tile (V rows in place are a page apart). */
-static void pack_values(const float *V, int stride, int nk, int hd, float *vp) {
+void tkr_attention_pack_values_avx2(const float *V, int stride, int nk, int hd, float *vp) {
     for (int c = 0; c < (hd + NR - 1) / NR; c++) {
         float *dst = vp + (size_t)c * nk * NR;          /* [nk][16] */
         int d0 = c * NR;
@@ -230,8 +230,8 @@ void tkr_attention_rows_avx2(const tkr_attention_args *a, int s, int h, int i0, 
     float *inv = sc + (size_t)qb_rows * round_up16(T);   /* [qb_rows]            */
     const float *K = a->k + (size_t)t0 * a->kv_stride + (size_t)kvh * hd;
     const float *V = a->v + (size_t)t0 * a->kv_stride + (size_t)kvh * hd;
-    pack_keys(K, a->kv_stride, nk, hd, kt);
-    pack_values(V, a->kv_stride, nk, hd, vp);
+    tkr_attention_pack_keys_avx2(K, a->kv_stride, nk, hd, kt);
+    tkr_attention_pack_values_avx2(V, a->kv_stride, nk, hd, vp);
     __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)hd));
     for (int q0 = i0; q0 < i1; q0 += qb_rows) {
         int qn = i1 - q0 < qb_rows ? i1 - q0 : qb_rows;

@@ -76,6 +76,12 @@ void tkr_layernorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_
 
 /* gate[i] = silu(gate[i]) * up[i] over n values (the SwiGLU MLP). */
 void tkr_silu_mul(const tkr_kctx *ctx, float *gate, const float *up, size_t n);
+
+/* The gated MLP's first half: gate = silu(x Wg^T) * (x Wu^T), gate and up [M, N] (up is scratch):
+ * the same bits as tkr_linear twice and tkr_silu_mul; for quantized weights of one type, one
+ * pass that quantizes x once and never writes the two products (linear_quant.c). */
+tkr_status tkr_linear_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                const tkr_tensor *wu, float *gate, float *up);
 /* x * sigmoid(1.702 x) in place (the vision blocks' QuickGELU). */
 void tkr_quick_gelu(const tkr_kctx *ctx, float *x, size_t n);
 /* exact erf GELU in place (the patch merger). */
@@ -98,7 +104,11 @@ void tkr_rope_apply_strided(float *x, int T, int row_stride, int n_heads, int he
  * Grouped-query: head h reads kv head h / (n_heads / n_kv). Softmax in float32.
  * last_row_only: only each sequence's last token is a query (the decoder's last layer, where
  *   nothing else is pooled): q and out then hold n_seq rows, row s for sequence s, and each
- *   result is bit for bit the one the full computation gives for that row. */
+ *   result is bit for bit the one the full computation gives for that row.
+ * q_row1 > 0 (and not last_row_only): only the packed rows [q_row0, q_row1) are queries, so that
+ *   a long input's queries can go a chunk at a time against all its keys (bounded scratch): q and
+ *   out then hold q_row1 - q_row0 rows, packed row r at r - q_row0; each result is again bit for
+ *   bit the full computation's. Zero (the default) = every row. */
 typedef struct {
     const float *q, *k, *v;
     int q_stride, kv_stride;        /* floats between consecutive token rows */
@@ -109,6 +119,7 @@ typedef struct {
     int n_seq;
     bool causal;
     bool last_row_only;
+    int q_row0, q_row1;             /* query row window (see above); 0, 0 = all rows */
 } tkr_attention_args;
 
 /* Returns TKR_OK, or TKR_ERR_NOMEM when its per-thread scratch cannot be allocated. */

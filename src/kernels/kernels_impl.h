@@ -47,7 +47,7 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
 
 /* Row of q / out that holds query row i (relative to the start) of sequence s. */
 static inline size_t tkr_att_q_row(const tkr_attention_args *a, int s, int i) {
-    return a->last_row_only ? (size_t)s : (size_t)(a->seq_start[s] + i);
+    return a->last_row_only ? (size_t)s : (size_t)(a->seq_start[s] + i - (a->q_row1 > 0 ? a->q_row0 : 0));
 }
 
 /* Per-thread scratch floats the AVX2 attention needs for sequences of up to max_T tokens. */
@@ -56,6 +56,13 @@ size_t tkr_attention_avx2_scratch_floats(int max_T, int head_dim);
  * last row: [T - 1, T)). */
 void tkr_attention_rows_avx2(const tkr_attention_args *a, int s, int h, int i0, int i1,
                              float *scratch);
+/* The AVX2 kernel's packing, shared with the AVX-512 one: kt[p][d][16] = K[16 p + jj][d] and
+ * vp[c][j][16] = V[j][16 c + dd], zero padded (attention_avx2.c). */
+void tkr_attention_pack_keys_avx2(const float *K, int stride, int nk, int hd, float *kt);
+void tkr_attention_pack_values_avx2(const float *V, int stride, int nk, int hd, float *vp);
+/* The same task on AVX-512 (attention_avx512.c): the same scratch, the same bits. */
+void tkr_attention_rows_avx512(const tkr_attention_args *a, int s, int h, int i0, int i1,
+                               float *scratch);
 
 /* ---- element-wise ---------------------------------------------------------------------- */
 
@@ -92,6 +99,9 @@ double tkr_sum_sq_dev_neon(const float *x, int n, double mean);
  * dot products per group of 32 (Q6_K: 16) values, one float update per group. */
 tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                             const tkr_tensor *bias, float *y);
+/* y = silu(x Wg^T) * (x Wu^T): Wg, Wu quantized, of one type and shape [N, K]. */
+tkr_status tkr_linear_quant_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                      const tkr_tensor *wu, float *y);
 
 /* The arithmetic every version performs for output (m, n), group g of G (exact integers, then
  * float32 in group order, so the result never depends on M, tiling or threads):
@@ -164,6 +174,10 @@ void tkr_quantize_row_q8_K_avx2(const float *x, tkr_block_q8_K *y, int64_t k);
 /* Vectorized weight panel unpacking: the same panel as the portable unpacker. */
 void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, int np, tkr_lq_panel *P);
 bool tkr_lq_select_avx2(const tkr_lq_fmt *f, bool vnni, tkr_lq_isa *isa);
+/* y[m0 + r][n0 + c] = out[c * ldo + r] (+ bias[n0 + c]) for c < np and the rows r < rows with
+ * m0 + r < M: a panel's accumulators (one column of out per weight row) into y's rows. */
+void tkr_lq_store_avx2(const float *out, int ldo, int np, int rows, int m0, int M, float *y, int N, int n0,
+                       const float *bias);
 #endif
 #ifdef TKR_HAVE_NEON
 /* NEON (linear_quant_neon.c): signed int8 x signed int8, no offsets (xoff 0, no corrections);

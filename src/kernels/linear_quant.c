@@ -17,10 +17,12 @@
 #include "kernels/quant_impl.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PORTABLE_NR 4
+#define LQ_MAX_BP 8 /* panels per block */
 
 static bool fmt_init(tkr_dtype wt, int K, const tkr_lq_isa *isa, tkr_lq_fmt *f) {
     memset(f, 0, sizeof *f);
@@ -49,25 +51,15 @@ static size_t row_tmp_bytes(const tkr_lq_fmt *f) {
                               : (size_t)(f->K / TKR_QK8_0) * sizeof(tkr_block_q8_0);
 }
 
-/* 4 quantized values to their place in the broadcast layout, offset by off (0 or 128: adding
- * 128 to an int8 is flipping its top bit). */
-static inline void scatter4(uint8_t *dst, const int8_t *src, uint8_t off) {
-    uint32_t v;
-    memcpy(&v, src, 4);
-    if (off) v ^= 0x80808080u;
-    memcpy(dst, &v, 4);
-}
-
-/* Quantizes row m of x (or zeros past M) into row slot r of row group rg of X.
- * tmp: row_tmp_bytes(f), aligned for the block structs. */
+/* Quantizes row m of x (or zeros past M) into the blocks at tmp (row_tmp_bytes(f), aligned for
+ * the block structs), and stores its per-group values into row slot r of row group rg of X (dx,
+ * xmin, xc); the bytes are interleaved into X->q by prep_task. */
 static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, void *tmp, bool avx2) {
     const int K = f->K, RW = X->RW, rg = m / RW, r = m % RW;
-    uint8_t *q = X->q + (size_t)rg * K * RW + (size_t)r * 4;
     float *dx = X->dx + (size_t)rg * f->G * RW + r;
     float *xmin = X->xmin ? X->xmin + (size_t)rg * f->G * RW + r : NULL;
-    const uint8_t off = (uint8_t)f->xoff;
     if (m >= X->M) {
-        for (int k4 = 0; k4 < K / 4; k4++) memset(q + (size_t)k4 * RW * 4, off, 4);
+        memset(tmp, 0, row_tmp_bytes(f)); /* zero values: the bytes become xoff */
         for (int g = 0; g < f->G; g++) {
             dx[(size_t)g * RW] = 0.0f;
             if (xmin) xmin[(size_t)g * RW] = 0.0f;
@@ -92,7 +84,6 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
                 xmin[(size_t)g * RW] = sb->d * (float)(sb->bsums[j] + sb->bsums[j + 1]);
             }
         }
-        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 * 4 / TKR_QK_K].qs + (k4 * 4) % TKR_QK_K, off);
         if (xc) /* the group sums are Q8_K's 16-value sums */
             for (int g = 0; g < f->G; g++) {
                 const tkr_block_q8_K *sb = &b[g * f->gsize / TKR_QK_K];
@@ -108,7 +99,6 @@ static void prep_row(const tkr_lq_fmt *f, const float *x, int m, tkr_lq_x *X, vo
 #endif
             tkr_quantize_row_q8_0(xr, b, K);
         for (int g = 0; g < f->G; g++) dx[(size_t)g * RW] = tkr_f16_to_f32(b[g].d);
-        for (int k4 = 0; k4 < K / 4; k4++) scatter4(q + (size_t)k4 * RW * 4, b[k4 / 8].qs + (k4 % 8) * 4, off);
         if (xc)
             for (int g = 0; g < f->G; g++) {
                 int sum = 0;
@@ -229,71 +219,214 @@ typedef struct {
     const float *x;
     int M, N;
     const tkr_tensor *w;
+    const tkr_tensor *w2;  /* gate_up: the up weights (w: gate), else NULL */
     const float *bias;     /* [N] widened, or NULL */
     float *y;
     tkr_lq_x X;
-    int NP;                /* weight rows per panel task */
+    int NP;                /* weight rows per panel */
+    int BP;                /* panels per task (a block), at most LQ_MAX_BP */
     int GC;                /* groups per K chunk */
     uint8_t *scratch;      /* [threads][per_thread] */
     size_t per_thread;
     size_t panel_w_bytes;  /* offsets inside a thread's slice */
     size_t panel_g_bytes;
-    bool avx2;             /* vectorized activation quantizers */
+    bool avx2;             /* vectorized activation quantizers, unpacking and stores */
+    bool neon;             /* gate_up: the NEON silu_mul */
+    int threads;
+    size_t unit_bytes;     /* one unpacked panel (bytes, dw, corr, wmin) */
+    size_t out_off;        /* per-thread offsets: the accumulators, the gate_up row tiles */
+    size_t tmp_off;
 } lq_job;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Task: activation rows [task * RW, task * RW + RW). */
+/* Task: activation rows [task * RW, task * RW + RW): each row quantized into its own blocks,
+ * then the bytes interleaved into the broadcast layout (4 values of row 0, of row 1, ...), the
+ * writes in order (row by row, they would be 4-byte stores 4 RW bytes apart). */
 static void prep_task(void *p, int task, int thread) {
     lq_job *j = p;
-    void *tmp = j->scratch + (size_t)thread * j->per_thread;
-    for (int r = 0; r < j->X.RW; r++) prep_row(&j->f, j->x, task * j->X.RW + r, &j->X, tmp, j->avx2);
-}
-
-/* Task: weight rows [task * NP, ...): unpack the panel, then every activation tile against it. */
-static void gemm_task(void *p, int task, int thread) {
-    lq_job *j = p;
-    const int n0 = task * j->NP, np = j->N - n0 < j->NP ? j->N - n0 : j->NP;
-    uint8_t *s = j->scratch + (size_t)thread * j->per_thread;
-    tkr_lq_panel P;
-    P.w = (int8_t *)s;
-    P.dw = (float *)(s + j->panel_w_bytes);
-    P.corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
-    P.wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
-    float *out = (float *)(s + j->panel_w_bytes + 3 * j->panel_g_bytes);
-#ifdef TKR_HAVE_X86
-    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, j->w, n0, np, &P);
-    else
-#endif
-        unpack_panel(&j->f, j->w, n0, np, &P);
-    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
-    for (int rg = 0; rg < n_rg;) {
-        const int mv = (j->isa.k2 && rg + 1 < n_rg) ? 2 : 1;
-        const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
-        /* K in chunks of GC groups: the activation tile's chunk and the panel's stay in L1
-         * while every weight row of the panel passes. */
-        for (int g0 = 0; g0 < G; g0 += j->GC) {
-            const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
-            for (int jn = 0; jn < np; jn += NR)
-                kern(&j->f, &j->X, rg, &P, jn, np - jn < NR ? np - jn : NR, g0, g1, out + (size_t)jn * mv * RW);
+    const int RW = j->X.RW, K = j->f.K;
+    uint8_t *tmp = j->scratch + (size_t)thread * j->per_thread;
+    const size_t rt = align64(row_tmp_bytes(&j->f));
+    for (int r = 0; r < RW; r++) prep_row(&j->f, j->x, task * RW + r, &j->X, tmp + (size_t)r * rt, j->avx2);
+    const bool kf = is_k_format(j->f.wt);
+    const size_t bsz = kf ? sizeof(tkr_block_q8_K) : sizeof(tkr_block_q8_0);
+    const size_t qoff = kf ? offsetof(tkr_block_q8_K, qs) : offsetof(tkr_block_q8_0, qs);
+    const int bvals = kf ? TKR_QK_K : TKR_QK8_0;
+    const uint32_t flip = j->f.xoff ? 0x80808080u : 0; /* + 128 on each byte: its top bit flipped */
+    uint8_t *q = j->X.q + (size_t)task * K * RW;
+    for (int k4 = 0; k4 < K / 4; k4++) {
+        const size_t src = (size_t)(k4 * 4 / bvals) * bsz + qoff + (size_t)(k4 * 4 % bvals);
+        uint8_t *d = q + (size_t)k4 * RW * 4;
+        for (int r = 0; r < RW; r++) {
+            uint32_t v;
+            memcpy(&v, tmp + (size_t)r * rt + src, 4);
+            v ^= flip;
+            memcpy(d + (size_t)r * 4, &v, 4);
         }
-        for (int c = 0; c < np; c++) {
-            const int n = n0 + c;
-            const float *o = out + (size_t)(c / NR) * NR * mv * RW + (size_t)(c % NR) * mv * RW;
-            for (int r = 0; r < mv * RW; r++) {
-                const int m = rg * RW + r;
-                if (m < j->M) j->y[(size_t)m * j->N + n] = j->bias ? o[r] + j->bias[n] : o[r];
-            }
-        }
-        rg += mv;
     }
 }
 
-tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
-                            const tkr_tensor *bias, float *y) {
+/* Portable store: y[m0 + r][n0 + c] = out[c * ldo + r] (+ bias[n0 + c]) for c < np and the
+ * rows r < rows with m0 + r < M (out is a panel's accumulators, one column per weight row). */
+static void store_portable(const float *out, int ldo, int np, int rows, int m0, int M, float *y, int N, int n0,
+                           const float *bias) {
+    for (int r = 0; r < rows && m0 + r < M; r++) {
+        float *yr = y + (size_t)(m0 + r) * N + n0;
+        for (int c = 0; c < np; c++) yr[c] = bias ? out[(size_t)c * ldo + r] + bias[n0 + c] : out[(size_t)c * ldo + r];
+    }
+}
+
+/* Software prefetches spread over the kernel calls of a block: per call, the next share of a
+ * byte range (the weights of the block this thread likely takes next stream in from memory
+ * while this one computes, instead of stalling its unpacking). */
+typedef struct {
+    const char *p;
+    size_t left;   /* lines not yet prefetched */
+    size_t per;    /* lines per call */
+} lq_prefetch;
+
+static void prefetch_plan(lq_prefetch *pf, const void *start, size_t bytes, size_t calls) {
+    const uintptr_t a = (uintptr_t)start & ~(uintptr_t)63, e = (uintptr_t)start + bytes;
+    pf->p = (const char *)a;
+    pf->left = bytes ? (e - a + 63) / 64 : 0;
+    pf->per = calls ? (pf->left + calls - 1) / calls : pf->left;
+}
+
+static inline void prefetch_step_read(lq_prefetch *pf) {
+    size_t n = pf->left < pf->per ? pf->left : pf->per;
+    for (size_t i = 0; i < n; i++) __builtin_prefetch(pf->p + i * 64, 0, 2);
+    pf->p += n * 64;
+    pf->left -= n;
+}
+
+/* n0, np of panel number pn (NP weight rows each, the last one shorter). */
+static int panel_rows(const lq_job *j, int pn, int *n0) {
+    *n0 = pn * j->NP;
+    return j->N - *n0 < j->NP ? j->N - *n0 : j->NP;
+}
+
+/* The rows of panel pn of weight w unpacked into P, at s in this thread's scratch. */
+static void panel_unpack(const lq_job *j, const tkr_tensor *w, int pn, uint8_t *s, tkr_lq_panel *P) {
+    int n0;
+    const int np = panel_rows(j, pn, &n0);
+    P->w = (int8_t *)s;
+    P->dw = (float *)(s + j->panel_w_bytes);
+    P->corr = (int32_t *)(s + j->panel_w_bytes + j->panel_g_bytes);
+    P->wmin = (float *)(s + j->panel_w_bytes + 2 * j->panel_g_bytes);
+#ifdef TKR_HAVE_X86
+    if (j->avx2) tkr_lq_unpack_panel_avx2(&j->f, w, n0, np, P);
+    else
+#endif
+        unpack_panel(&j->f, w, n0, np, P);
+}
+
+/* The accumulators out [np][ldo] of rows m0.. into y (y[m0 + r][n0 + c], row stride ldy), + bias. */
+static void store_tile(const lq_job *j, const float *out, int ldo, int np, int m0, int M, float *y, int ldy, int n0,
+                       const float *bias) {
+#ifdef TKR_HAVE_X86
+    if (j->avx2 && ldo % 8 == 0) {
+        tkr_lq_store_avx2(out, ldo, np, ldo, m0, M, y, ldy, n0, bias);
+        return;
+    }
+#endif
+    store_portable(out, ldo, np, ldo, m0, M, y, ldy, n0, bias);
+}
+
+/* gate <- silu(gate) * up over n values: exactly tkr_silu_mul's arithmetic for this kctx (each
+ * element's result does not depend on where it sits in the array). */
+static void silu_mul_like_kctx(const lq_job *j, float *gate, const float *up, size_t n) {
+#ifdef TKR_HAVE_X86
+    if (j->avx2) {
+        tkr_silu_mul_avx2(gate, up, n);
+        return;
+    }
+#endif
+#ifdef TKR_HAVE_NEON
+    if (j->neon) {
+        tkr_silu_mul_neon(gate, up, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* Task: a block of BP consecutive panels (BP x NP weight rows; for gate_up, each panel of both
+ * weights: the units). All units are unpacked first; then, K chunk by K chunk, every row step
+ * (1 or 2 row groups) passes over every unit, so the activation tile's chunk stays in L1 while
+ * the block's weights pass, and the block's weight chunk stays in L2 while all the rows pass:
+ * the activations are read once per block rather than once per panel (at 2048 rows they are
+ * 3 MB at K = 1536 and 18 MB at K = 8960, and streaming them was what limited large M). With
+ * several K chunks the accumulators of each (unit, row step) wait in out between chunks
+ * (storing and reloading a float is exact); they go to y after the last chunk. */
+static void gemm_task(void *p, int task, int thread) {
+    lq_job *j = p;
+    const int n_panels = (j->N + j->NP - 1) / j->NP, p0 = task * j->BP;
+    const int bp = n_panels - p0 < j->BP ? n_panels - p0 : j->BP, slots = j->w2 ? 2 : 1, units = bp * slots;
+    uint8_t *s = j->scratch + (size_t)thread * j->per_thread;
+    tkr_lq_panel P[2 * LQ_MAX_BP];
+    for (int u = 0; u < units; u++)
+        panel_unpack(j, u % slots ? j->w2 : j->w, p0 + u / slots, s + (size_t)u * j->unit_bytes, &P[u]);
+    float *out = (float *)(s + j->out_off), *tg = (float *)(s + j->tmp_off);
+    const int RW = j->X.RW, NR = j->isa.NR, n_rg = j->X.Mpad / RW, G = j->f.G;
+    const int step = j->isa.k2 ? 2 : 1, n_steps = (n_rg + step - 1) / step, chunks = (G + j->GC - 1) / j->GC;
+    const int out_steps = chunks > 1 ? n_steps : 1; /* one K chunk: the accumulators need not wait */
+    const size_t out_unit = (size_t)j->NP * step * RW; /* floats of one (unit, row step) */
+    /* the next block this thread likely takes (the pool hands tasks out in order) */
+    lq_prefetch pf[2] = {{NULL, 0, 0}, {NULL, 0, 0}};
+    const int nb0 = (task + j->threads) * j->BP;
+    if (nb0 < n_panels) {
+        const int nbp = n_panels - nb0 < j->BP ? n_panels - nb0 : j->BP;
+        const int last = nb0 * j->NP + nbp * j->NP < j->N ? nb0 * j->NP + nbp * j->NP : j->N;
+        const size_t rb = tkr_dtype_row_bytes(j->f.wt, j->f.K);
+        const size_t calls = (size_t)chunks * n_steps * bp * ((j->NP + NR - 1) / NR);
+        for (int sl = 0; sl < slots; sl++)
+            prefetch_plan(&pf[sl], (const uint8_t *)(sl ? j->w2 : j->w)->data + (size_t)nb0 * j->NP * rb,
+                          (size_t)(last - nb0 * j->NP) * rb, calls);
+    }
+    for (int g0 = 0; g0 < G; g0 += j->GC) {
+        const int g1 = G - g0 < j->GC ? G : g0 + j->GC;
+        for (int st = 0; st < n_steps; st++) {
+            const int rg = st * step, mv = n_rg - rg < step ? n_rg - rg : step;
+            const tkr_lq_kernel_fn kern = mv == 2 ? j->isa.k2 : j->isa.k1;
+            const int ost = out_steps > 1 ? st : 0;
+            for (int pb = 0; pb < bp; pb++) {
+                int n0;
+                const int np = panel_rows(j, p0 + pb, &n0);
+                for (int sl = 0; sl < slots; sl++) {
+                    const int u = pb * slots + sl;
+                    float *o = out + ((size_t)u * out_steps + ost) * out_unit;
+                    for (int jn = 0; jn < np; jn += NR) {
+                        prefetch_step_read(&pf[sl]);
+                        kern(&j->f, &j->X, rg, &P[u], jn, np - jn < NR ? np - jn : NR, g0, g1, o + (size_t)jn * mv * RW);
+                    }
+                }
+                if (g1 < G) continue;
+                /* the last chunk: this panel's rows of this step are done */
+                const int m0 = rg * RW, rows = j->M - m0 < mv * RW ? j->M - m0 : mv * RW;
+                const float *og = out + ((size_t)(pb * slots) * out_steps + ost) * out_unit;
+                if (!j->w2) {
+                    store_tile(j, og, mv * RW, np, m0, j->M, j->y, j->N, n0, j->bias);
+                } else { /* both tiles to rows [rows][np], silu(gate) * up, then into y */
+                    float *tu = tg + (size_t)np * mv * RW;
+                    store_tile(j, og, mv * RW, np, 0, rows, tg, np, 0, NULL);
+                    store_tile(j, og + (size_t)out_steps * out_unit, mv * RW, np, 0, rows, tu, np, 0, NULL);
+                    silu_mul_like_kctx(j, tg, tu, (size_t)rows * np);
+                    for (int r = 0; r < rows; r++)
+                        memcpy(j->y + (size_t)(m0 + r) * j->N + n0, tg + (size_t)r * np, sizeof(float) * (size_t)np);
+                }
+            }
+        }
+    }
+}
+
+static tkr_status linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                               const tkr_tensor *w2, const tkr_tensor *bias, float *y) {
     const int N = (int)w->shape[0];
     if (M <= 0 || N <= 0) return TKR_OK;
     if (w->ndim != 2 || w->shape[1] != K) return TKR_ERR_INVALID_ARG;
+    if (w2 && (w2->dtype != w->dtype || w2->ndim != 2 || w2->shape[0] != N || w2->shape[1] != K))
+        return TKR_ERR_INVALID_ARG;
     lq_job j;
     memset(&j, 0, sizeof j);
     tkr_lq_isa isa = {1, PORTABLE_NR, 128, false, kernel_portable, NULL};
@@ -313,8 +446,13 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     j.M = M;
     j.N = N;
     j.w = w;
+    j.w2 = w2;
     j.y = y;
+#ifdef TKR_HAVE_NEON
+    j.neon = ctx->neon;
+#endif
     const int threads = tkr_pool_size(ctx->pool);
+    j.threads = threads;
     const int RW = isa.RW, G = j.f.G;
     /* Panels of NP rows: a multiple of NR, about 32 rows, fewer when N is small so that every
      * thread gets work. */
@@ -332,13 +470,23 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
     /* per thread: the panel (bytes, dw, corr, wmin), the output tile, the row quantizer's blocks */
     j.panel_w_bytes = align64((size_t)NP * K);
     j.panel_g_bytes = align64(sizeof(float) * (size_t)NP * G);
-    size_t tile = align64(sizeof(float) * (size_t)NP * 2 * RW); /* accumulators of a panel */
-    /* K chunk: activation tile (2 RW rows) and panel (NP rows) chunks within ~128 KB, a part of
-     * L2 (chunks fitting L1 measured no faster at these shapes) */
-    j.GC = (int)(131072 / ((size_t)(2 * RW + NP) * j.f.gsize));
+    /* blocks of BP panels when the quantized activations outgrow a part of L2 (else one panel
+     * per task was measured as fast or faster), about 4 tasks per thread for the balance */
+    const int n_panels = (N + NP - 1) / NP, slots = w2 ? 2 : 1;
+    j.BP = (size_t)Mpad * K > 262144 ? n_panels / (4 * threads) : 1;
+    if (j.BP < 1) j.BP = 1;
+    if (j.BP > LQ_MAX_BP) j.BP = LQ_MAX_BP;
+    const int step = isa.k2 ? 2 : 1, n_steps = (Mpad / RW + step - 1) / step;
+    /* K chunk: the block's weights and an activation tile (step RW rows) within ~512 KB, a part
+     * of L2, so that the weights stay there while all the rows pass */
+    j.GC = (int)(524288 / ((size_t)(j.BP * slots * NP + step * RW) * j.f.gsize));
     if (j.GC < 1) j.GC = 1;
-    j.per_thread = j.panel_w_bytes + 3 * j.panel_g_bytes + tile;
-    size_t rt = align64(row_tmp_bytes(&j.f));
+    const int out_steps = j.GC < G ? n_steps : 1;
+    j.unit_bytes = j.panel_w_bytes + 3 * j.panel_g_bytes;
+    j.out_off = j.unit_bytes * (size_t)(j.BP * slots);
+    j.tmp_off = j.out_off + align64(sizeof(float) * (size_t)j.BP * slots * out_steps * NP * step * RW);
+    j.per_thread = j.tmp_off + (w2 ? 2 * align64(sizeof(float) * (size_t)NP * step * RW) : 0);
+    size_t rt = align64(row_tmp_bytes(&j.f)) * (size_t)RW; /* prep_task: RW rows of blocks */
     if (rt > j.per_thread) j.per_thread = rt;
     uint8_t *mem = NULL;
     if (posix_memalign((void **)&mem, 64, shared + j.per_thread * (size_t)threads) != 0) return TKR_ERR_NOMEM;
@@ -353,7 +501,32 @@ tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, c
         j.bias = bias_f;
     }
     tkr_pool_run(ctx->pool, Mpad / RW, prep_task, &j);
-    tkr_pool_run(ctx->pool, (N + NP - 1) / NP, gemm_task, &j);
+    tkr_pool_run(ctx->pool, (n_panels + j.BP - 1) / j.BP, gemm_task, &j);
     free(mem);
+    return TKR_OK;
+}
+
+tkr_status tkr_linear_quant(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
+                            const tkr_tensor *bias, float *y) {
+    return linear_quant(ctx, x, M, K, w, NULL, bias, y);
+}
+
+/* Both products of one quantized activation, and silu_mul on each output tile while it is in
+ * L1: gate [M, N] and up [M, N] never reach memory (at 2048 rows they are 73 MB each for the
+ * 2B, written, read back by silu_mul, and the product written again). */
+tkr_status tkr_linear_quant_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                      const tkr_tensor *wu, float *y) {
+    return linear_quant(ctx, x, M, K, wg, wu, NULL, y);
+}
+
+tkr_status tkr_linear_silu_gate(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *wg,
+                                const tkr_tensor *wu, float *gate, float *up) {
+    if (tkr_dtype_is_quant(wg->dtype) && wu->dtype == wg->dtype && wu->ndim == 2 && wg->ndim == 2 &&
+        wu->shape[0] == wg->shape[0] && wu->shape[1] == wg->shape[1])
+        return tkr_linear_quant_silu_gate(ctx, x, M, K, wg, wu, gate);
+    tkr_status st;
+    if ((st = tkr_linear(ctx, x, M, K, wg, NULL, gate)) != TKR_OK) return st;
+    if ((st = tkr_linear(ctx, x, M, K, wu, NULL, up)) != TKR_OK) return st;
+    tkr_silu_mul(ctx, gate, up, (size_t)M * (size_t)wg->shape[0]);
     return TKR_OK;
 }

@@ -217,6 +217,48 @@ void tkr_lq_unpack_panel_avx2(const tkr_lq_fmt *f, const tkr_tensor *w, int n0, 
     }
 }
 
+/* ---- storing a panel's accumulators ----------------------------------------------------- */
+
+/* Transposes out's 8x8 blocks (8 columns c of 8 rows each) in registers so that each row of y
+ * gets 8 consecutive floats per store; the same additions (o + bias) as the portable store. */
+void tkr_lq_store_avx2(const float *out, int ldo, int np, int rows, int m0, int M, float *y, int N, int n0,
+                       const float *bias) {
+    int rv = M - m0 < rows ? M - m0 : rows; /* rows that exist */
+    int c = 0;
+    for (; c + 8 <= np; c += 8) {
+        const __m256 b = bias ? _mm256_loadu_ps(bias + n0 + c) : _mm256_setzero_ps();
+        for (int r = 0; r < rv; r += 8) {
+            __m256 v[8], t[8];
+            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(out + (size_t)(c + i) * ldo + r);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            /* v[0..3]: rows 0, 1, 2, 3 (low lanes) and 4, 5, 6, 7 (high) of columns 0-3; v[4..7] of 4-7 */
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x20);
+                t[i + 4] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x31);
+            }
+            const int nr = rv - r < 8 ? rv - r : 8;
+            for (int i = 0; i < nr; i++) {
+                __m256 o = bias ? _mm256_add_ps(t[i], b) : t[i];
+                _mm256_storeu_ps(y + (size_t)(m0 + r + i) * N + n0 + c, o);
+            }
+        }
+    }
+    for (; c < np; c++)
+        for (int r = 0; r < rv; r++) {
+            const float o = out[(size_t)c * ldo + r];
+            y[(size_t)(m0 + r) * N + n0 + c] = bias ? o + bias[n0 + c] : o;
+        }
+}
+
 /* ---- micro-kernels -------------------------------------------------------------------------- */
 
 #define NR2 4

@@ -59,10 +59,15 @@ struct tkr_model {
     float *inv_freq;                       /* [hd/2] text rotary frequencies */
     bool has_vision;
     tkr_vision_weights vis;
+    bool release_vision_pages;             /* params.release_vision_weights, and every weight
+                                              file is mapped (model_load.c) */
     /* prompt pieces, tokenized once */
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
 
+/* Drops the vision tower's weight pages from the resident set after a CPU vision pass, when
+ * m->release_vision_pages (model_load.c). */
+void tkr_model_release_vision_pages(const tkr_model *m);
 /* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
  * least 1, at most rows (model_load.c). */
 int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);

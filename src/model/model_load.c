@@ -31,6 +31,7 @@ tkr_model_params tkr_model_default_params(void) {
     p.truncate = false;
     p.use_mmap = true;
     p.max_scratch_bytes = (size_t)256 << 20;
+    p.release_vision_weights = false; /* costs a re-map per image pass: opt-in */
     p.media = tkr_media_default_limits();
     return p;
 }
@@ -417,6 +418,44 @@ void tkr_model_source_close(tkr_model_source *src) {
     memset(src, 0, sizeof *src);
 }
 
+/* Whether every weight file is a read-only file mapping (not a heap copy): only then may the
+ * vision tower's pages be dropped and fetched again from the file. */
+static bool weights_all_mapped(const tkr_weights *w) {
+    size_t n = tkr_weights_shard_count(w);
+    for (size_t i = 0; i < n; i++)
+        if (!tkr_safetensors_mapped(tkr_weights_shard(w, i))) return false;
+    if (n == 0) {
+        const tkr_gguf *g[2] = {tkr_weights_gguf_model(w), tkr_weights_gguf_mmproj(w)};
+        if (!g[0] && !g[1]) return false;
+        for (int i = 0; i < 2; i++)
+            if (g[i] && !tkr_gguf_mapped(g[i])) return false;
+    }
+    return true;
+}
+
+static void release_tensor(const tkr_tensor *t) {
+    if (t) tkr_pages_release(t->data, t->nbytes);
+}
+
+/* The vision tower runs once per image batch, the decoder after it: without this, its weights
+ * (0.7 GB at Q8_0 for the 7B's tower) stay resident beside the decoder's for the whole decoder
+ * pass and set the peak. Dropping their pages makes the peak max(tower, decoder) instead of the
+ * sum; the next image maps them again from the page cache, which costs time (1.8 s for
+ * 0.7 GB on the loaded test machine, docs/benchmarks.md "Memory"), hence opt-in
+ * (params.release_vision_weights). Only file mappings (m->release_vision_pages). */
+void tkr_model_release_vision_pages(const tkr_model *m) {
+    if (!m->release_vision_pages) return;
+    const tkr_vision_weights *v = &m->vis;
+    if (!v->patch_embed_own) release_tensor(v->patch_embed);
+    for (int b = 0; v->blocks && b < m->cfg.vision.depth; b++) {
+        const tkr_vision_block *B = &v->blocks[b];
+        const tkr_tensor *ts[] = {B->qkv_w, B->q_w, B->k_w, B->v_w, B->proj_w, B->fc1_w, B->fc2_w};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) release_tensor(ts[i]);
+    }
+    release_tensor(v->mlp0_w);
+    release_tensor(v->mlp2_w);
+}
+
 tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
                           tkr_error *err) {
     *out = NULL;
@@ -475,6 +514,8 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
+    m->release_vision_pages = p.release_vision_weights && m->has_vision && !m->backend &&
+                              weights_all_mapped(m->weights);
     *out = m;
     return TKR_OK;
 fail_named:

@@ -333,8 +333,8 @@ static void convert_task(void *ctx, int task, int thread) {
 
 /* The job's bytes in its type: every output row from its source row (float32 in between),
  * rows split over the pool's threads. */
-static tkr_status convert(const qjob *j, tkr_pool *pool, void **out, size_t *nbytes,
-                          tkr_error *err) {
+static tkr_status convert(const qjob *j, tkr_pool *pool, int64_t sample_rows, void **out,
+                          size_t *nbytes, tkr_error *err) {
     size_t rb = tkr_dtype_row_bytes(j->type, j->K);
     size_t src_numel = tkr_tensor_numel(j->src);
     tkr_tensor view = *j->src; /* [src_numel / K, K] */
@@ -355,9 +355,15 @@ static tkr_status convert(const qjob *j, tkr_pool *pool, void **out, size_t *nby
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for tensor '%s' (%zu MB)", j->name,
                         rb * (size_t)j->n_rows >> 20);
     }
-    int64_t tasks = j->n_rows < 4 * threads ? j->n_rows : 4 * threads;
-    convert_ctx c = {j, &view, buf, rb, rows, (int)tasks};
+    /* sample_rows (memory benchmarks of big shapes only): the first rows, repeated */
+    int64_t n_conv = sample_rows > 0 && sample_rows < j->n_rows ? sample_rows : j->n_rows;
+    qjob js = *j;
+    js.n_rows = n_conv;
+    int64_t tasks = n_conv < 4 * threads ? n_conv : 4 * threads;
+    convert_ctx c = {&js, &view, buf, rb, rows, (int)tasks};
     tkr_pool_run(pool, (int)tasks, convert_task, &c);
+    for (int64_t r = n_conv; r < j->n_rows; r++)
+        memcpy(buf + (size_t)r * rb, buf + (size_t)(r % n_conv) * rb, rb);
     free(rows);
     *out = buf;
     *nbytes = rb * (size_t)j->n_rows;
@@ -378,7 +384,7 @@ static tkr_status write_file(tkr_gguf_writer *w, const joblist *l, const char *p
     for (size_t i = 0; i < l->n; i++) {
         void *data = NULL;
         size_t nb = 0;
-        TRY(convert(&l->v[i], pool, &data, &nb, err));
+        TRY(convert(&l->v[i], pool, ps->p->sample_rows, &data, &nb, err));
         tkr_status st = tkr_gguf_write_tensor(w, data, nb, err);
         free(data);
         if (st != TKR_OK) return st;

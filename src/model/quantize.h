@@ -40,6 +40,10 @@ typedef struct {
                                   quantized type, else the same float type                    */
     const char *mmproj;        /* source is a GGUF text model: its mmproj (NULL: beside it)   */
     int n_threads;             /* rows are converted in parallel; 0 = all cores               */
+    int64_t sample_rows;       /* > 0: benchmarks only: convert the first sample_rows rows of
+                                  each tensor and repeat them (same types, shapes and layout,
+                                  not the model's values: for memory measurements of big
+                                  shapes, where a full quantize takes hours on 2 cores)      */
     /* progress: called after each tensor (done of total bytes of output); may be NULL */
     void (*progress)(void *ctx, const char *tensor, uint64_t done, uint64_t total);
     void *progress_ctx;

@@ -46,28 +46,25 @@ static tkr_status attn_out_and_mlp(const tkr_model *m, const tkr_text_layer *L, 
         if ((st = tkr_linear(k, att + (size_t)r0 * HD, n, HD, L->o_w, NULL, tmp)) != TKR_OK) return st;
         tkr_add_inplace(xr, tmp, (size_t)n * D);
         tkr_rmsnorm(k, xr, n, D, L->post_norm, (float)c->rms_norm_eps, xn);
-        if ((st = tkr_linear(k, xn, n, D, L->gate_w, NULL, gate)) != TKR_OK) return st;
-        if ((st = tkr_linear(k, xn, n, D, L->up_w, NULL, up)) != TKR_OK) return st;
-        tkr_silu_mul(k, gate, up, (size_t)n * I);
+        if ((st = tkr_linear_silu_gate(k, xn, n, D, L->gate_w, L->up_w, gate, up)) != TKR_OK) return st;
         if ((st = tkr_linear(k, gate, n, I, L->down_w, NULL, tmp)) != TKR_OK) return st;
         tkr_add_inplace(xr, tmp, (size_t)n * D);
     }
     return TKR_OK;
 }
 
-/* k and v (and q unless NULL) of the T rows of x [T, D], C rows at a time through xn [C, D]. */
-static tkr_status qkv_rows(const tkr_model *m, const tkr_text_layer *L, const float *x, int T, int C,
-                           float *xn, float *q, float *kk, float *vv) {
+/* k and v of the T rows of x [T, D], C rows at a time through xn [C, D]. */
+static tkr_status kv_rows(const tkr_model *m, const tkr_text_layer *L, const float *x, int T, int C,
+                          float *xn, float *kk, float *vv) {
     const tkr_text_config *c = &m->cfg.text;
     const tkr_kctx *k = &m->kctx;
-    int D = c->hidden_size, Hd = c->num_heads * c->head_dim, KVd = c->num_kv_heads * c->head_dim;
+    int D = c->hidden_size, KVd = c->num_kv_heads * c->head_dim;
     tkr_status st;
     for (int r0 = 0; r0 < T; r0 += C) {
         int n = T - r0 < C ? T - r0 : C;
         tkr_rmsnorm(k, x + (size_t)r0 * D, n, D, L->input_norm, (float)c->rms_norm_eps, xn);
         if ((st = tkr_linear(k, xn, n, D, L->k_w, L->k_b, kk + (size_t)r0 * KVd)) != TKR_OK) return st;
         if ((st = tkr_linear(k, xn, n, D, L->v_w, L->v_b, vv + (size_t)r0 * KVd)) != TKR_OK) return st;
-        if (q && (st = tkr_linear(k, xn, n, D, L->q_w, L->q_b, q + (size_t)r0 * Hd)) != TKR_OK) return st;
     }
     return TKR_OK;
 }
@@ -79,21 +76,23 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     int D = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads, hd = c->head_dim;
     int I = c->intermediate_size, half = hd / 2;
     size_t nT = (size_t)T;
-    /* Rows go through the norms, projections and MLP C at a time, so that the wide MLP
-     * activations stay within params.max_scratch_bytes; q, k, v and the attention output cover
-     * all T rows (attention needs every key). One allocation for every buffer of the pass. */
-    int C = tkr_model_chunk_rows(m, sizeof(float) * ((size_t)D * 2 + (size_t)I * 2), T);
+    /* Rows go through the norms, projections, attention queries and MLP C at a time, so that
+     * the activations of a chunk (xn, tmp, q, att, gate, up) stay within
+     * params.max_scratch_bytes; only k and v (and x, the tables) cover all T rows, since every
+     * query needs every earlier key. One allocation for every buffer of the pass. */
+    int C = tkr_model_chunk_rows(m, sizeof(float) * ((size_t)D * 2 + (size_t)H * hd * 2 + (size_t)I * 2), T);
     size_t nC = (size_t)C;
-    size_t sz_xn = nC * D, sz_q = nT * H * hd, sz_kv = nT * KV * hd, sz_mlp = nC * I;
-    size_t sz_tab = nT * half, sz_last = (size_t)n_seq * D;
-    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 4 + sz_last;
+    size_t nQ = nC > (size_t)n_seq ? nC : (size_t)n_seq; /* the last layer's queries: n_seq rows */
+    size_t sz_xn = nC * D, sz_q = nQ * H * hd, sz_kv = nT * KV * hd, sz_mlp = nC * I;
+    size_t sz_tab = nT * half, sz_ltab = (size_t)n_seq * half, sz_last = (size_t)n_seq * D;
+    size_t total = sz_xn * 2 + sz_q * 2 + sz_kv * 2 + sz_mlp * 2 + sz_tab * 2 + sz_ltab * 2 + sz_last;
     float *buf = malloc(total * sizeof(float));
     if (!buf) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory for %d tokens (%zu MB)", T,
                               total * sizeof(float) >> 20);
     float *xn = buf;                 /* [C, D]     normed input (a chunk)  */
     float *tmp = xn + sz_xn;         /* [C, D]     o_proj / down output    */
-    float *q = tmp + sz_xn;          /* [T, H*hd]                          */
-    float *att = q + sz_q;           /* [T, H*hd]  attention output        */
+    float *q = tmp + sz_xn;          /* [max(C, n_seq), H*hd] queries of a chunk, or the last rows' */
+    float *att = q + sz_q;           /* [max(C, n_seq), H*hd] attention output */
     float *kk = att + sz_q;          /* [T, KV*hd]                         */
     float *vv = kk + sz_kv;          /* [T, KV*hd]                         */
     float *gate = vv + sz_kv;        /* [C, I]                             */
@@ -101,8 +100,8 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     float *cos_t = up + sz_mlp;      /* [T, hd/2]                          */
     float *sin_t = cos_t + sz_tab;   /* [T, hd/2]                          */
     float *cos_l = sin_t + sz_tab;   /* [n_seq, hd/2] last rows' tables    */
-    float *sin_l = cos_l + sz_tab;   /* [n_seq, hd/2]                      */
-    float *xl = sin_l + sz_tab;      /* [n_seq, D] last rows, normed       */
+    float *sin_l = cos_l + sz_ltab;  /* [n_seq, hd/2]                      */
+    float *xl = sin_l + sz_ltab;     /* [n_seq, D] last rows, normed       */
     mrope_tables(m, pos, T, cos_t, sin_t);
     float eps = (float)c->rms_norm_eps;
     tkr_status st = TKR_OK;
@@ -110,14 +109,23 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
     for (; l < c->num_layers; l++) {
         const tkr_text_layer *L = &m->layers[l];
         bool last_layer = l + 1 == c->num_layers;
-        if ((st = qkv_rows(m, L, x, T, C, xn, last_layer ? NULL : q, kk, vv)) != TKR_OK) break;
+        if ((st = kv_rows(m, L, x, T, C, xn, kk, vv)) != TKR_OK) break;
         tkr_rope_apply(kk, T, KV, hd, cos_t, sin_t);
         if (!last_layer) {
-            tkr_rope_apply(q, T, H, hd, cos_t, sin_t);
-            tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
-                                    seq_start, n_seq, true, false};
-            if ((st = tkr_attention(k, &a)) != TKR_OK) break;
-            if ((st = attn_out_and_mlp(m, L, x, T, att, C, xn, tmp, gate, up)) != TKR_OK) break;
+            /* Every key and value is ready, so rows may now change a chunk at a time: the
+             * chunk's queries attend to all earlier keys, then o_proj and the MLP update it. */
+            for (int r0 = 0; r0 < T && st == TKR_OK; r0 += C) {
+                int n = T - r0 < C ? T - r0 : C;
+                float *xr = x + (size_t)r0 * D;
+                tkr_rmsnorm(k, xr, n, D, L->input_norm, eps, xn);
+                if ((st = tkr_linear(k, xn, n, D, L->q_w, L->q_b, q)) != TKR_OK) break;
+                tkr_rope_apply(q, n, H, hd, cos_t + (size_t)r0 * half, sin_t + (size_t)r0 * half);
+                tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
+                                        seq_start, n_seq, true, false, r0, r0 + n};
+                if ((st = tkr_attention(k, &a)) != TKR_OK) break;
+                st = attn_out_and_mlp(m, L, xr, n, att, C, xn, tmp, gate, up);
+            }
+            if (st != TKR_OK) break;
             continue;
         }
         /* The last layer: only each sequence's last token is pooled, so only those rows need a
@@ -135,7 +143,7 @@ tkr_status tkr_text_forward(tkr_model *m, float *x, int T, const int32_t *pos, c
         if ((st = tkr_linear(k, xl, n_seq, D, L->q_w, L->q_b, q)) != TKR_OK) break;
         tkr_rope_apply(q, n_seq, H, hd, cos_l, sin_l);
         tkr_attention_args a = {q, kk, vv, H * hd, KV * hd, att, H * hd, H, KV, hd,
-                                seq_start, n_seq, true, true};
+                                seq_start, n_seq, true, true, 0, 0};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
         if ((st = attn_out_and_mlp(m, L, x, n_seq, att, C, xn, tmp, gate, up)) != TKR_OK) break;
     }

@@ -125,7 +125,7 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
         tkr_rope_apply_strided(q, P, stride, H, hd, cos_t, sin_t);
         tkr_rope_apply_strided(kk, P, stride, H, hd, cos_t, sin_t);
         tkr_attention_args a = {q, kk, vv, stride, stride, att, E, H, H, hd,
-                                seq, n_images, false, false};
+                                seq, n_images, false, false, 0, 0};
         if ((st = tkr_attention(k, &a)) != TKR_OK) break;
         for (int r0 = 0; r0 < P; r0 += C) {
             int n = P - r0 < C ? P - r0 : C;
@@ -156,5 +156,6 @@ tkr_status tkr_vision_forward(tkr_model *m, const float *patches, int n_images, 
     }
     free(buf);
     free(seq);
+    tkr_model_release_vision_pages(m);
     return TKR_OK;
 }

@@ -1,5 +1,7 @@
 /* platform.c - POSIX implementation of platform.h (Linux and macOS). */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE  /* glibc: madvise, MADV_DONTNEED (posix_madvise's DONTNEED is a no-op) */
+#define _DARWIN_C_SOURCE /* macOS: madvise */
 #include "util/platform.h"
 #include "util/error.h"
 
@@ -75,6 +77,14 @@ tkr_status tkr_file_view_open(const char *path, int use_mmap, size_t max_size, t
     out->size = size;
     out->mapped = 0;
     return TKR_OK;
+}
+
+void tkr_pages_release(const void *p, size_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (!p || page <= 0) return;
+    uintptr_t lo = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~((uintptr_t)page - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 void tkr_file_view_close(tkr_file_view *view) {

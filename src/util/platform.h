@@ -20,6 +20,12 @@ tkr_status tkr_file_view_open(const char *path, int use_mmap, size_t max_size, t
                               tkr_error *err);
 void tkr_file_view_close(tkr_file_view *view);
 
+/* Drops the whole pages inside [p, p + n) of a read-only FILE MAPPING (a view with mapped = 1)
+ * from the resident set: the next touch maps them again from the page cache (or reads the
+ * file), with the same bytes. Partial pages at the ends stay. Never call it on heap memory:
+ * anonymous pages would come back as zeros. A hint: errors are ignored. */
+void tkr_pages_release(const void *p, size_t n);
+
 /* Reads a whole (small) file into a NUL-terminated malloc'ed buffer, refusing files over max_size. */
 tkr_status tkr_read_file(const char *path, size_t max_size, char **out, size_t *out_len,
                          tkr_error *err);

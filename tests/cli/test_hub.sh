@@ -34,7 +34,7 @@ for _ in $(seq 1 300); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 EP="http://127.0.0.1:$(cat "$tmp/port")"
 faults() { curl -s -o /dev/null -X POST "$EP/_faults" -d "$1"; }
 export HF_ENDPOINT="$EP" HF_HOME="$tmp/hf" TKR_HUB_STALL_TIMEOUT_S=2
-unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_TOKEN_PATH
+unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_TOKEN_PATH HUGGINGFACE_HUB_CACHE HUGGING_FACE_HUB_TOKEN TRANSFORMERS_OFFLINE
 C="$tmp/hf/hub/models--tkr--m1"
 
 # pull: the files the model needs, in the standard layout
@@ -42,6 +42,12 @@ path=$("$BIN" pull tkr/m1 2>"$tmp/pull.err"); rc=$?
 check "pull tkr/m1" "$rc"
 commit=$(cat "$C/refs/main" 2>/dev/null)
 [ "$path" = "$C/snapshots/$commit" ] && [ ${#commit} -eq 40 ]; check "refs/main holds the commit; the path is its snapshot" $?
+[ "$(wc -c < "$C/refs/main")" -eq 40 ]; check "refs/main is the bare commit, no newline (huggingface_hub reads it verbatim)" $?
+head -1 "$tmp/hf/hub/CACHEDIR.TAG" 2>/dev/null | grep -qx "Signature: 8a477f597d28d172789f06886806bc55"
+check "the cache is tagged CACHEDIR.TAG, as huggingface_hub tags it" $?
+n=$(ls "$tmp/hf/hub/.locks/models--tkr--m1/" 2>/dev/null | grep -c '\.lock$')
+[ "$n" -ge 1 ] && [ "$(ls "$tmp/hf/hub/.locks/models--tkr--m1/" | grep -vc '\.lock$')" -eq 0 ]
+check "locks are .locks/models--tkr--m1/<etag>.lock, huggingface_hub's ($n)" $?
 [ -L "$path/model.safetensors" ] && [ "$(readlink "$path/model.safetensors")" = "../../blobs/$(sha256sum "$tmp/m1/model.safetensors" | cut -c1-64)" ]
 check "the safetensors is a relative symlink to blobs/<sha256>" $?
 [ -L "$path/config.json" ] && cmp -s "$path/config.json" "$tmp/m1/config.json"; check "config.json (non-LFS, ETag blob) linked and intact" $?
@@ -61,6 +67,15 @@ HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BIN" embed -m tkr/m1 --text "a
 cmp -s "$tmp/local.json" "$tmp/off.json"; check "HF_HUB_OFFLINE=1 uses the cache" $?
 HF_HUB_OFFLINE=1 "$BIN" embed -m tkr/other --text x >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "not in the cache" "$tmp/e"
 check "offline and not cached: a clear error" $?
+mv "$path/model.safetensors" "$tmp/st.link"
+HF_HUB_OFFLINE=1 "$BIN" embed -m tkr/m1 --text x >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "is incomplete (no the safetensors weights)" "$tmp/e"
+check "offline, a snapshot without its weights (a partial huggingface_hub download): says so" $? || cat "$tmp/e"
+mv "$tmp/st.link" "$path/model.safetensors"
+# a partial file left beside a finished blob (a crash, then another tool finished the blob) goes
+st_sha=$(sha256sum "$tmp/m1/model.safetensors" | cut -c1-64)
+echo junk > "$C/blobs/$st_sha.incomplete"
+"$BIN" pull tkr/m1 >/dev/null 2>&1 && [ ! -e "$C/blobs/$st_sha.incomplete" ] && cmp -s "$path/model.safetensors" "$tmp/m1/model.safetensors"
+check "a stale .incomplete beside a finished blob is removed, the blob kept" $?
 
 # a revision, and a commit
 "$BIN" pull tkr/m1@v2 >/dev/null 2>"$tmp/e" && [ -f "$C/refs/v2" ] && [ "$(cat "$C/refs/v2")" != "$commit" ]; check "pull @v2: its own ref and snapshot" $? || cat "$tmp/e"
@@ -90,11 +105,15 @@ check "a wrong sha256: error, and no blob or partial file of it kept" $?
 fresh; faults '{"require_token": "hf_secret"}'
 "$BIN" pull tkr/m1 >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "HF_TOKEN" "$tmp/e"; check "401 without a token names HF_TOKEN" $?
 HF_TOKEN=hf_secret "$BIN" pull tkr/m1 >/dev/null 2>&1; check "HF_TOKEN is sent" $?
+grep -q "^HEAD /tkr/m1/resolve/.* auth$" "$tmp/hub.log" && grep -q "^GET /cdn/" "$tmp/hub.log" &&
+  ! grep -q "^GET /cdn/.* auth$" "$tmp/hub.log"
+check "the token goes to the hub, never to the storage host a file redirects to" $?
 fresh; mkdir -p "$tmp/hf"; echo hf_secret > "$tmp/hf/token"
 "$BIN" pull tkr/m1 >/dev/null 2>&1; check "the token file \$HF_HOME/token is read" $?
 fresh; faults '{}'
-"$BIN" pull tkr/nope >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "not found" "$tmp/e"; check "404: a clear error" $?
-"$BIN" pull tkr/m1@nobranch >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "not found" "$tmp/e"; check "an unknown revision: a clear error" $?
+"$BIN" pull tkr/nope >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "repository not found" "$tmp/e" && grep -q "HF_TOKEN" "$tmp/e"
+check "an unknown repository (the Hub's 401 RepoNotFound): not found, or needs HF_TOKEN" $? || cat "$tmp/e"
+"$BIN" pull tkr/m1@nobranch >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "revision not found" "$tmp/e"; check "an unknown revision (404 RevisionNotFound): a clear error" $? || cat "$tmp/e"
 faults '{"redirect_loop": true}'
 timeout 60 "$BIN" pull tkr/m1 >/dev/null 2>"$tmp/e"; [ $? -eq 1 ] && grep -q "redirect" "$tmp/e"; check "a redirect loop: a clear error" $?
 fresh; faults '{"slow": true}'
@@ -112,4 +131,9 @@ lfs=$(find "$tmp/hub/tkr/m1" -type f -size +1000c ! -name README.md | wc -l)
 [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$n" -eq "$u" ] && [ "$n" -eq "$lfs" ] && cmp -s "$C/snapshots/$commit/model.safetensors" "$tmp/m1/model.safetensors"
 check "two concurrent pulls: both succeed, each blob downloaded once ($n transfers for $lfs LFS files)" $? ||
   grep cdn "$tmp/hub.log"
+# a cache shared by a group: lock files group-writable, as huggingface_hub makes them (umask allowing)
+(umask 002; HF_HOME="$tmp/hfu" "$BIN" pull tkr/m1 >/dev/null 2>&1)
+lk=$(ls "$tmp"/hfu/hub/.locks/models--tkr--m1/*.lock 2>/dev/null | head -1)
+[ -n "$lk" ] && [ "$(python3 -c 'import os,sys; print(oct(os.stat(sys.argv[1]).st_mode & 0o777))' "$lk")" = "0o664" ]
+check "lock files are group-writable (0664 under umask 002)" $?
 exit "$fails"

@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
-"""fake_hub.py - a small stand-in for the Hugging Face Hub, for tests/cli/test_hub.sh.
+"""fake_hub.py - a small stand-in for the Hugging Face Hub, for tests/cli/test_hub.sh and
+tests/hub/interop.sh (huggingface_hub against it).
 
-Serves the repositories under ROOT (ROOT/<org>/<name>/<files>) with the Hub's routes and headers:
-  GET  /api/models/<org>/<name>/revision/<rev>      {"id", "sha", "siblings": [{"rfilename"}]}
-  HEAD/GET /<org>/<name>/resolve/<rev>/<file>       small files: 200 + ETag (git blob sha1);
-        large ones (LFS): 302 to /cdn/<sha256> with X-Linked-Etag / X-Linked-Size; X-Repo-Commit
-  GET  /cdn/<sha256>                                the bytes, with Range requests (206)
+Serves the repositories under ROOT (ROOT/<org>/<name>/<files>) with the Hub's routes and the
+headers the real Hub sends (what huggingface_hub's file_download.py and our src/hub read):
+  GET  /api/models/<org>/<name>[/revision/<rev>]    {"id", "sha", "siblings": [{"rfilename"}]}
+  GET  /api/models/<org>/<name>/tree/<rev>          [{"type", "path", "size", "oid", "lfs"?}]
+  HEAD/GET /<org>/<name>/resolve/<rev>/<file>
+        small files: 307 to the relative /api/resolve-cache/models/<org>/<name>/<commit>/<file>
+          (as the Hub does today), which answers 200 + ETag (git blob sha1) + X-Repo-Commit +
+          Content-Length + Accept-Ranges, with Range requests;
+        large ones (LFS): 302 to http://<CDN host>:<port>/cdn/<sha256>?<signature> with
+          X-Repo-Commit, X-Linked-Etag (sha256), X-Linked-Size, ETag
+  GET  /cdn/<sha256>     the storage: the bytes, Range requests (206), its own ETag and none of the
+        Hub's X- headers (as the real CDN). Its host name (FAKE_HUB_CDN_HOST, default "localhost")
+        differs from the endpoint's (clients use http://127.0.0.1:<port>): huggingface_hub >= 1.30
+        follows a HEAD redirect that stays on the endpoint's host name, and must not follow this
+        one; curl and huggingface_hub drop the Authorization header on the way there.
+Errors carry X-Error-Code / X-Error-Message as the Hub's do: an unknown repository is 401
+RepoNotFound, an unknown revision 404 RevisionNotFound, a missing file 404 EntryNotFound with
+X-Repo-Commit (huggingface_hub records it under .no_exist/).
 Revisions: ROOT/<org>/<name>/ is "main"; ROOT/<org>/<name>@<rev>/ is branch or tag <rev>; each
 also answers to its commit (a sha1 of its files).
 Faults, set with POST /_faults (JSON), cleared with {}:
@@ -14,14 +28,18 @@ Faults, set with POST /_faults (JSON), cleared with {}:
   wrong_hash: "file"   /cdn serves that file with one byte changed
   redirect_loop: true  resolve answers a redirect to itself
   slow: true           /cdn sends nothing for 30 s after the headers
-Every request is appended to LOG as "METHOD PATH RANGE".
+Every request is appended to LOG as "METHOD PATH RANGE AUTH" (AUTH: "auth" when an Authorization
+header came with it, else "-").
 """
 import hashlib, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 ROOT, PORT_FILE, LOG = sys.argv[1], sys.argv[2], sys.argv[3]
+CDN_HOST = os.environ.get("FAKE_HUB_CDN_HOST", "localhost")
 FAULTS = {}
 DROPPED = set()
+BLOBS = {}  # sha256 -> (file name, bytes): what /cdn serves, filled by resolve
 LOCK = threading.Lock()
 
 
@@ -34,7 +52,27 @@ def repo_dirs():
     return out
 
 
+SNAPSHOTS = {}  # path -> (signature, (commit, files)): hashing every file on every request is slow
+
+
 def snapshot(path):
+    sig = []
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            st = os.stat(os.path.join(dirpath, n))
+            sig.append((os.path.join(dirpath, n), st.st_size, st.st_mtime_ns))
+    sig = tuple(sorted(sig))
+    with LOCK:
+        hit = SNAPSHOTS.get(path)
+    if hit and hit[0] == sig:
+        return hit[1]
+    out = hash_snapshot(path)
+    with LOCK:
+        SNAPSHOTS[path] = (sig, out)
+    return out
+
+
+def hash_snapshot(path):
     files = {}
     for dirpath, _, names in os.walk(path):
         for n in names:
@@ -49,14 +87,15 @@ def snapshot(path):
 
 
 def resolve(repo, rev):
+    """(commit, files), or (None, "RepoNotFound" | "RevisionNotFound")."""
     revs = repo_dirs().get(repo)
     if not revs:
-        return None, None
+        return None, "RepoNotFound"
     for name, path in revs.items():
         commit, files = snapshot(path)
         if rev in (name, commit):
             return commit, files
-    return None, None
+    return None, "RevisionNotFound"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,10 +105,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def note(self):
+        auth = "auth" if self.headers.get("Authorization") else "-"
         with open(LOG, "a") as f:
-            f.write(f"{self.command} {self.path} {self.headers.get('Range', '-')}\n")
+            f.write(f"{self.command} {self.path} {self.headers.get('Range', '-')} {auth}\n")
 
-    def send(self, code, body=b"", headers=None, ctype="application/json"):
+    def send(self, code, body=b"", headers=None, ctype="application/json; charset=utf-8"):
         self.send_response(code)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -78,6 +118,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def hub_error(self, code, error_code, message, headers=None):
+        """An error as the Hub sends it: X-Error-Code / X-Error-Message and a JSON body."""
+        h = {"X-Error-Code": error_code, "X-Error-Message": message, **(headers or {})}
+        return self.send(code, json.dumps({"error": message}).encode(), h)
+
+    def repo_error(self, why):
+        if why == "RepoNotFound":  # the Hub answers 401 so that private repositories do not show
+            return self.hub_error(401, "RepoNotFound", "Repository not found")
+        return self.hub_error(404, "RevisionNotFound", "Invalid rev id")
 
     def authorized(self):
         tok = FAULTS.get("require_token")
@@ -103,63 +153,112 @@ class Handler(BaseHTTPRequestHandler):
         if p.startswith("/cdn/"):
             return self.cdn(p[5:])
         if not self.authorized():
-            return self.send(401, b'{"error":"Invalid credentials"}')
+            if self.headers.get("Authorization"):
+                return self.hub_error(401, "Unauthorized", "Invalid credentials in Authorization header")
+            return self.hub_error(401, "RepoNotFound", "Repository not found")
         parts = p.strip("/").split("/")
+        if len(parts) == 4 and parts[:2] == ["api", "models"]:  # model info of main
+            parts += ["revision", "main"]
         if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "revision":
             commit, files = resolve(f"{parts[2]}/{parts[3]}", parts[5])
             if commit is None:
-                return self.send(404, b'{"error":"Repository or revision not found"}')
-            body = {"id": f"{parts[2]}/{parts[3]}", "sha": commit,
+                return self.repo_error(files)
+            body = {"_id": commit[:24], "id": f"{parts[2]}/{parts[3]}", "modelId": f"{parts[2]}/{parts[3]}",
+                    "sha": commit, "private": False, "gated": False, "disabled": False,
                     "siblings": [{"rfilename": k} for k in sorted(files)]}
             return self.send(200, json.dumps(body).encode())
         if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
             # huggingface_hub's list_repo_tree (snapshot_download lists files this way)
             commit, files = resolve(f"{parts[2]}/{parts[3]}", parts[5])
             if commit is None:
-                return self.send(404, b'{"error":"Repository or revision not found"}')
+                return self.repo_error(files)
             body = [{"type": "file", "path": k, "size": len(v["data"]), "oid": v["etag"],
                      **({"lfs": {"oid": v["sha256"], "size": len(v["data"]), "pointerSize": 134}} if v["lfs"] else {})}
                     for k, v in sorted(files.items())]
             return self.send(200, json.dumps(body).encode())
+        if len(parts) >= 7 and parts[:3] == ["api", "resolve-cache", "models"]:
+            # where the Hub redirects a small file's resolve: pinned to the commit
+            commit, files = resolve(f"{parts[3]}/{parts[4]}", parts[5])
+            name = "/".join(parts[6:])
+            if commit is None or name not in files or files[name]["lfs"]:
+                return self.hub_error(404, "EntryNotFound", "Entry not found")
+            f = files[name]
+            return self.ranged(f["data"], {"ETag": f'"{f["etag"]}"', "X-Repo-Commit": commit},
+                               "text/plain; charset=utf-8")
         if len(parts) >= 5 and parts[2] == "resolve":
             if FAULTS.get("redirect_loop"):
                 return self.send(302, b"", {"Location": self.path})
             commit, files = resolve(f"{parts[0]}/{parts[1]}", parts[3])
+            if commit is None:
+                return self.repo_error(files)
             name = "/".join(parts[4:])
-            if commit is None or name not in files:
-                return self.send(404, b'{"error":"Entry not found"}', {"X-Error-Code": "EntryNotFound"})
+            if name not in files:
+                return self.hub_error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": commit})
             f = files[name]
+            common = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes", "Vary": "Origin, Accept"}
             if f["lfs"]:
                 with LOCK:
                     BLOBS[f["sha256"]] = (name, f["data"])
-                # an absolute URL, as the real Hub's storage redirect is (clients follow only
-                # relative redirects on HEAD)
-                host = self.headers.get("Host", f"127.0.0.1:{self.server.server_address[1]}")
-                return self.send(302, b"", {"Location": f"http://{host}/cdn/{f['sha256']}", "X-Repo-Commit": commit,
-                                            "X-Linked-Etag": f'"{f["sha256"]}"',
-                                            "X-Linked-Size": str(len(f["data"])), "ETag": f'"{f["etag"]}"'})
-            return self.send(200, f["data"], {"ETag": f'"{f["etag"]}"', "X-Repo-Commit": commit},
-                             "application/octet-stream")
+                # the storage: another host, a signed URL (clients keep the query, send no token)
+                port = self.server.server_address[1]
+                loc = (f"http://{CDN_HOST}:{port}/cdn/{f['sha256']}?response-content-disposition="
+                       f"{quote('inline; filename=' + os.path.basename(name))}&Expires=4102444800&Signature=fake")
+                return self.send(302, f"Found. Redirecting to {loc}".encode(),
+                                 {"Location": loc, **common, "X-Linked-Etag": f'"{f["sha256"]}"',
+                                  "X-Linked-Size": str(len(f["data"])), "ETag": f'"{f["sha256"]}"'},
+                                 "text/plain; charset=utf-8")
+            loc = (f"/api/resolve-cache/models/{parts[0]}/{parts[1]}/{commit}/{quote(name)}?"
+                   f"{quote('/' + '/'.join(parts[:4]) + '/' + name, safe='')}=&etag={quote(chr(34) + f['etag'] + chr(34))}")
+            return self.send(307, f"Temporary Redirect. Redirecting to {loc}".encode(), {"Location": loc, **common},
+                             "text/plain; charset=utf-8")
         self.send(404, b'{"error":"not found"}')
+
+    def parse_range(self, size):
+        """(start, end) of "bytes=a-" / "bytes=a-b", None for no Range, or "bad" (416)."""
+        rng = self.headers.get("Range")
+        if not rng or not rng.startswith("bytes="):
+            return None
+        a, _, b = rng[6:].partition("-")
+        try:
+            start, end = int(a), (int(b) if b else size - 1)
+        except ValueError:
+            return None
+        if start >= size or end < start:
+            return "bad"
+        return start, min(end, size - 1)
+
+    def ranged(self, data, headers, ctype):
+        """200 with the bytes, or 206 for a Range request, or 416 past the end."""
+        r = self.parse_range(len(data))
+        if r == "bad":
+            return self.send(416, b"", {**headers, "Content-Range": f"bytes */{len(data)}"})
+        if r is None:
+            return self.send(200, data, {**headers, "Accept-Ranges": "bytes"}, ctype)
+        return self.send(206, data[r[0]:r[1] + 1], {**headers, "Accept-Ranges": "bytes",
+                                                   "Content-Range": f"bytes {r[0]}-{r[1]}/{len(data)}"}, ctype)
 
     def cdn(self, sha):
         with LOCK:
             entry = BLOBS.get(sha)
         if not entry:
-            return self.send(404, b"")
+            return self.send(404, b"", {}, "application/xml")
         name, data = entry
         if FAULTS.get("wrong_hash") == name:
             data = bytes([data[0] ^ 1]) + data[1:]
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[6:-1])
-            if start >= len(data):
-                return self.send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
-        body = data[start:]
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        # the storage's own headers: an ETag that is not the sha256, no X-Repo-Commit / X-Linked-*
+        h = {"ETag": f'"{hashlib.md5(data).hexdigest()}"', "Accept-Ranges": "bytes",
+             "Content-Disposition": f'inline; filename="{os.path.basename(name)}"',
+             "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT"}
+        r = self.parse_range(len(data))
+        if r == "bad":
+            return self.send(416, b"", {"Content-Range": f"bytes */{len(data)}"}, "application/xml")
+        start, end = r if r else (0, len(data) - 1)
+        body = data[start:end + 1]
+        self.send_response(206 if r else 200)
+        for k, v in h.items():
+            self.send_header(k, v)
+        if r:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -179,9 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-BLOBS = {}
 srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 srv.daemon_threads = True
-with open(PORT_FILE, "w") as f:
+with open(PORT_FILE + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
+os.replace(PORT_FILE + ".tmp", PORT_FILE)  # readers never see an empty file
 srv.serve_forever()

@@ -358,7 +358,7 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
     variant_ctx(variant, &ctx, pool);
     variant_ctx(variant, &ctx1, NULL);
     for (int causal = 0; causal < 2; causal++) {
-        tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 3, causal, false};
+        tkr_attention_args a = {q, k, v, H * HD, KV * HD, out, H * HD, H, KV, HD, seq, 3, causal, false, 0, 0};
         CHECK(tkr_attention(&ctx, &a) == TKR_OK, "attention status");
         double maxerr = 0;
         for (int s = 0; s < 3; s++)
@@ -376,7 +376,7 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
         int one[2] = {0, seq[2] - seq[1]};
         size_t off_q = (size_t)seq[1] * H * HD, off_kv = (size_t)seq[1] * KV * HD;
         tkr_attention_args b = {q + off_q, k + off_kv, v + off_kv, H * HD, KV * HD, alone, H * HD,
-                                H, KV, HD, one, 1, causal, false};
+                                H, KV, HD, one, 1, causal, false, 0, 0};
         tkr_attention(&ctx, &b);
         CHECK(memcmp(alone, out + off_q, sizeof(float) * (size_t)one[1] * H * HD) == 0,
               "%s hd %d causal=%d: a sequence alone differs from the same sequence in a batch",
@@ -386,13 +386,27 @@ static void check_attention(int variant, int HD, tkr_pool *pool) {
         for (int s = 0; s < 3; s++)
             memcpy(q_last + (size_t)s * H * HD, q + (size_t)(seq[s + 1] - 1) * H * HD, sizeof(float) * H * HD);
         tkr_attention_args c = {q_last, k, v, H * HD, KV * HD, o_last, H * HD, H, KV, HD, seq, 3,
-                                causal, true};
+                                causal, true, 0, 0};
         tkr_attention(&ctx, &c);
         for (int s = 0; s < 3; s++)
             CHECK(memcmp(o_last + (size_t)s * H * HD, out + (size_t)(seq[s + 1] - 1) * H * HD,
                          sizeof(float) * H * HD) == 0,
                   "%s hd %d causal=%d: last_row_only differs from the full run (sequence %d)",
                   variant_name(variant), HD, causal, s);
+        /* query windows (the decoder's row chunks): windows of 7, 40 and all rows, crossing the
+         * sequence boundaries; q/out hold the window's rows only; the same bits as the full run */
+        static const int widths[3] = {7, 40, 182};
+        for (int wi = 0; wi < 3; wi++)
+            for (int r0 = 0; r0 < T; r0 += widths[wi]) {
+                int n = T - r0 < widths[wi] ? T - r0 : widths[wi];
+                memset(alone, 0, sizeof(float) * nq);
+                tkr_attention_args w = {q + (size_t)r0 * H * HD, k, v, H * HD, KV * HD, alone, H * HD,
+                                        H, KV, HD, seq, 3, causal, false, r0, r0 + n};
+                CHECK(tkr_attention(&ctx, &w) == TKR_OK, "window status");
+                CHECK(memcmp(alone, out + (size_t)r0 * H * HD, sizeof(float) * (size_t)n * H * HD) == 0,
+                      "%s hd %d causal=%d: the query window [%d, %d) differs from the full run",
+                      variant_name(variant), HD, causal, r0, r0 + n);
+            }
     }
     free(q);
     free(k);
@@ -422,7 +436,7 @@ static void test_attention_variants_agree(void) {
         tkr_kctx g, a;
         tkr_kctx_init(&g, NULL, "generic");
         tkr_kctx_init(&a, NULL, NULL);
-        tkr_attention_args args = {q, k, v, H * HD, H * HD, o0, H * HD, H, H, HD, seq, 1, causal, false};
+        tkr_attention_args args = {q, k, v, H * HD, H * HD, o0, H * HD, H, H, HD, seq, 1, causal, false, 0, 0};
         tkr_attention(&g, &args);
         args.out = o1;
         tkr_attention(&a, &args);

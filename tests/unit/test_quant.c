@@ -391,6 +391,52 @@ static void test_qlinear_batch_invariance_and_threads(void) {
     tkr_pool_free(pool);
 }
 
+/* tkr_linear_silu_gate (one pass, both products of one quantized x, silu_mul on the tiles) gives
+ * the bits of tkr_linear twice and tkr_silu_mul, for every version, with and without threads,
+ * and rows alone give the batch's bits. */
+static void test_qlinear_silu_gate_fused(void) {
+    static const int shapes[3][3] = {{1, 256, 37}, {45, 512, 83}, {33, 768, 70}}; /* M, K, N */
+    tkr_pool *pool = NULL;
+    tkr_error err;
+    CHECK(tkr_pool_init(3, &pool, &err) == TKR_OK, "pool");
+    for (int t = 0; t < 4; t++) {
+        for (int s = 0; s < 3; s++) {
+            const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            qweight g, u;
+            qweight_make(&g, qtypes[t], N, K);
+            qweight_make(&u, qtypes[t], N, K);
+            float *x = make_x(M, K);
+            float *ref = malloc(sizeof(float) * M * N), *up = malloc(sizeof(float) * M * N);
+            float *got = malloc(sizeof(float) * M * N), *row = malloc(sizeof(float) * N);
+            for (int c = 0; c < NCAPS; c++) {
+                for (int th = 0; th < 2; th++) {
+                    tkr_kctx ctx;
+                    tkr_kctx_init(&ctx, th ? pool : NULL, caps[c]);
+                    CHECK(tkr_linear(&ctx, x, M, K, &g.w, NULL, ref) == TKR_OK, "status");
+                    CHECK(tkr_linear(&ctx, x, M, K, &u.w, NULL, up) == TKR_OK, "status");
+                    tkr_silu_mul(&ctx, ref, up, (size_t)M * N);
+                    for (int i = 0; i < M * N; i++) got[i] = NAN;
+                    CHECK(tkr_linear_silu_gate(&ctx, x, M, K, &g.w, &u.w, got, up) == TKR_OK, "status");
+                    CHECK(memcmp(got, ref, sizeof(float) * M * N) == 0, "%s %s M=%d K=%d N=%d threads %d: fused differs",
+                          caps[c], tkr_dtype_name(qtypes[t]), M, K, N, th ? 3 : 1);
+                    const int m = M - 1;
+                    CHECK(tkr_linear_silu_gate(&ctx, x + (size_t)m * K, 1, K, &g.w, &u.w, row, up) == TKR_OK, "status");
+                    CHECK(memcmp(row, ref + (size_t)m * N, sizeof(float) * N) == 0, "%s %s: row %d alone differs",
+                          caps[c], tkr_dtype_name(qtypes[t]), m);
+                }
+            }
+            free(x);
+            free(ref);
+            free(up);
+            free(got);
+            free(row);
+            qweight_free(&g);
+            qweight_free(&u);
+        }
+    }
+    tkr_pool_free(pool);
+}
+
 /* A K that is not a multiple of the block is refused, not read past. */
 static void test_qlinear_bad_shape(void) {
     qweight q;
@@ -410,6 +456,7 @@ int main(void) {
     RUN(test_round_trip_error);
     RUN(test_qlinear_shapes);
     RUN(test_qlinear_batch_invariance_and_threads);
+    RUN(test_qlinear_silu_gate_fused);
     RUN(test_qlinear_bad_shape);
     return test_summary();
 }
