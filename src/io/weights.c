@@ -51,15 +51,33 @@ static const entry *find_entry(const tkr_weights *w, const char *prefix, const c
     return NULL;
 }
 
+/* Where shards come from: files in w->dir (read or mapped), or file images the caller holds
+ * (tkr_weights_open_index_memory, the fuzzers). */
+typedef struct {
+    int use_mmap;
+    const tkr_weights_shard_image *images;   /* [n_images]; NULL: files */
+    size_t n_images;
+} shard_source;
+
 /* Opens dir/name as shard number w->n_shards (the array has room: the caller sized it). */
-static tkr_status open_shard(tkr_weights *w, const char *name, int use_mmap,
+static tkr_status open_shard(tkr_weights *w, const char *name, const shard_source *src,
                              const tkr_weights_limits *lim, tkr_error *err) {
     size_t cap = strlen(w->dir) + strlen(name) + 2;
     char *path = malloc(cap);
     if (!path) return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", w->dir);
     tkr_path_join(path, cap, w->dir, name);
-    tkr_status rc = tkr_safetensors_open_ex(path, use_mmap, &lim->file,
-                                            &w->shards[w->n_shards], err);
+    tkr_status rc;
+    if (!src->images) {
+        rc = tkr_safetensors_open_ex(path, src->use_mmap, &lim->file, &w->shards[w->n_shards], err);
+    } else {
+        size_t i = 0;
+        while (i < src->n_images && (!src->images[i].name || strcmp(src->images[i].name, name)))
+            i++;
+        rc = i == src->n_images
+                 ? tkr_fail(err, TKR_ERR_IO, "%s: no such shard", path)
+                 : tkr_safetensors_from_memory(src->images[i].data, src->images[i].size, path,
+                                               &lim->file, &w->shards[w->n_shards], err);
+    }
     free(path);
     if (rc == TKR_OK) w->n_shards++;
     return rc;
@@ -72,15 +90,14 @@ static int plain_file_name(const char *s) {
 }
 
 /* Sharded checkpoint described by model.safetensors.index.json. */
-static tkr_status open_from_index(tkr_weights *w, const char *index_path, int use_mmap,
+static tkr_status open_from_index(tkr_weights *w, const char *text, size_t len,
+                                  const char *index_path, const shard_source *src,
                                   const tkr_weights_limits *lim, tkr_error *err) {
-    char *text = NULL;
-    size_t len = 0;
-    tkr_status rc = tkr_read_file(index_path, lim->max_index_bytes, &text, &len, err);
-    if (rc != TKR_OK) return rc;
+    tkr_status rc = TKR_OK;
+    if (len > lim->max_index_bytes)
+        return tkr_fail(err, TKR_ERR_LIMIT, "%s: file too large (%zu bytes)", index_path, len);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    free(text);
     const char **files = NULL;
     if (!root)
         return tkr_fail(err, TKR_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", index_path,
@@ -129,7 +146,7 @@ static tkr_status open_from_index(tkr_weights *w, const char *index_path, int us
         goto done;
     }
     for (size_t i = 0; i < n_unique; i++)
-        if ((rc = open_shard(w, files[i], use_mmap, lim, err)) != TKR_OK) goto done;
+        if ((rc = open_shard(w, files[i], src, lim, err)) != TKR_OK) goto done;
     /* Every mapped tensor must be where the map says. */
     json_object_foreach(map, key, val) {
         const char *f = json_string_value(val);
@@ -174,8 +191,8 @@ static int parse_shard_name(const char *s, long *i, long *n) {
 
 /* No index: find model-<i>-of-<n>.safetensors by listing the directory. Returns TKR_OK with no
  * shards opened when there is none at all. */
-static tkr_status open_from_pattern(tkr_weights *w, int use_mmap, const tkr_weights_limits *lim,
-                                    tkr_error *err) {
+static tkr_status open_from_pattern(tkr_weights *w, const shard_source *src,
+                                    const tkr_weights_limits *lim, tkr_error *err) {
     DIR *d = opendir(w->dir);
     if (!d) return tkr_fail(err, TKR_ERR_IO, "%s: cannot list directory: %s", w->dir,
                             strerror(errno));
@@ -235,7 +252,7 @@ static tkr_status open_from_pattern(tkr_weights *w, int use_mmap, const tkr_weig
         w->shards = calloc((size_t)n_set, sizeof *w->shards);
         if (!w->shards) rc = tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", w->dir);
         for (long i = 0; rc == TKR_OK && i < n_set; i++)
-            rc = open_shard(w, names[i], use_mmap, lim, err);
+            rc = open_shard(w, names[i], src, lim, err);
     }
     for (long i = 0; names && i < n_set; i++) free(names[i]);
     free(names);
@@ -277,20 +294,40 @@ static tkr_status build_index(tkr_weights *w, tkr_error *err) {
     return tkr_weights_sort_index(w, err);
 }
 
+/* A new, empty tkr_weights for directory (or label) dir. */
+static tkr_weights *new_weights(const char *dir) {
+    tkr_weights *w = calloc(1, sizeof *w);
+    size_t dl = strlen(dir);
+    if (w) w->dir = malloc(dl + 1);
+    if (!w || !w->dir) {
+        free(w);
+        return NULL;
+    }
+    memcpy(w->dir, dir, dl + 1);
+    return w;
+}
+
+/* Reads the index file (size-capped) and opens what it lists. */
+static tkr_status open_index_file(tkr_weights *w, const char *index_path, const shard_source *src,
+                                  const tkr_weights_limits *lim, tkr_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    tkr_status rc = tkr_read_file(index_path, lim->max_index_bytes, &text, &len, err);
+    if (rc != TKR_OK) return rc;
+    rc = open_from_index(w, text, len, index_path, src, lim, err);
+    free(text);
+    return rc;
+}
+
 tkr_status tkr_weights_open_ex(const char *model_dir, int use_mmap, const tkr_weights_limits *limits,
                                tkr_weights **out, tkr_error *err) {
     *out = NULL;
     tkr_weights_limits lim = limits ? *limits : tkr_weights_default_limits();
-    tkr_weights *w = calloc(1, sizeof *w);
-    size_t dl = strlen(model_dir);
-    if (w) w->dir = malloc(dl + 1);
-    if (!w || !w->dir) {
-        free(w);
-        return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", model_dir);
-    }
-    memcpy(w->dir, model_dir, dl + 1);
+    const shard_source src = {use_mmap, NULL, 0};
+    tkr_weights *w = new_weights(model_dir);
+    if (!w) return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", model_dir);
     tkr_status rc;
-    size_t cap = dl + sizeof INDEX_NAME + 2;
+    size_t cap = strlen(model_dir) + sizeof INDEX_NAME + 2;
     char *path = malloc(cap);
     if (!path) {
         tkr_weights_free(w);
@@ -299,19 +336,48 @@ tkr_status tkr_weights_open_ex(const char *model_dir, int use_mmap, const tkr_we
     tkr_path_join(path, cap, model_dir, SINGLE_NAME);
     if (tkr_file_exists(path)) {
         w->shards = calloc(1, sizeof *w->shards);
-        rc = w->shards ? open_shard(w, SINGLE_NAME, use_mmap, &lim, err)
+        rc = w->shards ? open_shard(w, SINGLE_NAME, &src, &lim, err)
                        : tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", model_dir);
     } else {
         tkr_path_join(path, cap, model_dir, INDEX_NAME);
         if (tkr_file_exists(path)) {
-            rc = open_from_index(w, path, use_mmap, &lim, err);
+            rc = open_index_file(w, path, &src, &lim, err);
         } else {
-            rc = open_from_pattern(w, use_mmap, &lim, err);
+            rc = open_from_pattern(w, &src, &lim, err);
             if (rc == TKR_OK && w->n_shards == 0)
                 rc = tkr_fail(err, TKR_ERR_IO, "%s: no " SINGLE_NAME ", " INDEX_NAME
                               " or model-NNNNN-of-NNNNN.safetensors", model_dir);
         }
     }
+    free(path);
+    if (rc == TKR_OK) rc = build_index(w, err);
+    if (rc != TKR_OK) {
+        tkr_weights_free(w);
+        return rc;
+    }
+    *out = w;
+    return TKR_OK;
+}
+
+tkr_status tkr_weights_open_index_memory(const char *index_json, size_t len,
+                                         const tkr_weights_shard_image *shards, size_t n_shards,
+                                         const char *label, const tkr_weights_limits *limits,
+                                         tkr_weights **out, tkr_error *err) {
+    *out = NULL;
+    if (!label) label = "(memory)";
+    if (!index_json || (n_shards && !shards))
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "%s: no index or shards given", label);
+    tkr_weights_limits lim = limits ? *limits : tkr_weights_default_limits();
+    const shard_source src = {0, shards, n_shards};
+    tkr_weights *w = new_weights(label);
+    size_t cap = strlen(label) + sizeof INDEX_NAME + 2;
+    char *path = w ? malloc(cap) : NULL;
+    if (!path) {
+        tkr_weights_free(w);
+        return tkr_fail(err, TKR_ERR_NOMEM, "%s: out of memory", label);
+    }
+    tkr_path_join(path, cap, label, INDEX_NAME);
+    tkr_status rc = open_from_index(w, index_json, len, path, &src, &lim, err);
     free(path);
     if (rc == TKR_OK) rc = build_index(w, err);
     if (rc != TKR_OK) {

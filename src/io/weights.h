@@ -71,6 +71,21 @@ tkr_status tkr_weights_open(const char *model_dir, int use_mmap, tkr_weights **o
 /* Same with explicit limits (NULL = defaults). */
 tkr_status tkr_weights_open_ex(const char *model_dir, int use_mmap, const tkr_weights_limits *limits,
                                tkr_weights **out, tkr_error *err);
+/* A safetensors file image held in memory, under its file name. */
+typedef struct {
+    const char *name;
+    const void *data;
+    size_t size;
+} tkr_weights_shard_image;
+/* Case 2 above from memory: index_json[0..len) is model.safetensors.index.json, and the shards it
+ * names are looked up by name in shards[n_shards] (a name not given fails as a missing file
+ * would). The same code, validation and messages as tkr_weights_open_ex on a directory holding
+ * those files, with label standing for the directory (NULL = "(memory)"). The shard bytes are
+ * borrowed: they must outlive the weights. Used by the fuzzers. */
+tkr_status tkr_weights_open_index_memory(const char *index_json, size_t len,
+                                         const tkr_weights_shard_image *shards, size_t n_shards,
+                                         const char *label, const tkr_weights_limits *limits,
+                                         tkr_weights **out, tkr_error *err);
 /* A llama.cpp-layout GGUF text model and, optionally (NULL), its mmproj (see the top). Both are
  * validated in full (gguf.h); messages name the file. */
 tkr_status tkr_weights_open_gguf(const char *model_gguf, const char *mmproj_gguf, int use_mmap,

@@ -122,12 +122,53 @@ static void restore_integers(json_t *v, int depth) {
     }
 }
 
+/* ---- where the files come from ---------------------------------------------------------------- */
+
+/* The five files of a tokenizer directory, as indices into tok_src. */
+enum { TF_JSON, TF_VOCAB, TF_MERGES, TF_CONFIG, TF_ADDED, TF_N };
+static const char *const tf_names[TF_N] = {"tokenizer.json", "vocab.json", "merges.txt",
+                                           "tokenizer_config.json", "added_tokens.json"};
+
+/* The loader reads its files through this, so that a directory (tkr_tokenizer_load_ex) and
+ * buffers in memory (tkr_tokenizer_load_memory, the fuzzers) run the same parsing code. Files
+ * are read lazily, in the order and only when the rules need them. */
+typedef struct {
+    const char *data[TF_N];   /* memory: the bytes ([len]), NULL = absent; unused for a dir */
+    size_t len[TF_N];
+    int in_memory;
+    char path[TF_N][4096];    /* the file paths (memory: label/name), for opening and messages */
+} tok_src;
+
+static int src_exists(const tok_src *s, int f) {
+    return s->in_memory ? s->data[f] != NULL : tkr_file_exists(s->path[f]);
+}
+
+/* File f, at most cap bytes: *data points at its bytes ([*len]); *owned is what the caller frees
+ * (the read buffer; NULL for borrowed memory). */
+static tkr_status src_read(const tok_src *s, int f, size_t cap, const char **data, size_t *len,
+                           char **owned, tkr_error *err) {
+    *owned = NULL;
+    if (!s->in_memory) {
+        tkr_status st = tkr_read_file(s->path[f], cap, owned, len, err);
+        *data = *owned;
+        return st;
+    }
+    if (!s->data[f]) return tkr_fail(err, TKR_ERR_IO, "%s: not given", s->path[f]);
+    if (cap && s->len[f] > cap)
+        return tkr_fail(err, TKR_ERR_LIMIT, "%s: file too large (%zu bytes)", s->path[f], s->len[f]);
+    *data = s->data[f];
+    *len = s->len[f];
+    return TKR_OK;
+}
+
 /* Reads a whole JSON file (size-capped). Parse errors name the file, line and column. */
-static tkr_status load_json(const char *path, size_t cap, json_t **out, tkr_error *err) {
-    char *buf = NULL;
+static tkr_status load_json(const tok_src *src, int f, size_t cap, json_t **out, tkr_error *err) {
+    const char *path = src->path[f];
+    const char *buf = NULL;
+    char *owned = NULL;
     size_t len = 0;
     *out = NULL;
-    tkr_status st = tkr_read_file(path, cap, &buf, &len, err);
+    tkr_status st = src_read(src, f, cap, &buf, &len, &owned, err);
     if (st != TKR_OK) return st;
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
@@ -137,7 +178,7 @@ static tkr_status load_json(const char *path, size_t cap, json_t **out, tkr_erro
         root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
         if (root) restore_integers(root, 0);
     }
-    free(buf);
+    free(owned);
     if (!root)
         return tkr_fail(err, TKR_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", path,
                         je.line, je.column, je.text);
@@ -330,16 +371,18 @@ static int split_merge_line(const char *s, size_t len, size_t *alen, const char 
 
 /* merges.txt: one "a b" per line; the first line "#version..." and empty lines are skipped;
  * a trailing CR is tolerated. */
-static tkr_status read_merges_txt(tok_builder *b, const char *path, tkr_error *err) {
-    char *buf = NULL;
+static tkr_status read_merges_txt(tok_builder *b, const tok_src *src, tkr_error *err) {
+    const char *path = src->path[TF_MERGES];
+    const char *buf = NULL;
+    char *owned = NULL;
     size_t len = 0;
-    tkr_status st = tkr_read_file(path, b->lim.max_file_bytes, &buf, &len, err);
+    tkr_status st = src_read(src, TF_MERGES, b->lim.max_file_bytes, &buf, &len, &owned, err);
     if (st != TKR_OK) return st;
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     st = tok_mergemap_init(&b->tok->merges, lines);
     if (st != TKR_OK) {
-        free(buf);
+        free(owned);
         return tkr_fail(err, st, "%s: out of memory", path);
     }
     size_t pos = 0, line_no = 0, rank = 0;
@@ -360,7 +403,7 @@ static tkr_status read_merges_txt(tok_builder *b, const char *path, tkr_error *e
         else if ((st = tok_add_merge(b, line, alen, bp, blen, rank++, where, err)) != TKR_OK)
             tkr_error_prefix(err, "%s: ", path);
     }
-    free(buf);
+    free(owned);
     return st;
 }
 
@@ -534,10 +577,11 @@ static tkr_status check_pipeline(tkr_tokenizer *tok, json_t *root, const char *p
     return TKR_OK;
 }
 
-static tkr_status load_tokenizer_json(tok_builder *b, const char *path, tkr_error *err) {
+static tkr_status load_tokenizer_json(tok_builder *b, const tok_src *src, tkr_error *err) {
     tkr_tokenizer *tok = b->tok;
+    const char *path = src->path[TF_JSON];
     json_t *root = NULL;
-    tkr_status st = load_json(path, b->lim.max_file_bytes, &root, err);
+    tkr_status st = load_json(src, TF_JSON, b->lim.max_file_bytes, &root, err);
     if (st != TKR_OK) return st;
     json_t *model = json_object_get(root, "model");
     const char *type = json_string_value(json_object_get(model, "type"));
@@ -593,8 +637,9 @@ static tkr_status load_tokenizer_json(tok_builder *b, const char *path, tkr_erro
 
 /* Added tokens of the slow-tokenizer layout: tokenizer_config.json's added_tokens_decoder, or,
  * when absent, added_tokens.json with special = listed among the config's special tokens. */
-static tkr_status load_slow_added(tok_builder *b, json_t *cfg, const char *cfg_path,
-                                  const char *added_path, tkr_error *err) {
+static tkr_status load_slow_added(tok_builder *b, json_t *cfg, const tok_src *src,
+                                  tkr_error *err) {
+    const char *cfg_path = src->path[TF_CONFIG], *added_path = src->path[TF_ADDED];
     json_t *dec = json_object_get(cfg, "added_tokens_decoder");
     if (dec) {
         if (!json_is_object(dec))
@@ -619,9 +664,9 @@ static tkr_status load_slow_added(tok_builder *b, json_t *cfg, const char *cfg_p
         }
         return TKR_OK;
     }
-    if (!tkr_file_exists(added_path)) return TKR_OK;
+    if (!src_exists(src, TF_ADDED)) return TKR_OK;
     json_t *root = NULL;
-    tkr_status st = load_json(added_path, b->lim.max_file_bytes, &root, err);
+    tkr_status st = load_json(src, TF_ADDED, b->lim.max_file_bytes, &root, err);
     if (st != TKR_OK) return st;
     if (!json_is_object(root)) st = tkr_fail(err, TKR_ERR_FORMAT, "%s: not an object", added_path);
     static const char *const attrs[] = {"bos_token", "eos_token", "unk_token", "sep_token",
@@ -653,9 +698,8 @@ static tkr_status load_slow_added(tok_builder *b, json_t *cfg, const char *cfg_p
     return st;
 }
 
-static tkr_status load_slow(tok_builder *b, const char *vocab_path, const char *merges_path,
-                            json_t *cfg, const char *cfg_path, const char *added_path,
-                            tkr_error *err) {
+static tkr_status load_slow(tok_builder *b, const tok_src *src, json_t *cfg, tkr_error *err) {
+    const char *vocab_path = src->path[TF_VOCAB], *cfg_path = src->path[TF_CONFIG];
     const char *cls = json_string_value(json_object_get(cfg, "tokenizer_class"));
     if (cls && strncmp(cls, "Qwen2Tokenizer", 14) != 0)
         return tkr_fail(err, TKR_ERR_UNSUPPORTED,
@@ -663,12 +707,12 @@ static tkr_status load_slow(tok_builder *b, const char *vocab_path, const char *
                         "(only Qwen2Tokenizer)", cfg_path, cls);
     b->tok->nfc = 1; /* transformers' Qwen2 converter always uses NFC */
     json_t *vocab = NULL;
-    tkr_status st = load_json(vocab_path, b->lim.max_file_bytes, &vocab, err);
+    tkr_status st = load_json(src, TF_VOCAB, b->lim.max_file_bytes, &vocab, err);
     if (st != TKR_OK) return st;
     st = read_vocab(b, vocab, vocab_path, err);
     json_decref(vocab);
-    if (st == TKR_OK) st = read_merges_txt(b, merges_path, err);
-    if (st == TKR_OK) st = load_slow_added(b, cfg, cfg_path, added_path, err);
+    if (st == TKR_OK) st = read_merges_txt(b, src, err);
+    if (st == TKR_OK) st = load_slow_added(b, cfg, src, err);
     return st;
 }
 
@@ -689,29 +733,20 @@ void tok_index_added(tkr_tokenizer *tok) {
     }
 }
 
-tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limits *limits,
-                                 tkr_tokenizer **out, tkr_error *err) {
-    if (!out) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: out is NULL");
-    *out = NULL;
-    if (!model_dir) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: no directory");
+/* Both entry points: checks the limits, finds the layout and builds the tokenizer from src. */
+static tkr_status load_from(const tok_src *src, const char *where, const tkr_tokenizer_limits *limits,
+                            tkr_tokenizer **out, tkr_error *err) {
     tok_builder b;
     memset(&b, 0, sizeof b);
     b.lim = limits ? *limits : tkr_tokenizer_default_limits();
     if (b.lim.max_token_bytes == 0 || b.lim.max_token_bytes > ((size_t)1 << 20) ||
         b.lim.max_ids <= 0 || b.lim.max_added < 0)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: bad limits");
-    char p_json[4096], p_vocab[4096], p_merges[4096], p_cfg[4096], p_added[4096];
-    if (!tkr_path_join(p_json, sizeof p_json, model_dir, "tokenizer.json") ||
-        !tkr_path_join(p_vocab, sizeof p_vocab, model_dir, "vocab.json") ||
-        !tkr_path_join(p_merges, sizeof p_merges, model_dir, "merges.txt") ||
-        !tkr_path_join(p_cfg, sizeof p_cfg, model_dir, "tokenizer_config.json") ||
-        !tkr_path_join(p_added, sizeof p_added, model_dir, "added_tokens.json"))
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "tokenizer directory path too long");
-    int has_json = tkr_file_exists(p_json);
-    if (!has_json && !(tkr_file_exists(p_vocab) && tkr_file_exists(p_merges)))
+    int has_json = src_exists(src, TF_JSON);
+    if (!has_json && !(src_exists(src, TF_VOCAB) && src_exists(src, TF_MERGES)))
         return tkr_fail(err, TKR_ERR_IO,
                         "%s: no tokenizer found (need tokenizer.json, or vocab.json and merges.txt)",
-                        model_dir);
+                        where);
     tkr_tokenizer *tok = calloc(1, sizeof *tok);
     b.tok = tok;
     b.tmp = malloc(2 * b.lim.max_token_bytes);
@@ -722,15 +757,15 @@ tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limi
     }
     json_t *cfg = NULL;
     tkr_status st = TKR_OK;
-    if (tkr_file_exists(p_cfg)) st = load_json(p_cfg, b.lim.max_file_bytes, &cfg, err);
+    if (src_exists(src, TF_CONFIG)) st = load_json(src, TF_CONFIG, b.lim.max_file_bytes, &cfg, err);
     if (st == TKR_OK && cfg && !json_is_object(cfg))
-        st = tkr_fail(err, TKR_ERR_FORMAT, "%s: not a JSON object", p_cfg);
+        st = tkr_fail(err, TKR_ERR_FORMAT, "%s: not a JSON object", src->path[TF_CONFIG]);
     if (st == TKR_OK) {
         tok->split_special = get_bool(cfg, "split_special_tokens", 0);
         if (has_json)
-            st = load_tokenizer_json(&b, p_json, err);
+            st = load_tokenizer_json(&b, src, err);
         else
-            st = load_slow(&b, p_vocab, p_merges, cfg, p_cfg, p_added, err);
+            st = load_slow(&b, src, cfg, err);
     }
     json_decref(cfg);
     free(b.tmp);
@@ -744,6 +779,51 @@ tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limi
     tok_index_added(tok);
     *out = tok;
     return TKR_OK;
+}
+
+tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limits *limits,
+                                 tkr_tokenizer **out, tkr_error *err) {
+    if (!out) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: out is NULL");
+    *out = NULL;
+    if (!model_dir) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: no directory");
+    tok_src *src = calloc(1, sizeof *src);   /* 20 KB of paths: not on the stack */
+    if (!src) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory loading the tokenizer");
+    for (int f = 0; f < TF_N; f++)
+        if (!tkr_path_join(src->path[f], sizeof src->path[f], model_dir, tf_names[f])) {
+            free(src);
+            return tkr_fail(err, TKR_ERR_INVALID_ARG, "tokenizer directory path too long");
+        }
+    tkr_status st = load_from(src, model_dir, limits, out, err);
+    free(src);
+    return st;
+}
+
+tkr_status tkr_tokenizer_load_memory(const tkr_tokenizer_files *files, const char *label,
+                                     const tkr_tokenizer_limits *limits, tkr_tokenizer **out,
+                                     tkr_error *err) {
+    if (!out) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: out is NULL");
+    *out = NULL;
+    if (!files) return tkr_fail(err, TKR_ERR_INVALID_ARG, "tkr_tokenizer_load: no files");
+    if (!label) label = "(memory)";
+    tok_src *src = calloc(1, sizeof *src);
+    if (!src) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory loading the tokenizer");
+    src->in_memory = 1;
+    const char *const data[TF_N] = {files->tokenizer_json, files->vocab_json, files->merges_txt,
+                                    files->config_json, files->added_tokens_json};
+    const size_t len[TF_N] = {files->tokenizer_json_len, files->vocab_json_len,
+                              files->merges_txt_len, files->config_json_len,
+                              files->added_tokens_json_len};
+    for (int f = 0; f < TF_N; f++) {
+        src->data[f] = data[f];
+        src->len[f] = len[f];
+        if (!tkr_path_join(src->path[f], sizeof src->path[f], label, tf_names[f])) {
+            free(src);
+            return tkr_fail(err, TKR_ERR_INVALID_ARG, "tokenizer label too long");
+        }
+    }
+    tkr_status st = load_from(src, label, limits, out, err);
+    free(src);
+    return st;
 }
 
 tkr_status tkr_tokenizer_load(const char *model_dir, tkr_tokenizer **out, tkr_error *err) {

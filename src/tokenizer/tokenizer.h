@@ -40,6 +40,23 @@ tkr_tokenizer_limits tkr_tokenizer_default_limits(void);
 tkr_status tkr_tokenizer_load_ex(const char *model_dir, const tkr_tokenizer_limits *limits,
                                  tkr_tokenizer **out, tkr_error *err);
 
+/* The files of a tokenizer directory held in memory; data NULL = the file is absent. The bytes
+ * are only read during the call and need no terminating NUL. */
+typedef struct {
+    const char *tokenizer_json;    size_t tokenizer_json_len;
+    const char *vocab_json;        size_t vocab_json_len;
+    const char *merges_txt;        size_t merges_txt_len;
+    const char *config_json;       size_t config_json_len;        /* tokenizer_config.json */
+    const char *added_tokens_json; size_t added_tokens_json_len;
+} tkr_tokenizer_files;
+
+/* tkr_tokenizer_load_ex on those buffers: the same code, rules, limits and messages, with label
+ * standing for the directory ("label/tokenizer.json: ..."; NULL = "(memory)"). The directory
+ * loader reads the files and runs exactly this parser (the fuzzers use this entry). */
+tkr_status tkr_tokenizer_load_memory(const tkr_tokenizer_files *files, const char *label,
+                                     const tkr_tokenizer_limits *limits, tkr_tokenizer **out,
+                                     tkr_error *err);
+
 /* The id of a token given as a string: an added token's content ("<|image_pad|>"), else a
  * vocabulary entry in its file form (byte-level alphabet, e.g. "Ġhello" for " hello").
  * -1 if absent. */

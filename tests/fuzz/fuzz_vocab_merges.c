@@ -1,5 +1,6 @@
 /* fuzz_vocab_merges.c - vocab.json + merges.txt loading (the Qwen2 files): the input is vocab.json,
- * then a "--8<--" line, then merges.txt. A tokenizer that loads must tokenize a fixed text. */
+ * then a "--8<--" line, then merges.txt. Loaded from memory (tkr_tokenizer_load_memory, the
+ * parser the directory loader runs). A tokenizer that loads must tokenize a fixed text. */
 #include "fuzz_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -9,14 +10,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n1, n2;
     const uint8_t *p2;
     fz_split(data, size, &n1, &p2, &n2);
-    fz_write("vocab.json", data, n1);
-    fz_write("merges.txt", p2, n2);
+    tkr_tokenizer_files files = {0};
+    files.vocab_json = (const char *)data;
+    files.vocab_json_len = n1;
+    files.merges_txt = (const char *)p2;   /* present even when empty, as the file was */
+    files.merges_txt_len = n2;
     tkr_tokenizer_limits lim = tkr_tokenizer_default_limits();
     lim.max_ids = 1 << 16;
     lim.max_added = 256;
     tkr_tokenizer *tok = NULL;
     tkr_error err;
-    if (tkr_tokenizer_load_ex(fz_dir(), &lim, &tok, &err) == TKR_OK) {
+    if (tkr_tokenizer_load_memory(&files, "fuzz", &lim, &tok, &err) == TKR_OK) {
         static const char text[] = "Hello world  caf\xc3\xa9 123 \xf0\x9f\x98\x80! \xff";
         int32_t *ids = NULL;
         size_t n = 0;
