@@ -44,6 +44,8 @@ typedef struct {
     /* e.g. "cuda:0 NVIDIA H200 (bf16, cuBLAS 13.0)"; always NUL-terminated. */
     void (*describe)(const tkr_backend *be, char *buf, size_t cap);
     void (*free)(tkr_backend *be);
+    /* Memory held on the device and budgets for it (the byte fields and batch_* of *out). */
+    void (*memory)(const tkr_backend *be, tkr_device_memory *out);
 } tkr_backend_ops;
 
 struct tkr_backend {
