@@ -148,6 +148,8 @@ def main():
     ap.add_argument("--shape", choices=sorted(SHAPES), default="2b")
     ap.add_argument("--quick", action="store_true", help="64 x 128 text, 1 x 128, N images of 256 only")
     ap.add_argument("--build-only", action="store_true", help="write the model and images, time nothing")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the benchmarks, a torch.profiler table of the batched image passes (stderr)")
     a = ap.parse_args()
     import transformers
     print(json.dumps({"bench": "hf_versions", "torch": torch.__version__, "transformers": transformers.__version__,
@@ -167,6 +169,39 @@ def main():
     print(json.dumps(bench_images(model, proc, os.path.join(a.out, "img256.jpg"), 1, 4 * a.runs, True)), flush=True)
     print(json.dumps(bench_images(model, proc, os.path.join(a.out, "img1280.jpg"), max(1, a.images // 4), a.runs)),
           flush=True)
+    if a.profile:
+        profile_images(model, proc, os.path.join(a.out, "img1280.jpg"), max(1, a.images // 4))
+        profile_images(model, proc, os.path.join(a.out, "img256.jpg"), a.images)
+
+
+def profile_images(model, proc, path, N):
+    """Which kernels HF's image path runs and their GPU time share (one pass after warm-up)."""
+    import sys
+    from PIL import Image
+    from torch.profiler import ProfilerActivity, profile
+    img = Image.open(path).convert("RGB")
+    px = proc(images=[img] * N, return_tensors="pt")
+    grid = px["image_grid_thw"]
+    n_tok = int(grid[0].prod()) // 4
+    row = [1000] * 14 + [151652] + [151655] * n_tok + [151653] + [1000] * 4 + [151643]
+    ids = torch.tensor([row] * N).cuda()
+    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids),
+              pixel_values=px["pixel_values"].cuda().to(torch.bfloat16), image_grid_thw=grid.cuda(),
+              mm_token_type_ids=(ids == 151655).to(torch.int32))
+    embed(model, **kw)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        embed(model, **kw)
+        torch.cuda.synchronize()
+    ka = prof.key_averages()
+    for key in ("self_device_time_total", "self_cuda_time_total", "cuda_time_total"):
+        try:
+            table = ka.table(sort_by=key, row_limit=18, max_name_column_width=70)
+            break
+        except Exception:
+            table = None
+    print(f"== torch.profiler: HF, {N} images of {n_tok} tokens", file=sys.stderr)
+    print(table, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -212,9 +212,35 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
         float *feats = malloc(sizeof(float) * (size_t)toks * D);
         tkr_error e;
         tkr_error_clear(&e);
-        /* patches are made here, from the resized images the items hold (tkr_vision_input) */
+        /* patches are made here, from the resized images the items hold (tkr_vision_input),
+         * or on the device when the backend cuts them itself (vision_forward_rgb) */
         float **owned = calloc((size_t)imgs, sizeof *owned);
         bool patched = parts && grid && feats && owned;
+        bool rgb_done = false;
+        if (patched && m->backend->ops->vision_forward_rgb) {
+            const uint8_t **rgb = malloc(sizeof(uint8_t *) * (size_t)imgs);
+            bool fits = rgb != NULL;
+            int k = 0;
+            for (int it = i; it < j && fits; it++) {
+                const tkr_prepared *p = prepared[it];
+                if (!p) continue;
+                for (int im = 0; im < p->vis.n_images && fits; im++, k++) {
+                    const tkr_rgb_image *r = &p->vis.resized[im];
+                    int gh = p->vis.grid_h[im], gw = p->vis.grid_w[im];
+                    fits = r->rgb && gh > 0 && gw > 0 && gh % v->spatial_merge_size == 0 &&
+                           gw % v->spatial_merge_size == 0 && r->height == gh * v->patch_size &&
+                           r->width == gw * v->patch_size;
+                    rgb[k] = r->rgb;
+                    grid[k] = gh;
+                    grid[imgs + k] = gw;
+                }
+            }
+            if (fits && k == imgs &&
+                m->backend->ops->vision_forward_rgb(m->backend, imgs, rgb, grid, grid + imgs, feats, &e) == TKR_OK)
+                rgb_done = true;
+            free(rgb);
+            if (rgb_done) patched = false; /* skips the patch path below */
+        }
         if (patched) {
             int k = 0;
             for (int it = i; it < j && patched; it++) {
@@ -232,8 +258,9 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
             }
         }
         (void)pd;
-        if (patched) {
-            if (m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
+        if (patched || rgb_done) {
+            if (rgb_done ||
+                m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
                 size_t row = 0;
                 for (int it = i; it < j; it++) {
                     const tkr_prepared *p = prepared[it];

@@ -20,6 +20,9 @@
 # Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
 # Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
 # TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
+# Bench options: TKR_BENCH_HF_ARGS (e.g. --profile: torch.profiler tables into gpu.log),
+# TKR_BENCH_ALT_ENV (e.g. "TKR_CUDA_FLASH=1": bench_gpu once more with these variables);
+# TKR_CUDA_PROFILE=1 makes bench_gpu print per-op GPU times (bench_tkr.stderr).
 set -uo pipefail
 NO_BENCH=0; QUANT_ONLY=0; WITH_7B=0
 for a in "$@"; do
@@ -85,6 +88,10 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   if [ "$m" = m3-h128-bf16 ]; then  # head sizes 128 / 80: the tensor-core kernel against the direct one
     check "hf-ref bf16 no-flash $m" env TKR_CUDA_FLASH=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 flash-v1 $m" env TKR_CUDA_FLASH=1 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+      --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 flash-v2-everywhere $m" env TKR_CUDA_FLASH=2 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
+      "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --a "--device cuda" --b "--device cuda --precision fp32" --min-cos 0.999
   fi
@@ -102,13 +109,20 @@ if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
   rm -rf "$B"
   say "== bench: HF transformers (bench/bench_gpu_hf.py)"
   PYTHONUNBUFFERED=1 timeout 400 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
-    2>>"$LOG" | tee "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
+    ${TKR_BENCH_HF_ARGS:-} 2>>"$LOG" | tee "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
   say "== bench: tkr-embed (bench/bench_gpu, bf16)"
   timeout 300 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --img1280 "$B/img1280.jpg" \
-    2>>"$LOG" | tee "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }
+    2>>"$LOGDIR/bench_tkr.stderr" | tee "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }
+  if [ -n "${TKR_BENCH_ALT_ENV:-}" ]; then  # the same bench again with other settings, e.g. TKR_CUDA_FLASH=1
+    say "== bench: tkr-embed with $TKR_BENCH_ALT_ENV"
+    echo "== $TKR_BENCH_ALT_ENV" >>"$LOGDIR/bench_tkr.stderr"
+    timeout 300 env $TKR_BENCH_ALT_ENV "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" \
+      --img1280 "$B/img1280.jpg" 2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr_alt.jsonl" | tee -a "$LOG" ||
+      { say "FAIL bench_gpu ($TKR_BENCH_ALT_ENV)"; rc=1; }
+  fi
   say "== bench: tkr-embed fp32 text (bench/bench_gpu --precision fp32 --text-only)"
   timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --precision fp32 --text-only --runs 3 \
-    2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu fp32"; rc=1; }
+    2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu fp32"; rc=1; }
   rm -rf "$B"
 fi
 # ---- 4. quantized weights (GGUF) on the GPU, /metrics --------------------------------------

@@ -270,6 +270,7 @@ void be_free(tkr_backend *b) {
     if (!be) return;
     cudaSetDevice(be->device);
     if (be->stream) cudaStreamSynchronize(be->stream);
+    prof_report_free(be);
     for (int i = 0; i < be->n_allocs; i++) cudaFree(be->allocs[i]);
     free(be->allocs);
     delete[] be->layers;
@@ -304,7 +305,7 @@ tkr_status be_vision(tkr_backend *b, int n_images, const float *const *patches, 
     if (!be->has_vision) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
     cudaError_t e = cudaSetDevice(be->device);
     if (e != cudaSuccess) return cuda_fail(err, e, "select device");
-    return vision_forward(be, n_images, patches, gh, gw, out, err);
+    return vision_forward(be, n_images, patches, nullptr, gh, gw, out, err);
 }
 
 /* Memory in use, and batch budgets from what the weights leave: half of the rest (the scratch
@@ -338,7 +339,16 @@ void be_memory(const tkr_backend *b, tkr_device_memory *out) {
     out->batch_items = 256;
 }
 
-const tkr_backend_ops cuda_ops = {"cuda", be_text, be_vision, be_describe, be_free, be_memory};
+tkr_status be_vision_rgb(tkr_backend *b, int n_images, const uint8_t *const *rgb, const int *gh, const int *gw,
+                         float *out, tkr_error *err) {
+    Backend *be = (Backend *)b;
+    if (!be->has_vision) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
+    cudaError_t e = cudaSetDevice(be->device);
+    if (e != cudaSuccess) return cuda_fail(err, e, "select device");
+    return vision_forward(be, n_images, nullptr, rgb, gh, gw, out, err);
+}
+
+const tkr_backend_ops cuda_ops = {"cuda", be_text, be_vision, be_describe, be_free, be_vision_rgb, be_memory};
 
 tkr_status setup(Backend *be, tkr_error *err) {
     cudaError_t e = cudaSetDevice(be->device);
@@ -368,6 +378,10 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (g && *g) be->gemm_attn_min = atoi(g) > 0 ? atoi(g) : 1;
     const char *fl = getenv("TKR_CUDA_FLASH");
     if (fl && !strcmp(fl, "0")) be->flash = false;
+    if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2"))) be->flash_variant = fl[0] - '0';
+    const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
+    if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
+    prof_init(be);
     return TKR_OK;
 }
 

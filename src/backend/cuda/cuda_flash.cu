@@ -199,8 +199,212 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
     }
 }
 
+/* Eight 8x8 bf16 matrices' worth of fragments in one instruction: lanes 8i..8i+7 address the
+ * rows of matrix i (x4), or lanes 0-15 those of two matrices (x2); .trans transposes each. */
+__device__ inline void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ inline void ldsm_x2(uint32_t &r0, uint32_t &r1, const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
+}
+__device__ inline void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
+                                     const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+
+/* The second version, for long sequences (the vision tower's images): 8 warps share each K/V
+ * tile (128 query rows per block, half the shared-memory fills per product of v1), K and V
+ * fragments come from ldmatrix x4 (one instruction per two products instead of two loads per
+ * product), the scale is folded into the exp2 argument (one FFMA per score), and only tiles
+ * that can hold a masked key (the sequence's last tile, the causal diagonal) test keys. */
+constexpr int BQ2 = 128, WARPS2 = 8;
+
+template <int HD>
+__global__ void __launch_bounds__(256, HD <= 96 ? 2 : 1) k_flash2(AttnArgs a) {
+    constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ2][QS]                          */
+    __nv_bfloat16 *KV = Qs + BQ2 * QS;          /* 2 stages x (K [BK][QS], V [BK][QS]) */
+    const int s = blockIdx.z, h = blockIdx.y;
+    const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
+    if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
+    const int q0 = blockIdx.x * BQ2;
+    if (q0 >= L) return;
+    const int kvh = h / (a.n_heads / a.n_kv);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
+    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
+    constexpr int NT = WARPS2 * 32;
+    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    auto load_kv = [&](int stage, int k0) {
+        __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
+        for (int i = tid; i < BK * CH; i += NT) {
+            int j = i / CH, c = (i % CH) * 8;
+            bool ok = k0 + j < L;
+            size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
+            cp16(&Ks[j * QS + c], kb + off, ok);
+            cp16(&Vs[j * QS + c], vb + off, ok);
+        }
+    };
+    for (int i = tid; i < BQ2 * CH; i += NT) {
+        int r = i / CH, c = (i % CH) * 8;
+        bool ok = q0 + r < L;
+        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
+    }
+    const int kend = a.causal ? (q0 + BQ2 < L ? q0 + BQ2 : L) : L;
+    const int ntiles = (kend + BK - 1) / BK;
+    load_kv(0, 0);
+    cp_commit();
+    uint32_t qf[KD][4];
+    const int r0 = warp * 16 + g;
+    const int wq0 = q0 + warp * 16; /* this warp's first query position */
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f; /* m: raw (unscaled) maxima */
+    const int qp0 = q0 + r0, qp1 = qp0 + 8;
+
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = it * BK;
+        if (it + 1 < ntiles) {
+            load_kv((it + 1) & 1, k0 + BK);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        if (it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                qf[kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
+                qf[kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
+                qf[kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
+                qf[kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
+            }
+        }
+        const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
+        /* causal: a warp whose rows all precede this tile has nothing to do in it */
+        if (!(a.causal && k0 > wq0 + 15)) {
+            float sc[NB][4];
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
+                const __nv_bfloat16 *kr = &Ks[(nb * 8 + (lane & 7)) * QS + (lane >> 3) * 8];
+#pragma unroll
+                for (int kk = 0; kk + 1 < KD; kk += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4(b0, b1, b2, b3, kr + kk * 16);
+                    mma_bf16(sc[nb], qf[kk], b0, b1);
+                    mma_bf16(sc[nb], qf[kk + 1], b2, b3);
+                }
+                if (KD & 1) {
+                    uint32_t b0, b1;
+                    ldsm_x2(b0, b1, &Ks[(nb * 8 + (lane & 7)) * QS + (KD - 1) * 16 + ((lane >> 3) & 1) * 8]);
+                    mma_bf16(sc[nb], qf[KD - 1], b0, b1);
+                }
+            }
+            /* keys past the end or (causal) after the row: only near the end / the diagonal */
+            if (k0 + BK > L || (a.causal && k0 + BK - 1 > wq0)) {
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int key = k0 + nb * 8 + 2 * t + (e & 1);
+                        int qp = e < 2 ? qp0 : qp1;
+                        if (!(key < L && (!a.causal || key <= qp))) sc[nb][e] = -INFINITY;
+                    }
+                }
+            }
+            float mx0 = m0, mx1 = m1;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                mx0 = fmaxf(mx0, fmaxf(sc[nb][0], sc[nb][1]));
+                mx1 = fmaxf(mx1, fmaxf(sc[nb][2], sc[nb][3]));
+            }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float b0 = mx0 == -INFINITY ? 0.f : mx0 * sl2, b1 = mx1 == -INFINITY ? 0.f : mx1 * sl2;
+            const float c0 = exp2f(fmaf(m0, sl2, -b0)), c1 = exp2f(fmaf(m1, sl2, -b1));
+            m0 = mx0;
+            m1 = mx1;
+            float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                sc[nb][0] = exp2f(fmaf(sc[nb][0], sl2, -b0));
+                sc[nb][1] = exp2f(fmaf(sc[nb][1], sl2, -b0));
+                sc[nb][2] = exp2f(fmaf(sc[nb][2], sl2, -b1));
+                sc[nb][3] = exp2f(fmaf(sc[nb][3], sl2, -b1));
+                ps0 += sc[nb][0] + sc[nb][1];
+                ps1 += sc[nb][2] + sc[nb][3];
+            }
+            l0 = l0 * c0 + ps0;
+            l1 = l1 * c1 + ps1;
+#pragma unroll
+            for (int nd = 0; nd < ND; nd++) {
+                o[nd][0] *= c0;
+                o[nd][1] *= c0;
+                o[nd][2] *= c1;
+                o[nd][3] *= c1;
+            }
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
+                                  pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                  pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+                const __nv_bfloat16 *vr = &Vs[(kk * 16 + (lane & 15)) * QS + (lane >> 4) * 8];
+#pragma unroll
+                for (int nd = 0; nd < ND; nd += 2) {
+                    uint32_t v0, v1, v2, v3;
+                    ldsm_x4_trans(v0, v1, v2, v3, vr + nd * 8);
+                    mma_bf16(o[nd], pa, v0, v1);
+                    mma_bf16(o[nd + 1], pa, v2, v3);
+                }
+            }
+        }
+        __syncthreads(); /* this stage is loaded again two tiles on */
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)a.out;
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        int d = h * HD + nd * 8 + 2 * t;
+        if (qp0 < L)
+            *(__nv_bfloat162 *)&out[(size_t)(start + qp0) * a.out_stride + d] =
+                __floats2bfloat162_rn(o[nd][0] * i0, o[nd][1] * i0);
+        if (qp1 < L)
+            *(__nv_bfloat162 *)&out[(size_t)(start + qp1) * a.out_stride + d] =
+                __floats2bfloat162_rn(o[nd][2] * i1, o[nd][3] * i1);
+    }
+}
+
+template <int HD>
+tkr_status launch2(const AttnArgs &a, cudaStream_t s) {
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ2 + 4 * BK) * (HD + PAD);
+    if (cudaFuncSetAttribute(k_flash2<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        return TKR_ERR_UNSUPPORTED;
+    dim3 grid((a.max_len + BQ2 - 1) / BQ2, a.n_heads, a.n_seq);
+    k_flash2<HD><<<grid, WARPS2 * 32, smem, s>>>(a);
+    return TKR_OK;
+}
+
 template <int HD>
 tkr_status launch(const AttnArgs &a, cudaStream_t s) {
+    if (a.variant == 2 && a.max_len >= a.v2_min_len) return launch2<HD>(a, s);
     size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (HD + PAD);
     if (smem > 48 * 1024 &&
         cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)

@@ -61,6 +61,8 @@ struct DevBuf {
     size_t cap = 0;
 };
 
+struct Prof;
+
 struct Backend {
     tkr_backend base;                 /* first: the C side sees a tkr_backend *     */
     const tkr_model *m = nullptr;
@@ -96,7 +98,32 @@ struct Backend {
     int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
+    int flash_variant = 2;            /* TKR_CUDA_FLASH=1 / 2: which flash kernel       */
+    int flash2_min = 256;             /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2   */
+    Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
 };
+
+/* ---- per-op timing (cuda_prof.cu) ---- */
+void prof_init(Backend *be);          /* reads TKR_CUDA_PROFILE                       */
+void prof_flush(Backend *be);         /* sums the finished event pairs                */
+int prof_begin(Backend *be, const char *label); /* label: a string literal           */
+void prof_end(Backend *be, int i);
+void prof_pass(Backend *be, int vision, double ms);
+void prof_report_free(Backend *be);   /* prints the totals to stderr, frees           */
+/* Times the ops issued during its lifetime under `label` (nothing when profiling is off). */
+struct ProfScope {
+    Backend *be;
+    int i;
+    ProfScope(Backend *b, const char *label) : be(b->prof ? b : nullptr), i(be ? prof_begin(be, label) : 0) {}
+    ~ProfScope() {
+        if (be) prof_end(be, i);
+    }
+};
+#define PROF(label, ...)                                                                            \
+    do {                                                                                           \
+        ::tkrcuda::ProfScope prof_scope_(be, label);                                               \
+        __VA_ARGS__;                                                                               \
+    } while (0)
 
 /* ---- kernels (cuda_kernels.cu) ---- */
 enum Act { ACT_NONE = 0, ACT_QUICK_GELU = 1, ACT_GELU_ERF = 2 };
@@ -127,6 +154,10 @@ void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, i
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
+/* Patch rows of G [P, 3 * temporal * patch^2] from packed u8 RGB images (image i at byte img_off[i],
+ * img_w[i] pixels wide, rows seq[i]..seq[i+1]); pos [2][P]: each row's patch row and column. */
+void patchify(bool fp32, void *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+              const int *img_off, int n_images, int patch, int temporal, cudaStream_t s);
 /* Float copy to G (strided rows): dst [M, N] ld_dst from src [M, N] ld_src. */
 void to_g(bool fp32, void *dst, int ld_dst, const float *src, int ld_src, int M, int N,
           cudaStream_t s);
@@ -149,6 +180,9 @@ struct AttnArgs {
                                  are left alone (done by GEMMs)                  */
     /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
     const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
+    /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps; 2: 8 warps, ldmatrix x4),
+       the second taken for batches whose longest sequence has at least v2_min_len rows */
+    int variant = 2, v2_min_len = 256;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
@@ -176,8 +210,9 @@ void gather_embeddings(Backend *be, float *x, const int32_t *ids, const int32_t 
 
 /* ---- forward passes (cuda_forward.cu) ---- */
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
-tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
-                          const int *grid_w, float *out, tkr_error *err);
+/* From patch rows (patches) or from the resized RGB images (rgb; patches NULL). */
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const uint8_t *const *rgb,
+                          const int *grid_h, const int *grid_w, float *out, tkr_error *err);
 
 /* Helpers shared by the .cu files. */
 tkr_status cuda_fail(tkr_error *err, cudaError_t e, const char *what);

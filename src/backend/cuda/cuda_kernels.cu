@@ -199,7 +199,43 @@ __global__ void k_softmax(const float *S, int L, float scale, int causal, T *P) 
         pr[j] = from_f<T>(j < n ? expf((sr[j] - mx) * scale) * inv : 0.0f);
 }
 
+/* One patch row per block: rgb of image img_of(p) [H, W, 3] u8 -> dst row p [3][temporal][patch][patch] as
+ * tkr_image_patchify computes it: v = f32(f32(u - f32(mean * 255)) / f32(std * 255)), each op rounded
+ * on its own (no FMA contraction), the frame repeated over t. */
+template <typename T>
+__global__ void k_patchify(T *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+                           const int *img_off, int n_images, int patch, int temporal) {
+    const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    int p = blockIdx.x;
+    int lo = 0, hi = n_images - 1; /* the image: last i with seq[i] <= p */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (seq[mid] <= p) lo = mid;
+        else hi = mid - 1;
+    }
+    const int prow = pos[p], pcol = pos[P + p], W = img_w[lo], plane = patch * patch;
+    const uint8_t *img = rgb + img_off[lo];
+    T *d = dst + (size_t)p * 3 * temporal * plane;
+    for (int e = threadIdx.x; e < 3 * plane; e += blockDim.x) {
+        int c = e / plane, r = e % plane, py = r / patch, px = r % patch;
+        unsigned u = img[((size_t)(prow * patch + py) * W + (size_t)pcol * patch + px) * 3 + c];
+        float v = __fdiv_rn(__fsub_rn((float)u, __fmul_rn(mean[c], 255.0f)), __fmul_rn(stdv[c], 255.0f));
+        for (int t = 0; t < temporal; t++) d[(size_t)(c * temporal + t) * plane + r] = from_f<T>(v);
+    }
+}
+
 } // namespace
+
+void patchify(bool fp32, void *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+              const int *img_off, int n_images, int patch, int temporal, cudaStream_t s) {
+    if (P <= 0) return;
+    if (fp32)
+        k_patchify<float><<<P, 256, 0, s>>>((float *)dst, rgb, seq, pos, P, img_w, img_off, n_images, patch, temporal);
+    else
+        k_patchify<__nv_bfloat16><<<P, 256, 0, s>>>((__nv_bfloat16 *)dst, rgb, seq, pos, P, img_w, img_off, n_images,
+                                                     patch, temporal);
+}
 
 void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, cudaStream_t s) {
     if (fp32) k_convert<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)dst, src, (int)dt, n);
