@@ -22,9 +22,12 @@ template <> __device__ __forceinline__ void store8<float>(float *dst, const floa
     ((float4 *)dst)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
 template <> __device__ __forceinline__ void store8<__nv_bfloat16>(__nv_bfloat16 *dst, const float *v) {
-    __nv_bfloat162 h[4];
-    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    *(uint4 *)dst = *(const uint4 *)h;
+    union {
+        __nv_bfloat162 h[4];
+        uint4 u;
+    } p;
+    for (int i = 0; i < 4; i++) p.h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    *(uint4 *)dst = p.u;
 }
 
 /* dst [rows, K] of T (row-major, 16-byte aligned rows: K % 8 == 0) from rows of `type`. One
