@@ -171,24 +171,8 @@ serve_up() {
   return 1
 }
 serve_down() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
-metrics_check() {
-  local port=$1 f=$tmp/metrics.txt
-  http "http://127.0.0.1:$port/v1/embeddings" '{"model":"m","input":["a cat on a mat","a dog"]}' >/dev/null ||
-    { echo "embedding request failed"; return 1; }
-  http "http://127.0.0.1:$port/metrics" >"$f" || { echo "no /metrics"; return 1; }
-  grep -E '^tkr_(gpu|pinned|device)' "$f"
-  grep -q '^tkr_device_info{device="cuda:0 ' "$f" || { echo "no device name"; return 1; }
-  for k in weights activations; do
-    v=$(sed -n "s/^tkr_gpu_memory_bytes{kind=\"$k\"} //p" "$f")
-    [ "${v:-0}" -gt 0 ] || { echo "gpu $k bytes: '${v:-}'"; return 1; }
-  done
-  [ "$(sed -n 's/^tkr_gpu_memory_total_bytes //p' "$f")" -gt 0 ] && [ "$(sed -n 's/^tkr_pinned_host_bytes //p' "$f")" -gt 0 ] ||
-    { echo "total or pinned bytes 0"; return 1; }
-  grep 'batch budgets' "$tmp/serve.log" | tail -1
-  grep -q 'batch budgets: 256 items' "$tmp/serve.log" || { echo "not the GPU batch budgets"; return 1; }
-}
 if serve_up "$tmp/gguf-m3-h128-bf16-q8_0" 18431 "$tmp/serve.log"; then
-  check "/metrics GPU gauges (Q8_0 m3 server)" metrics_check 18431
+  check "/metrics GPU gauges (Q8_0 m3 server)" python3 "$ROOT/tests/gpu/check_metrics.py" 18431 "$tmp/serve.log"
   serve_down
 else
   say "FAIL server on the GPU did not start: $(tail -2 "$tmp/serve.log")"; rc=1; serve_down
