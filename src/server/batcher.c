@@ -27,7 +27,6 @@ struct tkr_batcher {
     tkr_batch_job *head, *tail;         /* jobs with items not yet taken into a batch     */
     long queued_items;
     bool stopping, drain;
-    double last_batch_s;                /* the previous model call's time (linger)         */
     pthread_t thread;
 
     /* the batch being computed, owned by the batcher thread (max_batch_items each) */
@@ -166,21 +165,6 @@ static void *batcher_main(void *arg) {
         while (!b->head && !b->stopping) pthread_cond_wait(&b->work, &b->mu);
         if (b->stopping && !b->drain) fail_queued(b);
         if (!b->head) break;   /* stopping, and nothing left */
-        if (b->p.linger_fraction > 0 && b->last_batch_s > 0 && !b->stopping) {
-            double t = tkr_now_seconds(), cap = b->p.linger_fraction * b->last_batch_s;
-            double until = t + (cap < b->p.linger_max_s ? cap : b->p.linger_max_s), quiet = t + 0.002;
-            long seen = b->queued_items;
-            while (!b->stopping && b->queued_items < b->p.max_batch_items) {
-                double limit = quiet < until ? quiet : until;
-                if (tkr_now_seconds() >= limit) break;
-                cond_wait_until(&b->work, &b->mu, limit);
-                if (b->queued_items != seen) {
-                    seen = b->queued_items;
-                    quiet = tkr_now_seconds() + 0.002;
-                }
-            }
-            if (!b->head) continue; /* its jobs were cancelled meanwhile */
-        }
         int n = take_batch(b);
         long tokens = 0;
         for (int k = 0; k < n; k++)
@@ -198,7 +182,6 @@ static void *batcher_main(void *arg) {
         if (b->metrics) tkr_metrics_batch(b->metrics, n, tokens, dt);
 
         pthread_mutex_lock(&b->mu);
-        b->last_batch_s = dt;
         scatter(b, n, st, &err);
     }
     pthread_mutex_unlock(&b->mu);
@@ -226,7 +209,7 @@ tkr_status tkr_batcher_create(const tkr_batcher_params *params, const tkr_engine
         free(b);
         return tkr_fail(err, TKR_ERR_NOMEM, "batcher: out of memory for %zu items", n);
     }
-    if (pthread_mutex_init(&b->mu, NULL) != 0 || init_cond(&b->work) != 0 || /* monotonic: linger's timed waits */
+    if (pthread_mutex_init(&b->mu, NULL) != 0 || pthread_cond_init(&b->work, NULL) != 0 ||
         pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
         free(b->b_out); free(b->b_items); free(b->b_prepared); free(b->b_results); free(b->b_src);
         free(b);

@@ -25,12 +25,6 @@ typedef struct {
     int max_batch_tokens;
     int max_batch_image_tokens;
     int max_queue_items;
-    /* Optional (0 = off; the server turns it on for GPU engines): before a batch starts, wait
-     * while items keep arriving (each within 2 ms of the last), up to linger_fraction of the
-     * previous model call's time and at most linger_max_s, unless max_batch_items are queued.
-     * A burst of requests whose images are still being decoded then makes one batch, not a
-     * small one and a late one (on a GPU, a batch of 64 images costs little more than one of 8). */
-    double linger_fraction, linger_max_s;
 } tkr_batcher_params;
 
 typedef struct tkr_batch_job {

@@ -655,11 +655,7 @@ tkr_status tkr_server_set_engine(tkr_server *s, const tkr_engine *engine, tkr_er
         c->max_batch_tokens > 0 ? c->max_batch_tokens : engine->batch_tokens > 0 ? engine->batch_tokens : 8192,
         c->max_batch_image_tokens > 0 ? c->max_batch_image_tokens
         : engine->batch_image_tokens > 0 ? engine->batch_image_tokens : 5120,
-        c->max_queue_items, 0, 0};
-    if (engine->device_name) { /* a GPU: gather bursts into one batch (batcher.h) */
-        bp.linger_fraction = 0.1;
-        bp.linger_max_s = 0.05;
-    }
+        c->max_queue_items};
     tkr_log("batch budgets: %d items, %d prompt tokens, %d image tokens per model call%s%s", bp.max_batch_items,
             bp.max_batch_tokens, bp.max_batch_image_tokens, engine->device_name ? " on " : "",
             engine->device_name ? engine->device_name : "");

@@ -112,7 +112,7 @@ static void test_budgets_and_order(void) {
     rec_engine r;
     tkr_engine e;
     rec_init(&r, &e);
-    tkr_batcher_params p = {4, 100, 50, 64, 0, 0};
+    tkr_batcher_params p = {4, 100, 50, 64};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create: %s", err.message);
@@ -157,7 +157,7 @@ static void test_image_budget(void) {
     rec_engine r;
     tkr_engine e;
     rec_init(&r, &e);
-    tkr_batcher_params p = {64, 100000, 50, 64, 0, 0};
+    tkr_batcher_params p = {64, 100000, 50, 64};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -182,7 +182,7 @@ static void test_queue_full_and_cancel(void) {
     rec_engine r;
     tkr_engine e;
     rec_init(&r, &e);
-    tkr_batcher_params p = {8, 100000, 100000, 10, 0, 0};
+    tkr_batcher_params p = {8, 100000, 100000, 10};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -220,7 +220,7 @@ static void test_cancel_while_computing(void) {
     rec_engine r;
     tkr_engine e;
     rec_init(&r, &e);
-    tkr_batcher_params p = {8, 100000, 100000, 64, 0, 0};
+    tkr_batcher_params p = {8, 100000, 100000, 64};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -243,7 +243,7 @@ static void test_stop(void) {
         rec_engine r;
         tkr_engine e;
         rec_init(&r, &e);
-        tkr_batcher_params p = {2, 100000, 100000, 64, 0, 0};
+        tkr_batcher_params p = {2, 100000, 100000, 64};
         tkr_batcher *b = NULL;
         tkr_error err;
         CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -274,7 +274,7 @@ static void test_call_failure(void) {
     tkr_engine e;
     rec_init(&r, &e);
     r.fake.fail_calls = true;
-    tkr_batcher_params p = {8, 100000, 100000, 64, 0, 0};
+    tkr_batcher_params p = {8, 100000, 100000, 64};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -321,7 +321,7 @@ static void test_concurrent_exact(void) {
     fake_engine fake;
     fake_engine_init(&fake, 8);
     tkr_engine e = fake_engine_table(&fake);
-    tkr_batcher_params p = {16, 64, 100000, 1000, 0, 0};
+    tkr_batcher_params p = {16, 64, 100000, 1000};
     tkr_batcher *b = NULL;
     tkr_error err;
     CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create");
@@ -342,44 +342,6 @@ static void test_concurrent_exact(void) {
     tkr_batcher_free(b);
 }
 
-/* Linger (GPU servers): jobs arriving in a burst after a batch start as one batch, not as a
- * first item alone and the rest later; without linger the first batch may be any prefix. */
-static void test_linger_gathers_burst(void) {
-    rec_engine r;
-    tkr_engine e;
-    rec_init(&r, &e);
-    tkr_batcher_params p = {64, 100000, 100000, 1000, 1.0, 0.5};
-    tkr_batcher *b = NULL;
-    tkr_error err;
-    CHECK(tkr_batcher_create(&p, &e, NULL, &b, &err) == TKR_OK, "create: %s", err.message);
-    static test_job first, burst[8];
-    /* a first call held for ~60 ms: the linger cap becomes 60 ms */
-    rec_set_hold(&r, true);
-    job_make(&first, "f", 1, 1, 0);
-    CHECK(tkr_batcher_submit(b, &first.job, &err) == TKR_OK, "submit first");
-    CHECK(rec_wait_entered(&r, 1), "batcher is inside the first call");
-    struct timespec ts = {0, 60 * 1000000L};
-    nanosleep(&ts, NULL);
-    rec_set_hold(&r, false);
-    CHECK(tkr_batcher_wait(b, &first.job, tkr_now_seconds() + 5), "first done");
-    /* the burst, after the batcher went idle: 8 one-item jobs back to back */
-    char name[8];
-    for (int j = 0; j < 8; j++) {
-        snprintf(name, sizeof name, "b%d_", j);
-        job_make(&burst[j], name, 1, 1, 0);
-    }
-    for (int j = 0; j < 8; j++) CHECK(tkr_batcher_submit(b, &burst[j].job, &err) == TKR_OK, "submit %d", j);
-    for (int j = 0; j < 8; j++) CHECK(tkr_batcher_wait(b, &burst[j].job, tkr_now_seconds() + 5), "burst %d done", j);
-    CHECK(r.n_batches == 2 && r.sizes[1] == 8, "the burst is one batch: %d batches, the second of %d", r.n_batches,
-          r.n_batches > 1 ? r.sizes[1] : 0);
-    for (int j = 0; j < 8; j++) {
-        CHECK(job_vectors_exact(&r.fake, &burst[j]), "burst %d vectors exact", j);
-        tkr_batch_job_destroy(&burst[j].job);
-    }
-    tkr_batch_job_destroy(&first.job);
-    tkr_batcher_free(b);
-}
-
 int main(void) {
     RUN(test_budgets_and_order);
     RUN(test_image_budget);
@@ -388,6 +350,5 @@ int main(void) {
     RUN(test_stop);
     RUN(test_call_failure);
     RUN(test_concurrent_exact);
-    RUN(test_linger_gathers_burst);
     return test_summary();
 }
