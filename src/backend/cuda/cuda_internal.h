@@ -134,6 +134,10 @@ void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads,
                int hd, const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
                const int *axis, cudaStream_t s, __nv_bfloat16 *xb = nullptr);
+/* bias_rope on a bf16 x in place (rows r = token r; hd % 4 == 0, even column offsets): the bf16
+ * mode's path when only the tensor-core attention reads q, k, v. */
+void bias_rope_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                 const int32_t *pos, int pos_T, const float *inv, const int *axis, cudaStream_t s);
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
