@@ -10,6 +10,12 @@
  * (text) skips key tiles past the block's last row; grouped-query heads read kv head
  * h / (n_heads / n_kv). Head sizes 64, 80, 96, 128 (text 128, vision 80).
  *
+ * Three versions (TKR_CUDA_FLASH=1/2/3): the first (k_flash, above for short sequences); for
+ * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (256) rows, k_flash2 with
+ * 8 warps of one 16-row m-tile (2) or, by default, 4 warps of two m-tiles (3; head sizes <= 96,
+ * 128 spills there and takes 2). Measured on the H200, vision tower at 5120 patches, hd 80:
+ * about 185 / 240 / 285 TFLOP/s (cuDNN's wgmma kernel under torch sdpa: about 410).
+ *
  * Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane = 4 g + t. A (16x16, row-major):
  * a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..).
  * B (16x8, "col"): b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g). C (16x8 float):
