@@ -50,6 +50,8 @@ typedef struct {
      * travel and the host does no patch work. */
     tkr_status (*vision_forward_rgb)(tkr_backend *be, int n_images, const uint8_t *const *rgb,
                                      const int *grid_h, const int *grid_w, float *out, tkr_error *err);
+    /* Memory held on the device and budgets for it (the byte fields and batch_* of *out). */
+    void (*memory)(const tkr_backend *be, tkr_device_memory *out);
 } tkr_backend_ops;
 
 struct tkr_backend {

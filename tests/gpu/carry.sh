@@ -36,7 +36,7 @@ cp /usr/include/x86_64-linux-gnu/jconfig.h "$S/include/"
 cp -r /usr/include/webp "$S/include/"
 cp -r /usr/include/x86_64-linux-gnu/curl "$S/include/"
 make -s -j2 CUDA=1 VIDEO=0 PDF=0 BUILD=build-cuda-dev LDLIBS="-Wl,--disable-new-dtags,-rpath,/tmp/w/sys/lib" build-cuda-dev/tkr-embed \
-  build-cuda-dev/bench/bench_gpu build-cuda-dev/tools/mkmodel
+  build-cuda-dev/bench/bench_gpu build-cuda-dev/bench/bench_server build-cuda-dev/tools/mkmodel
 ldd build-cuda-dev/tkr-embed | awk '$3 ~ /^\// {print $3}' |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64|libgcc_s|libstdc\+\+)\.so|/cuda' |
   while read -r l; do cp -L "$l" "$S/lib/"; done
@@ -46,7 +46,8 @@ for n in jansson utf8proc png16 webp jpeg microhttpd curl; do
 done
 tar czf "$DEST/sys.tgz" -C "$S" include lib
 rm -rf "$S"
-tar czf "$DEST/prebuilt.tgz" build-cuda-dev/tkr-embed build-cuda-dev/bench/bench_gpu build-cuda-dev/tools/mkmodel
+tar czf "$DEST/prebuilt.tgz" build-cuda-dev/tkr-embed build-cuda-dev/bench/bench_gpu build-cuda-dev/bench/bench_server \
+  build-cuda-dev/tools/mkmodel
 du -sh "$DEST"/*
 REL=${DEST#"$(cd "$DEST/../.." && pwd)/"}
 cat <<CMD

@@ -8,7 +8,15 @@
 #      bf16 at cos >= 0.999; the same items GPU against CPU (fp32, >= 0.99999); run-to-run
 #      determinism (bit-identical vectors); a small batch budget;
 #   3. unless --no-bench: bench/bench_gpu_hf.py (HF transformers, bf16, sdpa, random 2B shape)
-#      and bench/bench_gpu (ours, same model directory and input shapes) in the same run.
+#      and bench/bench_gpu (ours, same model directory and input shapes) in the same run;
+#   4. quantized GGUF weights on the GPU (tkr-embed quantize of the fixtures: q8_0, q4_k_m, q4_0)
+#      against the CPU on the same GGUF (cos >= 0.999), fp32 mode and determinism; /metrics of a
+#      GPU server (memory gauges, device name, GPU batch budgets);
+#   5. unless --no-bench: the server at 64 concurrent clients against the engine's own throughput
+#      (bench/bench_server --engine, random 2B model; text, then 256-token images);
+#   6. with --7b: the 7B shape (HF and ours, --quick: 64 x 128 text, 16 images of 256; also ours
+#      on the same model quantized to Q8_0).
+# --quant-only: steps 1, 4, 5 (and 6 with --7b) only.
 # Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
 # Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
 # TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
@@ -16,6 +24,13 @@
 # TKR_BENCH_ALT_ENV (e.g. "TKR_CUDA_FLASH=1": bench_gpu once more with these variables);
 # TKR_CUDA_PROFILE=1 makes bench_gpu print per-op GPU times (bench_tkr.stderr).
 set -uo pipefail
+NO_BENCH=0; QUANT_ONLY=0; WITH_7B=0
+for a in "$@"; do
+  case $a in
+    --no-bench) NO_BENCH=1 ;; --quant-only) QUANT_ONLY=1 ;; --7b) WITH_7B=1 ;;
+    *) echo "usage: tests/gpu/run.sh [--no-bench] [--quant-only] [--7b]" >&2; exit 2 ;;
+  esac
+done
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 LOGDIR=${OUT:-$ROOT/tests/out/gpu}
@@ -34,6 +49,7 @@ check() {
   out=$(timeout 300 "$@" 2>&1); local r=$?
   echo "$out" >>"$LOG"
   if [ $r -eq 0 ]; then say "PASS $name | $(echo "$out" | tail -1)"; else say "FAIL $name (rc $r) | $(echo "$out" | tail -1)"; rc=1; fi
+  return $r
 }
 
 say "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1)"
@@ -41,7 +57,7 @@ say "== nvcc: $(nvcc --version 2>&1 | tail -1)"
 if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
   if make -j"$(nproc)" CUDA=1 ${TKR_GPU_MAKE_ARGS:-VIDEO=0 PDF=0} BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
-       "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
+       "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/bench/bench_server" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
     say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
   elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
     say "FAIL build (make CUDA=1): see gpu.log; going on with $TKR_GPU_FALLBACK_BUILD"; rc=1
@@ -56,7 +72,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CE="python3 $ROOT/tests/lib/compare_expected.py"
 CD="python3 $ROOT/tests/gpu/compare_devices.py"
+[ $QUANT_ONLY = 1 ] && TKR_GPU_MODELS=${TKR_GPU_MODELS:-none}
 for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
+  [ "$m" = none ] && continue
   make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
   exp=$ROOT/tests/fixtures/expected/$m.jsonl
   fx=$ROOT/tests/fixtures
@@ -88,7 +106,7 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   rm -f "$tmp/$m/model.safetensors"
 done
 
-if [ "${1:-}" != "--no-bench" ]; then
+if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
   B=${TKR_BENCH_DIR:-/tmp/tkr-bench-2b}
   rm -rf "$B"
   say "== bench: HF transformers (bench/bench_gpu_hf.py)"
@@ -107,6 +125,120 @@ if [ "${1:-}" != "--no-bench" ]; then
   say "== bench: tkr-embed fp32 text (bench/bench_gpu --precision fp32 --text-only)"
   timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --precision fp32 --text-only --runs 3 \
     2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu fp32"; rc=1; }
+  rm -rf "$B"
+fi
+# ---- 4. quantized weights (GGUF) on the GPU, /metrics --------------------------------------
+say "== quantized GGUF weights on the GPU against the CPU"
+while read -r m t; do
+  g=$tmp/gguf-$m-$t
+  [ -d "$tmp/$m" ] || make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
+  mkdir -p "$g"
+  check "quantize $m $t" "$TKR" quantize -q -m "$tmp/$m" -o "$g/$m-$t.gguf" --type "$t" || continue
+  exp=$ROOT/tests/fixtures/expected/$m.jsonl
+  check "quant $t gpu-vs-cpu bf16 $m" $CD "$TKR" "$g" "$exp" "$TKR_TEST_DATA" "$ROOT/tests/fixtures" \
+    --a "--device cpu" --b "--device cuda" --min-cos 0.999
+  if [ "$t" = q8_0 ]; then
+    check "quant $t gpu-vs-cpu fp32 $m" $CD "$TKR" "$g" "$exp" "$TKR_TEST_DATA" "$ROOT/tests/fixtures" \
+      --a "--device cpu" --b "--device cuda --precision fp32" --min-cos 0.999
+    check "quant $t determinism $m" $CD "$TKR" "$g" "$exp" "$TKR_TEST_DATA" "$ROOT/tests/fixtures" \
+      --a "--device cuda" --b "--device cuda" --identical
+    check "quant $t small batches $m" $CD "$TKR" "$g" "$exp" "$TKR_TEST_DATA" "$ROOT/tests/fixtures" \
+      --a "--device cpu" --b "--device cuda --max-batch-tokens 64" --min-cos 0.999
+  fi
+done <<'EOF'
+m3-h128-bf16 q8_0
+m3-h128-bf16 q4_k_m
+m3-h128-bf16 q4_0
+m1-flat-f32 q8_0
+EOF
+# HTTP without curl (the accelerator machine may lack it): http URL [JSON_BODY] -> body on stdout
+http() {
+  python3 - "$@" <<'PY'
+import sys, urllib.request
+data = sys.argv[2].encode() if len(sys.argv) > 2 else None
+req = urllib.request.Request(sys.argv[1], data=data, headers={"Content-Type": "application/json"})
+sys.stdout.write(urllib.request.urlopen(req, timeout=30).read().decode())
+PY
+}
+# serve_up DIR PORT LOGFILE [ARGS]: starts a GPU server in the background (pid in $SRV), waits for /health
+serve_up() {
+  local dir=$1 port=$2 log=$3; shift 3
+  "$TKR" serve -m "$dir" --port "$port" --device cuda "$@" >"$log" 2>&1 &
+  SRV=$!
+  for _ in $(seq 1 300); do
+    http "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    kill -0 $SRV 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+serve_down() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
+metrics_check() {
+  local port=$1 f=$tmp/metrics.txt
+  http "http://127.0.0.1:$port/v1/embeddings" '{"model":"m","input":["a cat on a mat","a dog"]}' >/dev/null ||
+    { echo "embedding request failed"; return 1; }
+  http "http://127.0.0.1:$port/metrics" >"$f" || { echo "no /metrics"; return 1; }
+  grep -E '^tkr_(gpu|pinned|device)' "$f"
+  grep -q '^tkr_device_info{device="cuda:0 ' "$f" || { echo "no device name"; return 1; }
+  for k in weights activations; do
+    v=$(sed -n "s/^tkr_gpu_memory_bytes{kind=\"$k\"} //p" "$f")
+    [ "${v:-0}" -gt 0 ] || { echo "gpu $k bytes: '${v:-}'"; return 1; }
+  done
+  [ "$(sed -n 's/^tkr_gpu_memory_total_bytes //p' "$f")" -gt 0 ] && [ "$(sed -n 's/^tkr_pinned_host_bytes //p' "$f")" -gt 0 ] ||
+    { echo "total or pinned bytes 0"; return 1; }
+  grep 'batch budgets' "$tmp/serve.log" | tail -1
+  grep -q 'batch budgets: 256 items' "$tmp/serve.log" || { echo "not the GPU batch budgets"; return 1; }
+}
+if serve_up "$tmp/gguf-m3-h128-bf16-q8_0" 18431 "$tmp/serve.log"; then
+  check "/metrics GPU gauges (Q8_0 m3 server)" metrics_check 18431
+  serve_down
+else
+  say "FAIL server on the GPU did not start: $(tail -2 "$tmp/serve.log")"; rc=1; serve_down
+fi
+
+# ---- 5. the server at 64 clients against the engine ----------------------------------------
+if [ $NO_BENCH = 0 ]; then
+  B=${TKR_BENCH_DIR:-/tmp/tkr-bench-2b}
+  rm -rf "$B"
+  if PYTHONUNBUFFERED=1 timeout 200 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
+       --build-only >>"$LOG" 2>&1 && serve_up "$B/model" 18432 "$tmp/serve2b.log" --quiet; then
+    say "== server, 64 clients x 1 text of ~128 tokens, against tkr_embed of 64 such items a call"
+    timeout 120 "$TKR_BUILD/bench/bench_server" --port 18432 --clients 64 --seconds 10 --words 12 \
+      --engine "$B/model" --device cuda 2>>"$LOG" | tee -a "$LOG" "$LOGDIR/bench_server.txt" || { say "FAIL bench_server text"; rc=1; }
+    say "== server, 64 clients x 1 image of 256 tokens"
+    timeout 120 "$TKR_BUILD/bench/bench_server" --port 18432 --clients 64 --seconds 10 --words 2 \
+      --image "$B/img256.jpg" --engine "$B/model" --device cuda 2>>"$LOG" |
+      tee -a "$LOG" "$LOGDIR/bench_server.txt" || { say "FAIL bench_server images"; rc=1; }
+    grep 'batch budgets' "$tmp/serve2b.log" | tee -a "$LOG"
+    serve_down
+  else
+    say "FAIL 2B model or its server: $(tail -2 "$tmp/serve2b.log" 2>/dev/null)"; rc=1; serve_down
+  fi
+  rm -rf "$B"
+fi
+
+# ---- 6. the 7B shape -------------------------------------------------------------------------
+if [ $WITH_7B = 1 ]; then
+  B=${TKR_BENCH_DIR_7B:-/tmp/tkr-bench-7b}
+  rm -rf "$B"
+  say "== bench 7B: HF transformers (bench/bench_gpu_hf.py --shape 7b --quick)"
+  PYTHONUNBUFFERED=1 timeout 300 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
+    --shape 7b --quick --images 16 2>>"$LOG" | tee -a "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py 7b"; rc=1; }
+  say "== bench 7B: tkr-embed bf16 (bench/bench_gpu --quick)"
+  timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --images 16 --quick \
+    2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b"; rc=1; }
+  if [ "${TKR_GPU_7B_Q8:-1}" = 1 ]; then
+    say "== bench 7B: tkr-embed on Q8_0 weights (tkr-embed quantize --type q8_0, then bench_gpu --quick)"
+    mkdir -p "$B/q8"
+    t0=$(date +%s)
+    if timeout 200 "$TKR" quantize -q -m "$B/model" -o "$B/q8/model-q8_0.gguf" --type q8_0 >>"$LOG" 2>&1; then
+      say "quantized in $(( $(date +%s) - t0 )) s: $(du -sh "$B/q8" | cut -f1)"
+      timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/q8" --img256 "$B/img256.jpg" --images 16 --quick \
+        2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b q8_0"; rc=1; }
+    else
+      say "FAIL quantize 7B"; rc=1
+    fi
+  fi
   rm -rf "$B"
 fi
 say "== done rc=$rc"

@@ -186,7 +186,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
 
-    PROF("t.embed", embed_gather(f, x, be->embed, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st));
+    PROF("t.embed", gather_embeddings(be, x, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st));
     if (NL == 0) {
         gather_rows(xl, x, last, n, (size_t)D * 4, st);
         add_norm(f, xl, nullptr, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
@@ -220,11 +220,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     }
     /* the last layer: keys and values for every row, the rest for each sequence's last row */
     const TextLayer &L = be->layers[NL - 1];
-    Linear qL = L.qkv, kvL = L.qkv;
-    qL.N = H * hd;
-    kvL.N = 2 * KV * hd;
-    kvL.w = (char *)L.qkv.w + (size_t)H * hd * D * g;
-    kvL.b = L.qkv.b ? L.qkv.b + (size_t)H * hd : nullptr;
+    Linear qL = linear_rows(L.qkv, 0, H * hd, f), kvL = linear_rows(L.qkv, H * hd, 2 * KV * hd, f);
     PROF("t.last", TRY(linear(be, xn, T, kvL, qkv, err)));
     PROF("t.last", bias_rope(qkv, T, 2 * KV * hd, 2 * KV * hd, kvL.b, KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st));
     gather_rows(xq, xn, last, n, (size_t)D * g, st);

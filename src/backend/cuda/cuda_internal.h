@@ -25,11 +25,24 @@ extern "C" {
 
 namespace tkrcuda {
 
-/* One linear layer on the device: W [N, K] of G, bias [N] float or NULL. */
+/* Rows of a weight kept on the device in their stored type (a quantized GGUF tensor: ggml
+ * blocks, see dequant_blocks.h): `rows` rows of `row_bytes` bytes of tkr_dtype `type`. */
+struct RawPart {
+    const uint8_t *q = nullptr;
+    int type = 0;
+    int rows = 0;
+    size_t row_bytes = 0;
+};
+
+/* One linear layer on the device: W [N, K] of G, bias [N] float or NULL. A quantized layer has
+ * w == NULL and n_raw parts stacked along N instead (cuda_quant.cu dequantizes them into
+ * Backend::wtile, as G, right before its GEMM). */
 struct Linear {
     void *w = nullptr;
     float *b = nullptr;
     int N = 0, K = 0;
+    int n_raw = 0;
+    RawPart raw[3];
 };
 
 struct TextLayer {
@@ -71,6 +84,10 @@ struct Backend {
     VisionBlock *blocks = nullptr;
     float *vis_inv = nullptr;         /* [hd/2]                                      */
     int *vis_axis = nullptr;          /* [hd/2] 0 = h, 1 = w                         */
+    RawPart embed_raw;                /* the token embedding when quantized (embed NULL) */
+    DevBuf wtile;                     /* [N, K] of G: a quantized weight, dequantized   */
+    size_t wtile_bytes = 0;           /* the largest quantized weight, as G             */
+    size_t total_mem = 0;             /* the GPU's memory, bytes                        */
     /* scratch, grown on demand */
     DevBuf act, att_s, host_in, host_out; /* host_* are pinned host memory           */
     size_t weight_bytes = 0;
@@ -185,6 +202,16 @@ tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
 /* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T. */
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err,
                   int ldx = 0, bool out_g = false);
+
+/* ---- quantized weights (cuda_quant.cu) ---- */
+/* The G matrix [L.N, L.K] of L: L.w, or L's raw parts dequantized into be->wtile (stream
+ * ordered: valid until the next call). */
+tkr_status weight_of(Backend *be, const Linear &L, const void **w, tkr_error *err);
+/* Rows [r0, r0 + n) of L (weights and bias), dense or quantized. */
+Linear linear_rows(const Linear &L, int r0, int n, bool fp32);
+/* embed_gather over be->embed, or over the quantized embedding (rows dequantized on the fly). */
+void gather_embeddings(Backend *be, float *x, const int32_t *ids, const int32_t *extra_row,
+                       const float *extra, int T, int D, cudaStream_t s);
 
 /* ---- forward passes (cuda_forward.cu) ---- */
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
