@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh - the GPU checks, on a machine with an NVIDIA GPU (sm_90 code + PTX) and nvcc:
-#   1. build: make CUDA=1 into $TKR_BUILD (default build-cuda; CFLAGS / LDLIBS from the
+#   1. build: make CUDA=1 (with $TKR_GPU_MAKE_ARGS, default VIDEO=0 PDF=0) into $TKR_BUILD (default build-cuda; CFLAGS / LDLIBS from the
 #      environment as make takes them; with TKR_GPU_NO_BUILD=1 the binaries already there are
 #      used; if the build fails and $TKR_GPU_FALLBACK_BUILD holds binaries, those are used);
 #   2. every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
@@ -56,7 +56,7 @@ say "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,memory.total --f
 say "== nvcc: $(nvcc --version 2>&1 | tail -1)"
 if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
-  if make -j"$(nproc)" CUDA=1 BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
+  if make -j"$(nproc)" CUDA=1 ${TKR_GPU_MAKE_ARGS:-VIDEO=0 PDF=0} BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
        "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/bench/bench_server" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
     say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
   elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
@@ -91,6 +91,8 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
     check "hf-ref bf16 flash-v1 $m" env TKR_CUDA_FLASH=1 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 flash-v2-everywhere $m" env TKR_CUDA_FLASH=2 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
+      "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 flash-v3-everywhere $m" env TKR_CUDA_FLASH=3 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --a "--device cuda" --b "--device cuda --precision fp32" --min-cos 0.999

@@ -101,13 +101,15 @@ tkr_status gemm_attention(Backend *be, const void *qkv, void *att, int start, in
 /* bf16 mode uses the tensor-core kernel where it applies (TKR_CUDA_FLASH=0 turns it off). */
 bool use_flash(const Backend *be, int hd) { return !be->fp32 && be->flash && flash_supported(hd); }
 
-tkr_status run_attention(Backend *be, const AttnArgs &a0) {
+/* bf16_only: q, k, v exist only as the bf16 copies (the float ones were never written), so the
+ * float kernel cannot stand in for the tensor-core one. */
+tkr_status run_attention(Backend *be, const AttnArgs &a0, bool bf16_only = false) {
     AttnArgs a = a0;
     a.variant = be->flash_variant;
     a.v2_min_len = be->flash2_min;
     if (use_flash(be, a.hd) && !a.last_row_only) {
         tkr_status st = flash_attention(a, be->stream);
-        if (st != TKR_ERR_UNSUPPORTED) return st;
+        if (st != TKR_ERR_UNSUPPORTED || bf16_only) return st;
     }
     return attention(be->fp32, a, be->stream);
 }
@@ -193,8 +195,14 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     PROF("t.norm", add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, st));
     for (int l = 0; l + 1 < NL; l++) {
         const TextLayer &L = be->layers[l];
-        PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkv, err)));
-        PROF("t.rope", bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st, qkvb));
+        if (qkvb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
+            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkvb, err, 0, true)));
+            PROF("t.rope", bias_rope_g(qkvb, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, be->text_inv, be->text_axis, st));
+        } else {
+            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkv, err)));
+            PROF("t.rope", bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv,
+                                     be->text_axis, st, qkvb));
+        }
         AttnArgs a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, QKV, QKV, att, H * hd, H, KV, hd,
                       seq, n, max_len, true, false, INT_MAX, INT_MAX};
         if (qkvb) {
@@ -202,7 +210,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
             a.kh = qkvb + (size_t)H * hd;
             a.vh = qkvb + (size_t)(H + KV) * hd;
         }
-        PROF("t.attn", TRY(attn_status(run_attention(be, a), hd, err)));
+        PROF("t.attn", TRY(attn_status(run_attention(be, a, qkvb != nullptr), hd, err)));
         PROF("t.gemm.o", TRY(linear(be, att, T, L.o, tmp, err)));
         PROF("t.norm", add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st));
         PROF("t.gemm.gateup", TRY(linear(be, xn, T, L.gateup, gu, err, 0, true)));
@@ -338,9 +346,15 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     add_norm(f, x, nullptr, nullptr, nP, E, false, w0, b0, eps, xn, false, st);
     for (int bi = 0; bi < v->depth; bi++) {
         const VisionBlock &B = be->blocks[bi];
-        PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qkv, err)));
-        __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 copy for flash */
-        PROF("v.rope", bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv, be->vis_axis, st, qb));
+        __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 for flash */
+        if (qb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
+            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qb, err, 0, true)));
+            PROF("v.rope", bias_rope_g(qb, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, be->vis_inv, be->vis_axis, st));
+        } else {
+            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qkv, err)));
+            PROF("v.rope", bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv,
+                                     be->vis_axis, st, qb));
+        }
         AttnArgs a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd, seq, n_images, max_len, false, false,
                       any_gemm ? be->gemm_attn_min : INT_MAX, INT_MAX};
         if (qb) {
@@ -348,7 +362,7 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
             a.kh = qb + E;
             a.vh = qb + 2 * E;
         }
-        PROF("v.attn", TRY(attn_status(run_attention(be, a), hd, err)));
+        PROF("v.attn", TRY(attn_status(run_attention(be, a, qb != nullptr), hd, err)));
         if (any_gemm) {
             if (!f) to_g(f, qkvg, 3 * E, qkv, 3 * E, nP, 3 * E, st);
             ProfScope ps(be, "v.attn.gemm");

@@ -98,8 +98,8 @@ struct Backend {
     int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
-    int flash_variant = 2;            /* TKR_CUDA_FLASH=1 / 2: which flash kernel       */
-    int flash2_min = 256;             /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2   */
+    int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3: which flash kernel   */
+    int flash2_min = 256;             /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
 };
 
@@ -151,6 +151,10 @@ void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads,
                int hd, const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
                const int *axis, cudaStream_t s, __nv_bfloat16 *xb = nullptr);
+/* bias_rope on a bf16 x in place (rows r = token r; hd % 4 == 0, even column offsets): the bf16
+ * mode's path when only the tensor-core attention reads q, k, v. */
+void bias_rope_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                 const int32_t *pos, int pos_T, const float *inv, const int *axis, cudaStream_t s);
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
@@ -180,9 +184,10 @@ struct AttnArgs {
                                  are left alone (done by GEMMs)                  */
     /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
     const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
-    /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps; 2: 8 warps, ldmatrix x4),
-       the second taken for batches whose longest sequence has at least v2_min_len rows */
-    int variant = 2, v2_min_len = 256;
+    /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps of 16 rows; 2: 8 warps of 16
+       rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2),
+       v2/v3 taken for batches whose longest sequence has at least v2_min_len rows */
+    int variant = 3, v2_min_len = 256;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
