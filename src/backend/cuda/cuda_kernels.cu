@@ -406,9 +406,15 @@ void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids, co
 void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms, const float *w,
               const float *b, float eps, void *y, bool out_f32, cudaStream_t s) {
     if (M <= 0) return;
-    bool vec = D % 4 == 0 && D <= 4 * 256 * 2 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
+    bool vec = D % 4 == 0 && D <= 4 * 256 * 4 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
                ((uintptr_t)abias & 15) == 0;
-    if (vec && (fp32 || out_f32)) k_add_norm_v<float, 2><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
+    bool wide = D > 4 * 256 * 2; /* the 7B's 3584: four float4 per thread */
+    if (vec && wide && (fp32 || out_f32))
+        k_add_norm_v<float, 4><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
+    else if (vec && wide)
+        k_add_norm_v<__nv_bfloat16, 4><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
+    else if (vec && (fp32 || out_f32))
+        k_add_norm_v<float, 2><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
     else if (vec) k_add_norm_v<__nv_bfloat16, 2><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
     else if (fp32 || out_f32) k_add_norm<float><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
     else k_add_norm<__nv_bfloat16><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
