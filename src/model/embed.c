@@ -274,6 +274,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
     if (m->backend) encode_vision_batched(m, prepared, items, n_items);
+    bool any_images = false;
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];
@@ -283,6 +284,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
             snprintf(results[i].message, sizeof results[i].message, "item was not prepared");
             continue;
         }
+        any_images |= prepared[i]->vis.n_images > 0;
         if (prepared[i]->vis.n_images > 0 && !items[i].vision) {
             tkr_error ie;
             tkr_error_clear(&ie);
@@ -297,6 +299,9 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         results[i].image_tokens = prepared[i]->vis.n_tokens;
         results[i].truncated_tokens = prepared[i]->prompt.truncated;
     }
+    /* the call's last vision pass is done: without images to come, the decoder runs without
+     * the tower's weight pages (tkr_model_hint_no_more_images) */
+    if (any_images) tkr_model_vision_done(m);
     tkr_status st = TKR_OK;
     int i = 0;
     while (i < n_items && st == TKR_OK) {
