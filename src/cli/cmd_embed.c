@@ -344,6 +344,11 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
         long idx = index++;
         if (!batch_mine(bo, idx) || batch_done(out, idx)) continue;
         taken++;
+        if (c->n == CHUNK_ITEMS) { /* flushed once a next item shows there is more input */
+            int r = flush_chunk(model, c, vecs, res, out);
+            failed = r < 0 ? -1 : failed | r;
+            if (failed < 0) break;
+        }
         int i = c->n++;
         c->index[i] = idx;
         c->valid[i] = 0;
@@ -378,10 +383,6 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
                 json_decref(js);
                 continue;
             }
-        }
-        if (c->n == CHUNK_ITEMS) {
-            int r = flush_chunk(model, c, vecs, res, out);
-            failed = r < 0 ? -1 : failed | r;
         }
     }
     if (c->n && failed >= 0) {
