@@ -207,7 +207,9 @@ typedef struct {
                                     tower's mapped weight pages from memory (they come back
                                     from the page cache at the next image, which costs time),
                                     so the peak is the larger of tower and decoder, not both;
-                                    default false; ignored when weights are not mapped      */
+                                    default false; ignored when weights are not mapped. A
+                                    caller that knows when its last image comes uses
+                                    tkr_model_hint_no_more_images instead (no cost)         */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */
@@ -229,6 +231,15 @@ int tkr_model_dim(const tkr_model *model);                      /* embedding siz
 const tkr_tokenizer *tkr_model_tokenizer(const tkr_model *model);
 const char *tkr_model_name(const tkr_model *model);             /* directory base name          */
 bool tkr_model_has_vision(const tkr_model *model);
+/* A hint from a caller that knows its input (a one-shot command, the end of an input file):
+ * true says no image item follows the next embed calls. Each later tkr_embed /
+ * tkr_embed_prepared call with images then drops the vision tower's mapped weight pages after
+ * its last vision pass, before its decoder pass, so the peak memory is the larger of tower and
+ * decoder instead of their sum, at no cost. An image that comes anyway still embeds the same
+ * vector (its pages are read back from the file, which costs time). false (the default) keeps
+ * them, as a server should. No effect on a GPU or with weights read into memory. Not to be
+ * called while the model computes. */
+void tkr_model_hint_no_more_images(tkr_model *model, bool no_more);
 /* Which kernels compute, e.g. "avx512 vnni bf16 (AMD EPYC 9R45)": say it with every figure. */
 void tkr_model_describe_kernels(const tkr_model *model, char *buf, size_t cap);
 

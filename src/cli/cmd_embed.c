@@ -65,7 +65,8 @@ static void usage(FILE *f) {
             "  --max-scratch-mb N       activation scratch in MiB (default 256): long items go\n"
             "                           in row chunks that fit; the vectors do not change\n"
             "  --release-vision-weights drop the vision weights' pages after each image pass:\n"
-            "                           lower peak memory, slower next image (default off)\n"
+            "                           lower peak memory, slower next image (default off; the\n"
+            "                           last image items of a run drop them anyway, at no cost)\n"
             "  --min-image-tokens N     (default 256)\n"
             "  --max-image-tokens N     (default 1280)\n"
             "  --max-tokens N           tokens per item (default 131072: 64 video frames of 1280)\n"
@@ -264,6 +265,8 @@ static int embed_pdf(tkr_model *model, const pdf_fields *pdf, const tkr_item *ba
         tkr_item item = *base;
         item.images = &img;
         item.n_images = 1;
+        /* the single-item form ends with the last page: no image follows it */
+        if (index < 0 && p == pages.n - 1) tkr_model_hint_no_more_images(model, true);
         tkr_result res;
         tkr_status st = tkr_embed(model, &item, 1, vec, &res, &err);
         const char *msg = st != TKR_OK ? err.message : res.status != TKR_OK ? res.message : NULL;
@@ -341,6 +344,11 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
         long idx = index++;
         if (!batch_mine(bo, idx) || batch_done(out, idx)) continue;
         taken++;
+        if (c->n == CHUNK_ITEMS) { /* flushed once a next item shows there is more input */
+            int r = flush_chunk(model, c, vecs, res, out);
+            failed = r < 0 ? -1 : failed | r;
+            if (failed < 0) break;
+        }
         int i = c->n++;
         c->index[i] = idx;
         c->valid[i] = 0;
@@ -376,12 +384,11 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
                 continue;
             }
         }
-        if (c->n == CHUNK_ITEMS) {
-            int r = flush_chunk(model, c, vecs, res, out);
-            failed = r < 0 ? -1 : failed | r;
-        }
     }
     if (c->n && failed >= 0) {
+        /* the reader is at its end (or --limit): this chunk holds the last image items, so the
+         * vision tower's pages go once its vision passes are done, before its decoder pass */
+        tkr_model_hint_no_more_images(model, true);
         int r = flush_chunk(model, c, vecs, res, out);
         failed = r < 0 ? -1 : failed | r;
     }
@@ -567,6 +574,8 @@ int tkr_cmd_embed(int argc, char **argv) {
         int dim = tkr_model_dim(model);
         float *vec = malloc(sizeof(float) * (size_t)dim);
         tkr_result res;
+        /* one item: the vision tower is done with once its images have run */
+        tkr_model_hint_no_more_images(model, true);
         if (!vec) {
             fprintf(stderr, "tkr-embed: out of memory\n");
             rc = 1;

@@ -320,6 +320,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
     float **keep = calloc((size_t)n_items, sizeof *keep); /* the vision batches' feature blocks */
     int n_keep = 0;
     if (m->backend && keep) encode_vision_batched(m, prepared, items, n_items, keep, &n_keep);
+    bool any_images = false;
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];
@@ -329,6 +330,7 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
             snprintf(results[i].message, sizeof results[i].message, "item was not prepared");
             continue;
         }
+        any_images |= prepared[i]->vis.n_images > 0;
         if (prepared[i]->vis.n_images > 0 && !items[i].vision) {
             tkr_error ie;
             tkr_error_clear(&ie);
@@ -343,6 +345,9 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         results[i].image_tokens = prepared[i]->vis.n_tokens;
         results[i].truncated_tokens = prepared[i]->prompt.truncated;
     }
+    /* the call's last vision pass is done: without images to come, the decoder runs without
+     * the tower's weight pages (tkr_model_hint_no_more_images) */
+    if (any_images) tkr_model_vision_done(m);
     tkr_status st = TKR_OK;
     int i = 0;
     while (i < n_items && st == TKR_OK) {

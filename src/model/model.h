@@ -59,15 +59,20 @@ struct tkr_model {
     float *inv_freq;                       /* [hd/2] text rotary frequencies */
     bool has_vision;
     tkr_vision_weights vis;
-    bool release_vision_pages;             /* params.release_vision_weights, and every weight
-                                              file is mapped (model_load.c) */
+    bool vision_pages_droppable;           /* a CPU vision tower whose weight files are all
+                                              read-only mappings (model_load.c)          */
+    bool no_more_images;                   /* tkr_model_hint_no_more_images: drop the tower's
+                                              pages after each call's last vision pass   */
     /* prompt pieces, tokenized once */
     int32_t tok_im_start, tok_im_end, tok_endoftext, tok_vision_start, tok_vision_end, tok_image_pad;
 };
 
-/* Drops the vision tower's weight pages from the resident set after a CPU vision pass, when
- * m->release_vision_pages (model_load.c). */
+/* After one CPU vision pass: drops the vision tower's weight pages from the resident set when
+ * params.release_vision_weights asks for it after every pass (model_load.c). */
 void tkr_model_release_vision_pages(const tkr_model *m);
+/* After the last vision pass of an embed call: drops them when the caller hinted that no image
+ * item follows (tkr_model_hint_no_more_images), so that the decoder pass runs without them. */
+void tkr_model_vision_done(const tkr_model *m);
 /* Rows per chunk for buffers of bytes_per_row bytes a row within params.max_scratch_bytes: at
  * least 1, at most rows (model_load.c). */
 int tkr_model_chunk_rows(const tkr_model *m, size_t bytes_per_row, int rows);

@@ -437,14 +437,12 @@ static void release_tensor(const tkr_tensor *t) {
     if (t) tkr_pages_release(t->data, t->nbytes);
 }
 
-/* The vision tower runs once per image batch, the decoder after it: without this, its weights
- * (0.7 GB at Q8_0 for the 7B's tower) stay resident beside the decoder's for the whole decoder
- * pass and set the peak. Dropping their pages makes the peak max(tower, decoder) instead of the
- * sum; the next image maps them again from the page cache, which costs time (1.8 s for
- * 0.7 GB on the loaded test machine, docs/benchmarks.md "Memory"), hence opt-in
- * (params.release_vision_weights). Only file mappings (m->release_vision_pages). */
-void tkr_model_release_vision_pages(const tkr_model *m) {
-    if (!m->release_vision_pages) return;
+/* Drops the pages of the vision tower's matrices (not the small norms and biases) from this
+ * process's resident set; they stay in the page cache and fault back in from the file when an
+ * image comes again. Only file mappings (m->vision_pages_droppable): a heap copy would read back
+ * zeros. */
+static void drop_vision_pages(const tkr_model *m) {
+    if (!m->vision_pages_droppable) return;
     const tkr_vision_weights *v = &m->vis;
     if (!v->patch_embed_own) release_tensor(v->patch_embed);
     for (int b = 0; v->blocks && b < m->cfg.vision.depth; b++) {
@@ -454,6 +452,27 @@ void tkr_model_release_vision_pages(const tkr_model *m) {
     }
     release_tensor(v->mlp0_w);
     release_tensor(v->mlp2_w);
+}
+
+/* The vision tower runs before the decoder: its weights (0.7 GB at Q8_0 for the 7B's tower)
+ * would otherwise stay resident beside the decoder's for the whole decoder pass and set the
+ * peak. Dropping their pages makes the peak max(tower, decoder) instead of the sum. Two ways:
+ * - params.release_vision_weights (opt-in, e.g. a server on a small host): after every pass;
+ *   the next image maps them again from the page cache, which costs time (1.8 s for 0.7 GB on
+ *   the loaded test machine, docs/benchmarks.md "Memory");
+ * - tkr_model_hint_no_more_images: the caller knows no image follows (the one-shot CLI, the end
+ *   of an input file), so after the last pass of its embed call they are not needed again: the
+ *   same peak at no cost (tkr_model_vision_done, from embed.c). */
+void tkr_model_release_vision_pages(const tkr_model *m) {
+    if (m->params.release_vision_weights) drop_vision_pages(m);
+}
+
+void tkr_model_vision_done(const tkr_model *m) {
+    if (m->no_more_images) drop_vision_pages(m);
+}
+
+void tkr_model_hint_no_more_images(tkr_model *m, bool no_more) {
+    if (m) m->no_more_images = no_more;
 }
 
 tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params, tkr_model **out,
@@ -514,8 +533,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
-    m->release_vision_pages = p.release_vision_weights && m->has_vision && !m->backend &&
-                              weights_all_mapped(m->weights);
+    m->vision_pages_droppable = m->has_vision && !m->backend && weights_all_mapped(m->weights);
     *out = m;
     return TKR_OK;
 fail_named:

@@ -68,6 +68,9 @@ void tkr_server_usage(FILE *f) {
         "      --precision P             GPU arithmetic: bf16 (default) or fp32 (no TF32)\n"
         "      --fast-bf16               BF16 weights: round activations to bf16 and use AVX-512\n"
         "                                BF16 dot products (faster, cos ~0.9999 to the default)\n"
+        "      --release-vision-weights  drop the vision tower's weight pages after each image\n"
+        "                                pass: lower peak memory (the tower is not held beside\n"
+        "                                the decoder), slower next image (default off)\n"
         "network:\n"
         "      --host ADDR               address to bind (default 127.0.0.1)\n"
         "      --port N                  TCP port, 0 = any free port (default 8080)\n"
@@ -330,6 +333,7 @@ static const opt_spec options[] = {
     {"--device", NULL, K_STRING, F(device), 0, 0},
     {"--precision", NULL, K_STRING, F(precision), 0, 0},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
+    {"--release-vision-weights", NULL, K_FLAG, F(release_vision_weights), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
     {"--port", NULL, K_INT, F(port), 0, 65535},
     {"--max-connections", NULL, K_INT, F(max_connections), 1, 65536},

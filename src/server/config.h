@@ -17,6 +17,8 @@ typedef struct {
     const char *device;              /* "cpu", "cuda", "cuda:N"; NULL = GPU if present       */
     const char *precision;           /* GPU: "bf16" (NULL) or "fp32"                        */
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
+    bool release_vision_weights;     /* --release-vision-weights: drop the vision tower's
+                                        pages after each image pass (small hosts)           */
 
     /* network */
     const char *host;                /* bind address; default 127.0.0.1                     */

@@ -148,6 +148,7 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.device = cfg->device;
     p.precision = cfg->precision;
     p.fast_bf16 = cfg->fast_bf16;
+    p.release_vision_weights = cfg->release_vision_weights;
     p.min_image_tokens = cfg->min_image_tokens;
     p.max_image_tokens = cfg->max_image_tokens;
     p.max_images_per_item = cfg->max_images_per_item;

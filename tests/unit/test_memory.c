@@ -6,7 +6,11 @@
  *   - releasing the vision tower's pages after each image pass (opt-in) gives the same bits
  *     as keeping them, on the first image and on the next ones (pages mapped again), and with
  *     weights read into memory (use_mmap off: the release must then do nothing); on Linux the
- *     mmproj mapping's resident size shows the pages did go. */
+ *     mmproj mapping's resident size shows the pages did go;
+ *   - the hint that no image item follows (tkr_model_hint_no_more_images, what the one-shot CLI
+ *     sets) drops the pages once a call's vision passes are done: the same bits as keeping them,
+ *     the pages gone after the call, and a later call with images (pages read back from the file)
+ *     still gives the same bits; a text-only call leaves resident pages alone. */
 #include "test.h"
 #include "tkr_embed.h"
 
@@ -149,8 +153,72 @@ static void test_release_vision_pages(void) {
     tkr_model_free(heap);
 }
 
+/* Embeds one text-only item into out [dim]; 0 on failure. */
+static int embed_text(tkr_model *m, float *out) {
+    tkr_item it = tkr_item_default();
+    it.text = "no image here";
+    tkr_result r;
+    tkr_error e;
+    return tkr_embed(m, &it, 1, out, &r, &e) == TKR_OK && r.status == TKR_OK;
+}
+
+static void test_hint_no_more_images(void) {
+    tkr_model *keep = load(0, false, true);
+    CHECK(keep != NULL, "model loads");
+    if (!keep) return;
+    int dim = tkr_model_dim(keep), tokens = 0;
+    float a[N_ITEMS * DIM_MAX], b[N_ITEMS * DIM_MAX], ta[DIM_MAX], tb[DIM_MAX];
+    CHECK(embed_batch(keep, a, &tokens), "vision pages kept");
+    CHECK(embed_text(keep, ta), "text kept");
+#ifdef __linux__
+    long kb_keep = mapping_rss_kb("mmproj-m4-q8_0.gguf");
+    CHECK(kb_keep > 0, "the kept mmproj mapping is resident (%ld kB)", kb_keep);
+#endif
+    tkr_model_free(keep);
+    tkr_model *m = load(0, false, true);
+    CHECK(m != NULL, "model loads");
+    if (!m) return;
+    tkr_model_hint_no_more_images(m, true);
+    /* round 0: the hint's own call; round 1: an image after all, pages read back */
+    for (int round = 0; round < 2; round++) {
+        memset(b, 0, sizeof b);
+        CHECK(embed_batch(m, b, &tokens), "hinted, round %d", round);
+        CHECK(!memcmp(a, b, sizeof(float) * (size_t)N_ITEMS * dim),
+              "the hint changed a vector (round %d)", round);
+#ifdef __linux__
+        long kb = mapping_rss_kb("mmproj-m4-q8_0.gguf");
+        CHECK(kb >= 0 && kb < kb_keep, "round %d: the mmproj mapping stays resident after the "
+              "call's vision passes: %ld kB hinted vs %ld kB kept", round, kb, kb_keep);
+#endif
+    }
+    tkr_model_free(m);
+    /* a text-only call does not touch the tower's pages: kept resident when they are */
+    m = load(0, false, true);
+    CHECK(m && embed_batch(m, b, &tokens), "model loads and embeds");
+    if (!m) return;
+    tkr_model_hint_no_more_images(m, true);
+    CHECK(embed_text(m, tb), "text after the hint");
+    CHECK(!memcmp(ta, tb, sizeof(float) * (size_t)dim), "the hint changed a text vector");
+#ifdef __linux__
+    long kb_text = mapping_rss_kb("mmproj-m4-q8_0.gguf");
+    CHECK(kb_text == kb_keep, "a text-only call dropped vision pages: %ld kB vs %ld kB", kb_text,
+          kb_keep);
+#endif
+    /* back off: an image call keeps the pages again */
+    tkr_model_hint_no_more_images(m, false);
+    CHECK(embed_batch(m, b, &tokens), "hint cleared");
+    CHECK(!memcmp(a, b, sizeof(float) * (size_t)N_ITEMS * dim), "vectors after the hint is cleared");
+#ifdef __linux__
+    long kb_back = mapping_rss_kb("mmproj-m4-q8_0.gguf");
+    CHECK(kb_back == kb_keep, "with the hint cleared the pages stay: %ld kB vs %ld kB", kb_back,
+          kb_keep);
+#endif
+    tkr_model_free(m);
+}
+
 int main(void) {
     RUN(test_row_chunks_same_bits);
     RUN(test_release_vision_pages);
+    RUN(test_hint_no_more_images);
     return test_summary();
 }

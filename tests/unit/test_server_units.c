@@ -149,6 +149,11 @@ static void test_config(void) {
     CHECK(c.request_timeout_s == 1.5 && c.n_api_keys == 1 && !strcmp(c.api_keys[0], "abc"), "key");
     CHECK(c.max_items_per_request == 8 && c.allow_remote_images && c.quiet, "flags");
     CHECK(c.n_remote_hosts == 2 && !strcmp(c.remote_hosts[1], "*.cdn.org"), "hosts");
+    CHECK(!c.release_vision_weights, "the vision weights stay resident by default");
+    tkr_server_config_free(&c);
+    const char *rel[] = {"-m", "/m", "--release-vision-weights"};
+    CHECK(parse_args(&c, rel, 3, &err) == TKR_OK && c.release_vision_weights,
+          "--release-vision-weights: %s", err.message);
     tkr_server_config_free(&c);
 
     struct { const char *args[4]; int n; const char *msg; } bad[] = {
