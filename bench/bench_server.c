@@ -5,7 +5,15 @@
  *   build/bench/bench_server --port 8080 --clients 16 --seconds 30 --items 4 --words 64
  *   build/bench/bench_server --port 8080 --clients 4 --image photo.jpg --words 8
  *
- * Texts differ per request (client, sequence number) so nothing can be answered from a cache. */
+ * Texts differ per request (client, sequence number) so nothing can be answered from a cache.
+ *
+ * With --engine MODEL (and --device D, --engine-batch B), it then loads the model in this process
+ * (after the HTTP run: the server is idle by then) and embeds the same kind of items through
+ * tkr_embed, B per call (default clients x items) for the same time, and prints the server's
+ * items/s over the engine's own: the issue's "server at >= 90 % of the engine" figure.
+ *
+ *   build/bench/bench_server --port 8080 --clients 64 --seconds 20 --words 100 --engine MODEL_DIR */
+#include "tkr_embed.h"
 #include "util/base64.h"
 #include "util/platform.h"
 
@@ -30,6 +38,8 @@ typedef struct {
     double seconds;
     char *image_uri;       /* "data:...;base64,..." or NULL */
     bool base64;
+    const char *engine, *device, *image_path;
+    int engine_batch;
 } bench_opts;
 
 typedef struct {
@@ -102,6 +112,14 @@ static int read_response(int fd, char *buf, size_t cap) {
     return status;
 }
 
+/* Item i's text of a request (client, seq): `words` words, into b (cap bytes); returns its length. */
+static size_t item_text(const bench_opts *o, int client, long seq, int i, char *b, size_t cap) {
+    size_t pos = 0;
+    for (int w = 0; w < o->words && pos < cap; w++)
+        pos += (size_t)snprintf(b + pos, cap - pos, "%sw%ld_%d_%d", w ? " " : "", seq % 1000, client, (i * 31 + w) % 997);
+    return pos < cap ? pos : cap - 1;
+}
+
 /* The request body: items texts of `words` words, optionally each with the image. */
 static char *make_body(const bench_opts *o, int client, long seq, size_t *len) {
     size_t cap = 256 + (size_t)o->items * ((size_t)o->words * 12 + 64 + (o->image_uri ? strlen(o->image_uri) + 32 : 0));
@@ -111,8 +129,7 @@ static char *make_body(const bench_opts *o, int client, long seq, size_t *len) {
                                   o->base64 ? "\"encoding_format\":\"base64\"," : "");
     for (int i = 0; i < o->items; i++) {
         pos += (size_t)snprintf(b + pos, cap - pos, "%s%s\"", i ? "," : "", o->image_uri ? "{\"text\":" : "");
-        for (int w = 0; w < o->words; w++)
-            pos += (size_t)snprintf(b + pos, cap - pos, "%sw%ld_%d_%d", w ? " " : "", seq % 1000, client, (i * 31 + w) % 997);
+        pos += item_text(o, client, seq, i, b + pos, cap - pos);
         pos += (size_t)snprintf(b + pos, cap - pos, "\"");
         if (o->image_uri) pos += (size_t)snprintf(b + pos, cap - pos, ",\"image\":\"%s\"}", o->image_uri);
     }
@@ -166,6 +183,99 @@ static void *client_main(void *arg) {
     return NULL;
 }
 
+/* Items prepared by several threads (tokenizing, image decoding), as the server's request
+ * threads do. */
+typedef struct {
+    const tkr_model *m;
+    const tkr_item *items;
+    tkr_prepared **prep;
+    int n, next, failed;
+    pthread_mutex_t mu;
+} prep_job;
+
+static void *prep_main(void *arg) {
+    prep_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n) return NULL;
+        tkr_error e;
+        if (tkr_prepare(j->m, &j->items[i], &j->prep[i], &e) != TKR_OK) {
+            fprintf(stderr, "bench_server: engine: prepare: %s\n", e.message);
+            pthread_mutex_lock(&j->mu);
+            j->failed = 1;
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+}
+
+/* The engine's own items/s on the same kind of items, o->engine_batch per call, for o->seconds
+ * (after one warm-up call): each call prepares its items on all cores (tkr_prepare), then
+ * embeds them (tkr_embed_prepared); both timed. 0 on failure (the message on stderr). */
+static double engine_rate(const bench_opts *o, char *desc, size_t desc_cap) {
+    tkr_model_params mp = tkr_model_default_params();
+    mp.device = o->device;
+    tkr_model *m = NULL;
+    tkr_error err;
+    if (tkr_model_load(o->engine, &mp, &m, &err) != TKR_OK) {
+        fprintf(stderr, "bench_server: --engine %s: %s\n", o->engine, err.message);
+        return 0;
+    }
+    tkr_model_describe_kernels(m, desc, desc_cap);
+    int B = o->engine_batch, D = tkr_model_dim(m);
+    int n_th = tkr_cpu_count() < 64 ? tkr_cpu_count() : 64;
+    size_t tcap = (size_t)o->words * 16 + 16;
+    char *texts = malloc(tcap * (size_t)B);
+    tkr_item *items = calloc((size_t)B, sizeof *items);
+    tkr_prepared **prep = calloc((size_t)B, sizeof *prep);
+    float *out = malloc(sizeof(float) * (size_t)B * (size_t)D);
+    tkr_result *res = malloc(sizeof(tkr_result) * (size_t)B);
+    pthread_t th[64];
+    tkr_image_input img = {.path = o->image_path};
+    double rate = 0, t0 = 0;
+    long done = 0, seq = 0;
+    bool ok = texts && items && prep && out && res;
+    for (int call = 0; ok; call++) {
+        for (int i = 0; i < B; i++) {
+            char *t = texts + tcap * (size_t)i;
+            item_text(o, i % o->clients, seq, i / o->clients, t, tcap);
+            items[i] = tkr_item_default();
+            items[i].text = t;
+            if (o->image_path) {
+                items[i].images = &img;
+                items[i].n_images = 1;
+            }
+        }
+        seq++;
+        if (call == 1) t0 = tkr_now_seconds(); /* call 0 warms up */
+        prep_job job = {m, items, prep, B, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+        for (int i = 0; i < n_th; i++) pthread_create(&th[i], NULL, prep_main, &job);
+        for (int i = 0; i < n_th; i++) pthread_join(th[i], NULL);
+        ok = !job.failed && tkr_embed_prepared(m, prep, B, out, res, &err) == TKR_OK;
+        if (!ok && !job.failed) fprintf(stderr, "bench_server: engine: %s\n", err.message);
+        for (int i = 0; i < B; i++) {
+            if (ok && res[i].status != TKR_OK) {
+                fprintf(stderr, "bench_server: engine: item %d: %s\n", i, res[i].message);
+                ok = false;
+            }
+            tkr_prepared_free(prep[i]);
+            prep[i] = NULL;
+        }
+        if (call == 0) continue;
+        done += B;
+        if (tkr_now_seconds() - t0 >= o->seconds) break;
+    }
+    if (ok && done) rate = (double)done / (tkr_now_seconds() - t0);
+    free(texts);
+    free(items);
+    free(prep);
+    free(out);
+    free(res);
+    tkr_model_free(m);
+    return rate;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -175,12 +285,15 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_server [--host H] [--port P] [--clients N] [--seconds T] [--items K]\n"
             "                    [--words W] [--image FILE] [--api-key KEY] [--base64] [--path P]\n"
+            "                    [--engine MODEL [--device D] [--engine-batch B]]\n"
             "Sends /v1/embeddings requests from N keep-alive clients for T seconds against a running\n"
-            "server and prints items/s, requests/s and latency percentiles (successful requests).\n");
+            "server and prints items/s, requests/s and latency percentiles (successful requests).\n"
+            "--engine: then embeds the same kind of items in this process through the C API, B per\n"
+            "call (default N x K), and prints the server's throughput over the engine's.\n");
 }
 
 int main(int argc, char **argv) {
-    bench_opts o = {"127.0.0.1", "8080", NULL, "/v1/embeddings", 8, 1, 32, 10, NULL, false};
+    bench_opts o = {"127.0.0.1", "8080", NULL, "/v1/embeddings", 8, 1, 32, 10, NULL, false, NULL, NULL, NULL, 0};
     const char *image = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -196,9 +309,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--image")) image = v;
         else if (!strcmp(a, "--api-key")) o.api_key = v;
         else if (!strcmp(a, "--path")) o.path = v;
+        else if (!strcmp(a, "--engine")) o.engine = v;
+        else if (!strcmp(a, "--device")) o.device = v;
+        else if (!strcmp(a, "--engine-batch")) o.engine_batch = atoi(v);
         else { usage(); return 2; }
     }
     if (o.clients < 1 || o.clients > 4096 || o.items < 1 || o.words < 1 || o.seconds <= 0) { usage(); return 2; }
+    if (o.engine_batch <= 0) o.engine_batch = o.clients * o.items;
+    if (o.engine_batch > 65536) { usage(); return 2; }
+    o.image_path = image;
     if (image) {
         char *data = NULL;
         size_t n = 0;
@@ -250,5 +369,13 @@ int main(int argc, char **argv) {
     free(cs);
     free(th);
     free(o.image_uri);
+    if (o.engine && n_lat) {
+        char desc[512] = "";
+        double server_rate = (double)items / elapsed, rate = engine_rate(&o, desc, sizeof desc);
+        if (rate <= 0) return 1;
+        printf("engine items/s %.1f (tkr_prepare on all cores + tkr_embed_prepared, %d items a call, %s)\n", rate,
+               o.engine_batch, desc);
+        printf("server/engine %.3f\n", server_rate / rate);
+    }
     return n_lat ? 0 : 1;
 }

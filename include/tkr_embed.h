@@ -232,6 +232,21 @@ bool tkr_model_has_vision(const tkr_model *model);
 /* Which kernels compute, e.g. "avx512 vnni bf16 (AMD EPYC 9R45)": say it with every figure. */
 void tkr_model_describe_kernels(const tkr_model *model, char *buf, size_t cap);
 
+/* The compute device's memory held for the model, and batch budgets sized for that device. */
+typedef struct {
+    bool on_gpu;                 /* false: the CPU computes; every byte count below is 0     */
+    uint64_t weight_bytes;       /* weights on the device (quantized ones as stored)         */
+    uint64_t activation_bytes;   /* activation scratch, dequantization tile, GEMM workspace  */
+    uint64_t pinned_host_bytes;  /* page-locked host buffers for the copies                  */
+    uint64_t total_bytes;        /* the device's memory                                      */
+    int batch_tokens;            /* prompt tokens per model call this device takes well      */
+    int batch_image_tokens;      /* image tokens per model call                              */
+    int batch_items;             /* items per model call                                     */
+} tkr_device_memory;
+/* Fills *out (the CPU: on_gpu false, the CPU budgets 8192 / 5120 / 64). The scratch only grows,
+ * during tkr_embed: call this from the thread that embeds, or while no call runs. */
+void tkr_model_device_memory(const tkr_model *model, tkr_device_memory *out);
+
 /* ---- embedding --------------------------------------------------------------------------- */
 
 

@@ -59,6 +59,18 @@ tkr_status tkr_backend_open(tkr_model *m, tkr_backend **out, tkr_error *err) {
 #endif
 }
 
+void tkr_model_device_memory(const tkr_model *m, tkr_device_memory *out) {
+    memset(out, 0, sizeof *out);
+    /* the CPU: the server's budgets of old (docs/server.md) */
+    out->batch_tokens = 8192;
+    out->batch_image_tokens = 5120;
+    out->batch_items = 64;
+    if (m && m->backend && m->backend->ops->memory) {
+        out->on_gpu = true;
+        m->backend->ops->memory(m->backend, out);
+    }
+}
+
 void tkr_backend_free(tkr_backend *be) {
     if (be) be->ops->free(be);
 }

@@ -44,6 +44,14 @@ typedef struct {
     /* e.g. "cuda:0 NVIDIA H200 (bf16, cuBLAS 13.0)"; always NUL-terminated. */
     void (*describe)(const tkr_backend *be, char *buf, size_t cap);
     void (*free)(tkr_backend *be);
+    /* Optional (NULL = not offered): vision_forward from the resized images themselves, rgb[i]
+     * [grid_h[i] * patch, grid_w[i] * patch, 3] uint8 row-major; the backend cuts and normalises
+     * the patch rows (tkr_image_patchify's arithmetic, bit for bit), so an eighth of the bytes
+     * travel and the host does no patch work. */
+    tkr_status (*vision_forward_rgb)(tkr_backend *be, int n_images, const uint8_t *const *rgb,
+                                     const int *grid_h, const int *grid_w, float *out, tkr_error *err);
+    /* Memory held on the device and budgets for it (the byte fields and batch_* of *out). */
+    void (*memory)(const tkr_backend *be, tkr_device_memory *out);
 } tkr_backend_ops;
 
 struct tkr_backend {

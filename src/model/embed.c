@@ -23,6 +23,7 @@ struct tkr_prepared {
 typedef struct {
     const tkr_prepared *p;
     float *vision;            /* [image tokens, D] merged image features, prompt order */
+    bool vision_borrowed;     /* vision points into a batch's feature block (not freed) */
 } batch_item;
 
 static void set_item_error(tkr_result *r, const tkr_error *e) {
@@ -94,13 +95,23 @@ static tkr_status run_batch_backend(tkr_model *m, const batch_item *items, const
                                     int T, float *last, tkr_error *err) {
     int D = m->cfg.text.hidden_size;
     int n_extra = 0;
-    for (int i = 0; i < n; i++)
-        if (items[idx[i]].vision) n_extra += items[idx[i]].p->vis.n_tokens;
+    /* the features of consecutive items of one vision batch lie back to back in one block: then
+     * that block is the extra rows as it is, and nothing is copied (100 MB for 64 images) */
+    const float *first = NULL, *next = NULL;
+    bool contig = true;
+    for (int i = 0; i < n; i++) {
+        const batch_item *b = &items[idx[i]];
+        if (!b->vision) continue;
+        n_extra += b->p->vis.n_tokens;
+        if (first && b->vision != next) contig = false;
+        if (!first) first = b->vision;
+        next = b->vision + (size_t)b->p->vis.n_tokens * D;
+    }
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)T * 5); /* ids, extra_row, pos[3] */
     int *seq = malloc(sizeof(int) * (size_t)(n + 1));
-    float *extra = n_extra ? malloc(sizeof(float) * (size_t)n_extra * D) : NULL;
+    float *extra = n_extra && !contig ? malloc(sizeof(float) * (size_t)n_extra * D) : NULL;
     tkr_status st;
-    if (!ids || !seq || (n_extra && !extra)) {
+    if (!ids || !seq || (n_extra && !contig && !extra)) {
         st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory for a batch of %d tokens", T);
         goto done;
     }
@@ -115,8 +126,12 @@ static tkr_status run_batch_backend(tkr_model *m, const batch_item *items, const
             ids[t + j] = p->prompt.ids[j];
             extra_row[t + j] = -1;
             if (vision && p->prompt.ids[j] == m->tok_image_pad && v < p->vis.n_tokens) {
-                memcpy(extra + (size_t)e * D, vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
-                extra_row[t + j] = e++;
+                if (contig) {
+                    extra_row[t + j] = (int32_t)((vision - first) / D) + v++;
+                } else {
+                    memcpy(extra + (size_t)e * D, vision + (size_t)v++ * D, sizeof(float) * (size_t)D);
+                    extra_row[t + j] = e++;
+                }
             }
             pos[t + j] = p->prompt.pos[j];
             pos[T + t + j] = p->prompt.pos[p->prompt.n + j];
@@ -125,7 +140,7 @@ static tkr_status run_batch_backend(tkr_model *m, const batch_item *items, const
         t += p->prompt.n;
     }
     seq[n] = t;
-    tkr_text_batch b = {T, n, ids, pos, seq, extra, extra_row, e};
+    tkr_text_batch b = {T, n, ids, pos, seq, contig ? first : extra, extra_row, contig ? n_extra : e};
     st = m->backend->ops->text_forward(m->backend, &b, last, err);
 done:
     free(ids);
@@ -192,7 +207,7 @@ done:
  * own feature rows; an item whose batch failed keeps vision NULL and is encoded alone later, so
  * a failure still stays with its item. */
 static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, batch_item *items,
-                                  int n_items) {
+                                  int n_items, float **keep, int *n_keep) {
     int D = m->cfg.text.hidden_size;
     const tkr_vision_config *v = &m->cfg.vision;
     size_t pd = (size_t)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
@@ -212,9 +227,35 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
         float *feats = malloc(sizeof(float) * (size_t)toks * D);
         tkr_error e;
         tkr_error_clear(&e);
-        /* patches are made here, from the resized images the items hold (tkr_vision_input) */
+        /* patches are made here, from the resized images the items hold (tkr_vision_input),
+         * or on the device when the backend cuts them itself (vision_forward_rgb) */
         float **owned = calloc((size_t)imgs, sizeof *owned);
         bool patched = parts && grid && feats && owned;
+        bool rgb_done = false;
+        if (patched && m->backend->ops->vision_forward_rgb) {
+            const uint8_t **rgb = malloc(sizeof(uint8_t *) * (size_t)imgs);
+            bool fits = rgb != NULL;
+            int k = 0;
+            for (int it = i; it < j && fits; it++) {
+                const tkr_prepared *p = prepared[it];
+                if (!p) continue;
+                for (int im = 0; im < p->vis.n_images && fits; im++, k++) {
+                    const tkr_rgb_image *r = &p->vis.resized[im];
+                    int gh = p->vis.grid_h[im], gw = p->vis.grid_w[im];
+                    fits = r->rgb && gh > 0 && gw > 0 && gh % v->spatial_merge_size == 0 &&
+                           gw % v->spatial_merge_size == 0 && r->height == gh * v->patch_size &&
+                           r->width == gw * v->patch_size;
+                    rgb[k] = r->rgb;
+                    grid[k] = gh;
+                    grid[imgs + k] = gw;
+                }
+            }
+            if (fits && k == imgs &&
+                m->backend->ops->vision_forward_rgb(m->backend, imgs, rgb, grid, grid + imgs, feats, &e) == TKR_OK)
+                rgb_done = true;
+            free(rgb);
+            if (rgb_done) patched = false; /* skips the patch path below */
+        }
         if (patched) {
             int k = 0;
             for (int it = i; it < j && patched; it++) {
@@ -232,17 +273,20 @@ static void encode_vision_batched(tkr_model *m, tkr_prepared *const *prepared, b
             }
         }
         (void)pd;
-        if (patched) {
-            if (m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
+        if (patched || rgb_done) {
+            if (rgb_done ||
+                m->backend->ops->vision_forward(m->backend, imgs, parts, grid, grid + imgs, feats, &e) == TKR_OK) {
                 size_t row = 0;
                 for (int it = i; it < j; it++) {
                     const tkr_prepared *p = prepared[it];
                     if (!p || p->vis.n_images == 0) continue;
                     size_t n = (size_t)p->vis.n_tokens * D;
-                    items[it].vision = malloc(sizeof(float) * (n > 0 ? n : 1));
-                    if (items[it].vision) memcpy(items[it].vision, feats + row, sizeof(float) * n);
+                    items[it].vision = feats + row; /* borrowed: the block is freed at the end */
+                    items[it].vision_borrowed = true;
                     row += n;
                 }
+                keep[(*n_keep)++] = feats;
+                feats = NULL;
             }
         }
         if (owned)
@@ -273,7 +317,9 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
-    if (m->backend) encode_vision_batched(m, prepared, items, n_items);
+    float **keep = calloc((size_t)n_items, sizeof *keep); /* the vision batches' feature blocks */
+    int n_keep = 0;
+    if (m->backend && keep) encode_vision_batched(m, prepared, items, n_items, keep, &n_keep);
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);
         items[i].p = prepared[i];
@@ -309,7 +355,10 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
         }
         if (n > 0) st = run_batch(m, items, idx, n, out, err);
     }
-    for (int k = 0; k < n_items; k++) free(items[k].vision);
+    for (int k = 0; k < n_items; k++)
+        if (!items[k].vision_borrowed) free(items[k].vision);
+    for (int k = 0; k < n_keep; k++) free(keep[k]);
+    free(keep);
     free(items);
     free(idx);
     free(ok);

@@ -42,9 +42,9 @@ tkr_server_config tkr_server_config_default(void) {
     c.max_image_pixels = 64ull << 20;
     c.min_image_tokens = 256;
     c.max_image_tokens = 1280;
-    c.max_batch_tokens = 8192;
-    c.max_batch_image_tokens = 5120;
-    c.max_batch_items = 64;
+    c.max_batch_tokens = 0;          /* 0 = from the device once loaded (http.c): 8192 on the */
+    c.max_batch_image_tokens = 0;    /* CPU, 5120 image tokens, 64 items; sized for a GPU     */
+    c.max_batch_items = 0;
     c.max_queue_items = 1024;
     c.remote_timeout_s = 5;
     return c;
@@ -103,9 +103,11 @@ void tkr_server_usage(FILE *f) {
         "      --min-image-tokens N      the model's image resize range, in 28x28 tokens\n"
         "      --max-image-tokens N        (default 256 and 1280, as Ops-MM)\n"
         "batching and overload:\n"
-        "      --max-batch-tokens N      prompt tokens per model call (default 8192)\n"
-        "      --max-batch-image-tokens N  image tokens per model call (default 5120)\n"
-        "      --max-batch-items N       items per model call (default 64)\n"
+        "      --max-batch-tokens N      prompt tokens per model call (default 8192 on the CPU,\n"
+        "                                from GPU memory on a GPU, up to 32768)\n"
+        "      --max-batch-image-tokens N  image tokens per model call (default 5120 on the CPU,\n"
+        "                                from GPU memory on a GPU, up to 20480)\n"
+        "      --max-batch-items N       items per model call (default 64; 256 on a GPU)\n"
         "      --max-queue-items N       items waiting for the model; requests that do not\n"
         "                                fit get 429 (default 1024)\n"
         "images (data: URIs and raw base64 are always accepted):\n"

@@ -47,6 +47,15 @@ typedef struct tkr_engine {
     tkr_status (*prepare)(void *impl, const tkr_item *item, void **prepared, tkr_error *err);
     void (*release)(void *impl, void *prepared);
 
+    /* Optional: batch budgets sized for the engine's device (0 = none: the server's defaults),
+     * used where the options leave them unset. */
+    int batch_tokens, batch_image_tokens, batch_items;
+
+    /* Optional. The compute device's name ("" on the CPU: keep NULL then) and its memory in use,
+     * for /metrics; called from any thread, concurrently with embed. */
+    const char *device_name;
+    void (*device_memory)(void *impl, tkr_device_memory *out);
+
     /* Optional. Frees impl. */
     void (*destroy)(void *impl);
 } tkr_engine;

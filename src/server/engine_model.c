@@ -9,6 +9,7 @@
 #include "server/sbuf.h"
 #include "util/error.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,30 @@ typedef struct {
     int image_marker_tokens;         /* tokens of one image block without its image tokens */
     char name[260];
     tkr_hub_result hub;       /* where -m led (a path, or a Hub model in the cache) */
+    char device[256];         /* the GPU's description; "" on the CPU */
+    /* device memory, refreshed by the model thread after each call, read by /metrics */
+    _Atomic unsigned long long mem_weights, mem_acts, mem_pinned, mem_total;
 } model_engine;
+
+/* Publishes the device memory for device_memory() (the model thread, or before serving). */
+static void refresh_memory(model_engine *m) {
+    tkr_device_memory d;
+    tkr_model_device_memory(m->model, &d);
+    atomic_store(&m->mem_weights, d.weight_bytes);
+    atomic_store(&m->mem_acts, d.activation_bytes);
+    atomic_store(&m->mem_pinned, d.pinned_host_bytes);
+    atomic_store(&m->mem_total, d.total_bytes);
+}
+
+static void me_device_memory(void *impl, tkr_device_memory *out) {
+    model_engine *m = impl;
+    memset(out, 0, sizeof *out);
+    out->on_gpu = m->device[0] != '\0';
+    out->weight_bytes = atomic_load(&m->mem_weights);
+    out->activation_bytes = atomic_load(&m->mem_acts);
+    out->pinned_host_bytes = atomic_load(&m->mem_pinned);
+    out->total_bytes = atomic_load(&m->mem_total);
+}
 
 /* Items arrive prepared (images decoded, prompts tokenized on the request threads); the model
  * thread only runs the towers. An item without a prepared form is embedded from scratch. */
@@ -32,8 +56,10 @@ static tkr_status me_embed(void *impl, const tkr_item *items, void *const *prepa
     model_engine *m = impl;
     bool all = prepared != NULL;
     for (int i = 0; all && i < n; i++) all = prepared[i] != NULL;
-    if (!all) return tkr_embed(m->model, items, n, out, results, err);
-    return tkr_embed_prepared(m->model, (tkr_prepared *const *)prepared, n, out, results, err);
+    tkr_status st = all ? tkr_embed_prepared(m->model, (tkr_prepared *const *)prepared, n, out, results, err)
+                        : tkr_embed(m->model, items, n, out, results, err);
+    if (m->device[0]) refresh_memory(m);
+    return st;
 }
 
 static tkr_status me_prepare(void *impl, const tkr_item *item, void **prepared, tkr_error *err) {
@@ -128,7 +154,7 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     p.max_image_bytes = cfg->max_image_bytes;
     p.max_image_pixels = cfg->max_image_pixels;
     p.max_tokens_per_item = cfg->max_tokens_per_item;
-    p.max_batch_tokens = cfg->max_batch_tokens;
+    if (cfg->max_batch_tokens > 0) p.max_batch_tokens = cfg->max_batch_tokens; /* else the library's */
     p.mmproj = cfg->mmproj;
     p.media.max_frames = cfg->max_video_frames;
     p.media.max_pixels = cfg->max_image_pixels;
@@ -174,5 +200,17 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     out->prepare = me_prepare;
     out->release = me_release;
     out->destroy = me_destroy;
+    /* budgets for the device the model landed on (the server takes them where options are unset) */
+    tkr_device_memory d;
+    tkr_model_device_memory(m->model, &d);
+    out->batch_tokens = d.batch_tokens;
+    out->batch_image_tokens = d.batch_image_tokens;
+    out->batch_items = d.batch_items;
+    if (d.on_gpu) {
+        tkr_model_describe_kernels(m->model, m->device, sizeof m->device);
+        out->device_name = m->device;
+    }
+    refresh_memory(m);
+    out->device_memory = me_device_memory;
     return TKR_OK;
 }

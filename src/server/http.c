@@ -232,6 +232,17 @@ static void handle_metrics(req_ctx *rc) {
     g.requests_in_flight = s->in_flight;
     g.body_bytes = (long)s->body_bytes;
     pthread_mutex_unlock(&s->mu);
+    g.device = NULL;
+    g.gpu_weight_bytes = g.gpu_activation_bytes = g.gpu_total_bytes = g.pinned_host_bytes = 0;
+    if (g.ready && s->engine->device_memory) {
+        tkr_device_memory d;
+        s->engine->device_memory(s->engine->impl, &d);
+        g.device = s->engine->device_name;
+        g.gpu_weight_bytes = d.weight_bytes;
+        g.gpu_activation_bytes = d.activation_bytes;
+        g.gpu_total_bytes = d.total_bytes;
+        g.pinned_host_bytes = d.pinned_host_bytes;
+    }
     sbuf b;
     sbuf_init(&b, 0);
     tkr_metrics_render(&s->metrics, &g, &b);
@@ -637,8 +648,17 @@ int tkr_server_port(const tkr_server *s) { return s->port; }
 tkr_status tkr_server_set_engine(tkr_server *s, const tkr_engine *engine, tkr_error *err) {
     if (atomic_load(&s->state) != STATE_LOADING)
         return tkr_fail(err, TKR_ERR_INVALID_ARG, "the server is not waiting for an engine");
-    tkr_batcher_params bp = {s->cfg->max_batch_items, s->cfg->max_batch_tokens,
-                             s->cfg->max_batch_image_tokens, s->cfg->max_queue_items};
+    /* budgets left unset (0) come from the engine's device, else the CPU defaults */
+    const tkr_server_config *c = s->cfg;
+    tkr_batcher_params bp = {
+        c->max_batch_items > 0 ? c->max_batch_items : engine->batch_items > 0 ? engine->batch_items : 64,
+        c->max_batch_tokens > 0 ? c->max_batch_tokens : engine->batch_tokens > 0 ? engine->batch_tokens : 8192,
+        c->max_batch_image_tokens > 0 ? c->max_batch_image_tokens
+        : engine->batch_image_tokens > 0 ? engine->batch_image_tokens : 5120,
+        c->max_queue_items};
+    tkr_log("batch budgets: %d items, %d prompt tokens, %d image tokens per model call%s%s", bp.max_batch_items,
+            bp.max_batch_tokens, bp.max_batch_image_tokens, engine->device_name ? " on " : "",
+            engine->device_name ? engine->device_name : "");
     tkr_status st = tkr_batcher_create(&bp, engine, &s->metrics, &s->batcher, err);
     if (st != TKR_OK) return st;
     s->engine = engine;

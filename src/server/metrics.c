@@ -154,4 +154,30 @@ void tkr_metrics_render(tkr_metrics *m, const tkr_metrics_gauges *g, sbuf *o) {
     sbuf_printf(o, "tkr_request_body_bytes %ld\n", g->body_bytes);
     header(o, "tkr_ready", "gauge", "1 when the model is loaded and requests are served.");
     sbuf_printf(o, "tkr_ready %d\n", g->ready);
+    header(o, "tkr_gpu_memory_bytes", "gauge",
+           "GPU memory held for the model: weights, activations (scratch, dequantization tile, GEMM "
+           "workspace); 0 on the CPU.");
+    sbuf_printf(o, "tkr_gpu_memory_bytes{kind=\"weights\"} %llu\n", g->gpu_weight_bytes);
+    sbuf_printf(o, "tkr_gpu_memory_bytes{kind=\"activations\"} %llu\n", g->gpu_activation_bytes);
+    header(o, "tkr_gpu_memory_total_bytes", "gauge", "The GPU's memory; 0 on the CPU.");
+    sbuf_printf(o, "tkr_gpu_memory_total_bytes %llu\n", g->gpu_total_bytes);
+    header(o, "tkr_pinned_host_bytes", "gauge", "Page-locked host memory for GPU copies; 0 on the CPU.");
+    sbuf_printf(o, "tkr_pinned_host_bytes %llu\n", g->pinned_host_bytes);
+    if (g->device && g->device[0]) {
+        /* label value escaped as the text format asks: backslash, quote, newline */
+        char esc[600];
+        size_t k = 0;
+        for (const char *p = g->device; *p && k + 3 < sizeof esc; p++) {
+            if (*p == '\\' || *p == '"') esc[k++] = '\\';
+            if (*p == '\n') {
+                esc[k++] = '\\';
+                esc[k++] = 'n';
+                continue;
+            }
+            esc[k++] = *p;
+        }
+        esc[k] = '\0';
+        header(o, "tkr_device_info", "gauge", "The compute device (value 1); absent on the CPU.");
+        sbuf_printf(o, "tkr_device_info{device=\"%s\"} 1\n", esc);
+    }
 }

@@ -47,6 +47,9 @@ typedef struct {
     long queue_capacity;
     long requests_in_flight; /* embedding requests being handled                   */
     long body_bytes;         /* request body bytes held (--max-inflight-bytes)      */
+    /* the compute device (zeros and NULL on the CPU) */
+    const char *device;      /* e.g. "cuda:0 NVIDIA H200 (sm_90, bf16, cuBLAS 13.1)" */
+    unsigned long long gpu_weight_bytes, gpu_activation_bytes, gpu_total_bytes, pinned_host_bytes;
 } tkr_metrics_gauges;
 
 int tkr_metrics_init(tkr_metrics *m);   /* 0 on success */

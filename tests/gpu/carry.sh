@@ -7,7 +7,8 @@
 #   DEST/sys.tgz      headers and shared libraries of the build dependencies (jansson,
 #                     utf8proc, png, webp, jpeg, microhttpd, curl and what they pull in)
 #   DEST/prebuilt.tgz binaries built here (RPATH /tmp/w/sys/lib), used if the build there fails
-# (DT_RPATH, not RUNPATH: it also finds libcurl's own dependencies)
+# (DT_RPATH, not RUNPATH: it also finds libcurl's own dependencies). Built with VIDEO=0 PDF=0: FFmpeg,
+# Poppler and their dependencies would not fit the device tool's 64 MiB; the GPU checks need neither.
 # and prints the command to give the device tool (carry DEST; it unpacks into /tmp/w).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,8 +35,8 @@ for h in jansson.h jansson_config.h utf8proc.h png.h pngconf.h pnglibconf.h jpeg
 cp /usr/include/x86_64-linux-gnu/jconfig.h "$S/include/"
 cp -r /usr/include/webp "$S/include/"
 cp -r /usr/include/x86_64-linux-gnu/curl "$S/include/"
-make -s -j2 CUDA=1 BUILD=build-cuda-dev LDLIBS="-Wl,--disable-new-dtags,-rpath,/tmp/w/sys/lib" build-cuda-dev/tkr-embed \
-  build-cuda-dev/bench/bench_gpu build-cuda-dev/tools/mkmodel
+make -s -j2 CUDA=1 VIDEO=0 PDF=0 BUILD=build-cuda-dev LDLIBS="-Wl,--disable-new-dtags,-rpath,/tmp/w/sys/lib" build-cuda-dev/tkr-embed \
+  build-cuda-dev/bench/bench_gpu build-cuda-dev/bench/bench_server build-cuda-dev/tools/mkmodel
 ldd build-cuda-dev/tkr-embed | awk '$3 ~ /^\// {print $3}' |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64|libgcc_s|libstdc\+\+)\.so|/cuda' |
   while read -r l; do cp -L "$l" "$S/lib/"; done
@@ -45,7 +46,8 @@ for n in jansson utf8proc png16 webp jpeg microhttpd curl; do
 done
 tar czf "$DEST/sys.tgz" -C "$S" include lib
 rm -rf "$S"
-tar czf "$DEST/prebuilt.tgz" build-cuda-dev/tkr-embed build-cuda-dev/bench/bench_gpu build-cuda-dev/tools/mkmodel
+tar czf "$DEST/prebuilt.tgz" build-cuda-dev/tkr-embed build-cuda-dev/bench/bench_gpu build-cuda-dev/bench/bench_server \
+  build-cuda-dev/tools/mkmodel
 du -sh "$DEST"/*
 REL=${DEST#"$(cd "$DEST/../.." && pwd)/"}
 cat <<CMD

@@ -325,7 +325,7 @@ static void test_metrics(void) {
     tkr_metrics_request(&m, TKR_ROUTE_OTHER, 404, 0.0001);
     tkr_metrics_embedded(&m, 3, 42, 1, 0);
     tkr_metrics_batch(&m, 3, 42, 0.01);
-    tkr_metrics_gauges g = {1, 5, 1024, 2, 4096};
+    tkr_metrics_gauges g = {1, 5, 1024, 2, 4096, NULL, 0, 0, 0, 0};
     sbuf b;
     sbuf_init(&b, 0);
     tkr_metrics_render(&m, &g, &b);
@@ -341,6 +341,34 @@ static void test_metrics(void) {
         "tkr_batch_items_bucket{le=\"2\"} 0\n", "tkr_batch_items_bucket{le=\"4\"} 1\n",
         "tkr_queue_items 5\n", "tkr_queue_capacity_items 1024\n", "tkr_requests_in_flight 2\n",
         "tkr_ready 1\n", "# TYPE tkr_batch_duration_seconds histogram\n", "tkr_request_body_bytes 4096\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECK(b.data && strstr(b.data, want[i]), "metrics lack: %s", want[i]);
+    /* the CPU: GPU gauges at 0, no device line */
+    CHECK(b.data && strstr(b.data, "tkr_gpu_memory_bytes{kind=\"weights\"} 0\n") &&
+              strstr(b.data, "tkr_gpu_memory_total_bytes 0\n") && strstr(b.data, "tkr_pinned_host_bytes 0\n"),
+          "CPU GPU gauges");
+    CHECK(b.data && !strstr(b.data, "tkr_device_info"), "no device line on the CPU");
+    sbuf_free(&b);
+    tkr_metrics_destroy(&m);
+}
+
+/* A GPU engine's memory gauges and device name (label value escaped). */
+static void test_metrics_gpu(void) {
+    tkr_metrics m;
+    CHECK(tkr_metrics_init(&m) == 0, "init");
+    tkr_metrics_gauges g = {1, 0, 1024, 0, 0, "cuda:0 \"X\" GPU\\1", 4400000000ull, 123456789ull,
+                            150000000000ull, 65536ull};
+    sbuf b;
+    sbuf_init(&b, 0);
+    tkr_metrics_render(&m, &g, &b);
+    const char *want[] = {
+        "# TYPE tkr_gpu_memory_bytes gauge\n",
+        "tkr_gpu_memory_bytes{kind=\"weights\"} 4400000000\n",
+        "tkr_gpu_memory_bytes{kind=\"activations\"} 123456789\n",
+        "tkr_gpu_memory_total_bytes 150000000000\n",
+        "tkr_pinned_host_bytes 65536\n",
+        "tkr_device_info{device=\"cuda:0 \\\"X\\\" GPU\\\\1\"} 1\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK(b.data && strstr(b.data, want[i]), "metrics lack: %s", want[i]);
@@ -594,6 +622,7 @@ int main(void) {
     RUN(test_image_probe);
     RUN(test_image_source);
     RUN(test_metrics);
+    RUN(test_metrics_gpu);
     RUN(test_parse_shapes);
     RUN(test_parse_errors);
     RUN(test_parse_truncate);

@@ -1,11 +1,12 @@
 /* cuda_backend.cu - opening a GPU, uploading the weights once, the GEMM wrapper, and the
  * tkr_backend table the model code calls (see backend/backend.h).
  *
- * Weights: matrices become G (BF16, or float32 in fp32 mode) whatever the checkpoint stored
- * (F32/F16/BF16; quantized weights are not taken: with device "auto" the model then stays on
- * the CPU); norm weights and biases become float32. Raw bytes go up through one device staging
- * buffer and are converted there. */
+ * Weights: float matrices become G (BF16, or float32 in fp32 mode) whatever the checkpoint
+ * stored (F32/F16/BF16); quantized ones (GGUF Q8_0/Q4_0/Q4_K/Q6_K) stay as stored and are
+ * dequantized into a G tile before each GEMM (cuda_quant.cu); norm weights and biases become
+ * float32. Float bytes go up through one device staging buffer and are converted there. */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/dequant_blocks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -47,14 +48,17 @@ tkr_status ensure(DevBuf &buf, size_t bytes, bool host, tkr_error *err) {
 
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx, bool out_g) {
     if (M <= 0) return TKR_OK;
+    const void *W = nullptr;
+    tkr_status wst = weight_of(be, L, &W, err);
+    if (wst != TKR_OK) return wst;
     const float one = 1.0f, zero = 0.0f;
     int ld = ldx > 0 ? ldx : L.K;
     cublasStatus_t st;
     if (be->fp32)
-        st = cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, (const float *)L.w, L.K,
+        st = cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, (const float *)W, L.K,
                          (const float *)x, ld, &zero, (float *)y, L.N);
     else
-        st = cublasGemmEx(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, L.w, CUDA_R_16BF, L.K, x,
+        st = cublasGemmEx(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, W, CUDA_R_16BF, L.K, x,
                           CUDA_R_16BF, ld, &zero, y, out_g ? CUDA_R_16BF : CUDA_R_32F, L.N, CUBLAS_COMPUTE_32F,
                           CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(err, st, "matrix product");
@@ -103,6 +107,26 @@ tkr_status put(Backend *be, const tkr_tensor *t, void *dst, size_t off, bool f32
     return TKR_OK;
 }
 
+/* Tensor t's bytes as stored, rows of tkr_dtype_row_bytes(t, cols) (a quantized GGUF weight). */
+tkr_status upload_raw(Backend *be, const tkr_tensor *t, RawPart *out, tkr_error *err) {
+    int64_t cols = t->ndim >= 2 ? t->shape[t->ndim - 1] : 0;
+    size_t rb = tkr_dtype_row_bytes(t->dtype, cols);
+    if (t->ndim != 2 || rb == 0 || rb * (size_t)t->shape[0] != t->nbytes || tkr_dq_block_bytes((int)t->dtype) == 0)
+        return tkr_fail(err, TKR_ERR_UNSUPPORTED, "the CUDA backend cannot take '%s' (%s)", t->name ? t->name : "?",
+                        tkr_dtype_name(t->dtype));
+    void *d = nullptr;
+    tkr_status st = dev_alloc(be, t->nbytes, &d, err);
+    if (st != TKR_OK) return st;
+    cudaError_t e = cudaMemcpyAsync(d, t->data, t->nbytes, cudaMemcpyHostToDevice, be->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(be->stream);
+    if (e != cudaSuccess) return cuda_fail(err, e, "weight upload");
+    out->q = (const uint8_t *)d;
+    out->type = (int)t->dtype;
+    out->rows = (int)t->shape[0];
+    out->row_bytes = rb;
+    return TKR_OK;
+}
+
 tkr_status vec(Backend *be, const tkr_tensor *t, float **out, tkr_error *err) {
     *out = nullptr;
     if (!t) return TKR_OK;
@@ -115,10 +139,25 @@ tkr_status lin(Backend *be, Linear &L, int K, const tkr_tensor *const *w, const 
                tkr_error *err) {
     L.K = K;
     L.N = 0;
-    for (int i = 0; i < parts; i++) L.N += (int)w[i]->shape[0];
-    tkr_status st = dev_alloc(be, (size_t)L.N * K * gsize(be->fp32), &L.w, err);
+    bool quant = false;
+    for (int i = 0; i < parts; i++) {
+        L.N += (int)w[i]->shape[0];
+        quant = quant || tkr_dtype_is_quant(w[i]->dtype);
+    }
+    tkr_status st = TKR_OK;
+    if (quant) { /* every part as stored (a float part beside quantized ones too) */
+        if (K % 8 != 0)
+            return tkr_fail(err, TKR_ERR_UNSUPPORTED, "'%s': %d columns (quantized weights need a multiple of 8)",
+                            w[0]->name ? w[0]->name : "?", K);
+        for (int i = 0; i < parts && st == TKR_OK; i++)
+            st = upload_raw(be, w[i], &L.raw[L.n_raw++], err);
+        size_t tile = (size_t)L.N * K * gsize(be->fp32);
+        if (tile > be->wtile_bytes) be->wtile_bytes = tile;
+    } else {
+        st = dev_alloc(be, (size_t)L.N * K * gsize(be->fp32), &L.w, err);
+    }
     size_t off = 0;
-    for (int i = 0; i < parts && st == TKR_OK; i++) {
+    for (int i = 0; i < parts && st == TKR_OK && !quant; i++) {
         st = put(be, w[i], L.w, off, false, err);
         off += (size_t)w[i]->shape[0] * K;
     }
@@ -144,8 +183,14 @@ tkr_status upload_text(Backend *be, tkr_error *err) {
     const tkr_model *m = be->m;
     const tkr_text_config *c = &m->cfg.text;
     int D = c->hidden_size, I = c->intermediate_size, half = c->head_dim / 2;
-    tkr_status st = dev_alloc(be, (size_t)c->vocab_size * D * gsize(be->fp32), &be->embed, err);
-    if (st == TKR_OK) st = put(be, m->embed, be->embed, 0, false, err);
+    tkr_status st;
+    if (tkr_dtype_is_quant(m->embed->dtype)) { /* stays quantized: rows dequantized when gathered */
+        if (D % 8 != 0) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "quantized embedding of width %d", D);
+        st = upload_raw(be, m->embed, &be->embed_raw, err);
+    } else {
+        st = dev_alloc(be, (size_t)c->vocab_size * D * gsize(be->fp32), &be->embed, err);
+        if (st == TKR_OK) st = put(be, m->embed, be->embed, 0, false, err);
+    }
     if (st == TKR_OK) st = vec(be, m->final_norm, &be->final_norm, err);
     if (st != TKR_OK) return st;
     be->layers = new (std::nothrow) TextLayer[c->num_layers > 0 ? c->num_layers : 1];
@@ -193,7 +238,11 @@ tkr_status upload_vision(Backend *be, tkr_error *err) {
         if (st == TKR_OK) st = vec(be, S->norm1_b, &B.n1b, err);
         if (st == TKR_OK) st = vec(be, S->norm2_w, &B.n2w, err);
         if (st == TKR_OK) st = vec(be, S->norm2_b, &B.n2b, err);
-        if (st == TKR_OK) st = lin(be, B.qkv, E, &S->qkv_w, &S->qkv_b, 1, err);
+        if (st == TKR_OK && S->qkv_w) st = lin(be, B.qkv, E, &S->qkv_w, &S->qkv_b, 1, err);
+        if (st == TKR_OK && !S->qkv_w) { /* GGUF: q, k, v apart, stacked here as in HF's qkv */
+            const tkr_tensor *w3[3] = {S->q_w, S->k_w, S->v_w}, *b3[3] = {S->q_b, S->k_b, S->v_b};
+            st = lin(be, B.qkv, E, w3, b3, 3, err);
+        }
         if (st == TKR_OK) st = lin(be, B.proj, E, &S->proj_w, &S->proj_b, 1, err);
         if (st == TKR_OK) st = lin(be, B.fc1, E, &S->fc1_w, &S->fc1_b, 1, err);
         if (st == TKR_OK) st = lin(be, B.fc2, F, &S->fc2_w, &S->fc2_b, 1, err);
@@ -221,12 +270,14 @@ void be_free(tkr_backend *b) {
     if (!be) return;
     cudaSetDevice(be->device);
     if (be->stream) cudaStreamSynchronize(be->stream);
+    prof_report_free(be);
     for (int i = 0; i < be->n_allocs; i++) cudaFree(be->allocs[i]);
     free(be->allocs);
     delete[] be->layers;
     delete[] be->blocks;
     if (be->stage) cudaFree(be->stage);
     if (be->act.p) cudaFree(be->act.p);
+    if (be->wtile.p) cudaFree(be->wtile.p);
     if (be->att_s.p) cudaFree(be->att_s.p);
     if (be->host_in.p) cudaFreeHost(be->host_in.p);
     if (be->host_out.p) cudaFreeHost(be->host_out.p);
@@ -254,10 +305,50 @@ tkr_status be_vision(tkr_backend *b, int n_images, const float *const *patches, 
     if (!be->has_vision) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
     cudaError_t e = cudaSetDevice(be->device);
     if (e != cudaSuccess) return cuda_fail(err, e, "select device");
-    return vision_forward(be, n_images, patches, gh, gw, out, err);
+    return vision_forward(be, n_images, patches, nullptr, gh, gw, out, err);
 }
 
-const tkr_backend_ops cuda_ops = {"cuda", be_text, be_vision, be_describe, be_free};
+/* Memory in use, and batch budgets from what the weights leave: half of the rest (the scratch
+ * grows by a quarter over a batch's need, and other processes may share the GPU), over the
+ * activation bytes of one text token or one image token (cuda_forward.cu's buffers), within
+ * [1024, 32768] prompt tokens and [1280, 20480] image tokens (16 images of 1280: beyond that,
+ * batches only add latency). */
+void be_memory(const tkr_backend *b, tkr_device_memory *out) {
+    const Backend *be = (const Backend *)b;
+    out->weight_bytes = be->weight_bytes;
+    out->activation_bytes = be->act.cap + be->att_s.cap + be->wtile.cap + (be->blas_ws ? (32u << 20) : 0);
+    out->pinned_host_bytes = be->host_in.cap + be->host_out.cap;
+    out->total_bytes = be->total_mem;
+    const tkr_text_config *c = &be->m->cfg.text;
+    size_t g = gsize(be->fp32), D = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    size_t QKV = (size_t)(c->num_heads + 2 * c->num_kv_heads) * c->head_dim, HD = (size_t)c->num_heads * c->head_dim;
+    size_t text_tok = D * 4 * 3 + D * g + QKV * 6 + HD * g + 3 * I * g + 64;
+    size_t img_tok = text_tok;
+    if (be->m->has_vision) {
+        const tkr_vision_config *v = &be->m->cfg.vision;
+        size_t E = (size_t)v->embed_dim, F = (size_t)(v->mlp_hidden > v->embed_dim ? v->mlp_hidden : v->embed_dim);
+        size_t pd = (size_t)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+        size_t ms2 = (size_t)v->spatial_merge_size * v->spatial_merge_size;
+        img_tok = ms2 * (E * 4 * 3 + E * g * 2 + E * 3 * (4 + g) + F * (4 + g) + pd * (8 + g) + 16) + D * 4;
+    }
+    size_t used = be->weight_bytes + be->wtile.cap + ((size_t)1 << 30) + (be->fp32 ? ((size_t)2 << 30) : 0);
+    size_t avail = be->total_mem > used ? (be->total_mem - used) / 2 : 0;
+    size_t t = avail / text_tok, it = avail / img_tok;
+    out->batch_tokens = (int)(t < 1024 ? 1024 : t > 32768 ? 32768 : t / 256 * 256);
+    out->batch_image_tokens = (int)(it < 1280 ? 1280 : it > 20480 ? 20480 : it / 256 * 256);
+    out->batch_items = 256;
+}
+
+tkr_status be_vision_rgb(tkr_backend *b, int n_images, const uint8_t *const *rgb, const int *gh, const int *gw,
+                         float *out, tkr_error *err) {
+    Backend *be = (Backend *)b;
+    if (!be->has_vision) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "this model has no vision tower");
+    cudaError_t e = cudaSetDevice(be->device);
+    if (e != cudaSuccess) return cuda_fail(err, e, "select device");
+    return vision_forward(be, n_images, nullptr, rgb, gh, gw, out, err);
+}
+
+const tkr_backend_ops cuda_ops = {"cuda", be_text, be_vision, be_describe, be_free, be_vision_rgb, be_memory};
 
 tkr_status setup(Backend *be, tkr_error *err) {
     cudaError_t e = cudaSetDevice(be->device);
@@ -278,6 +369,7 @@ tkr_status setup(Backend *be, tkr_error *err) {
     size_t ws = 32u << 20;
     if ((e = cudaMalloc(&be->blas_ws, ws)) != cudaSuccess) return cuda_fail(err, e, "cuBLAS workspace");
     cublasSetWorkspace(be->blas, be->blas_ws, ws);
+    be->total_mem = prop.totalGlobalMem;
     int ver = 0;
     cublasGetVersion(be->blas, &ver);
     snprintf(be->name, sizeof be->name, "cuda:%d %.200s (sm_%d%d, %s, cuBLAS %d.%d)", be->device, prop.name, prop.major,
@@ -286,6 +378,10 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (g && *g) be->gemm_attn_min = atoi(g) > 0 ? atoi(g) : 1;
     const char *fl = getenv("TKR_CUDA_FLASH");
     if (fl && !strcmp(fl, "0")) be->flash = false;
+    if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2") || !strcmp(fl, "3"))) be->flash_variant = fl[0] - '0';
+    const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
+    if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
+    prof_init(be);
     return TKR_OK;
 }
 
@@ -322,6 +418,11 @@ extern "C" tkr_status tkr_cuda_open(struct tkr_model *m, int ordinal, bool requi
         cudaFree(be->stage);
         be->stage = nullptr;
         be->stage_cap = 0;
+    }
+    if (st == TKR_OK && be->wtile_bytes) { /* the dequantization tile, at its final size now */
+        e = cudaMalloc(&be->wtile.p, be->wtile_bytes);
+        if (e != cudaSuccess) st = cuda_fail(err, e, "dequantization tile");
+        else be->wtile.cap = be->wtile_bytes;
     }
     if (st != TKR_OK) {
         be_free(&be->base);

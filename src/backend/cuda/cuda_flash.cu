@@ -10,6 +10,12 @@
  * (text) skips key tiles past the block's last row; grouped-query heads read kv head
  * h / (n_heads / n_kv). Head sizes 64, 80, 96, 128 (text 128, vision 80).
  *
+ * Three versions (TKR_CUDA_FLASH=1/2/3): the first (k_flash, above for short sequences); for
+ * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (256) rows, k_flash2 with
+ * 8 warps of one 16-row m-tile (2) or, by default, 4 warps of two m-tiles (3; head sizes <= 96,
+ * 128 spills there and takes 2). Measured on the H200, vision tower at 5120 patches, hd 80:
+ * about 185 / 240 / 285 TFLOP/s (cuDNN's wgmma kernel under torch sdpa: about 410).
+ *
  * Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane = 4 g + t. A (16x16, row-major):
  * a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..).
  * B (16x8, "col"): b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g). C (16x8 float):
@@ -199,8 +205,254 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
     }
 }
 
+/* Eight 8x8 bf16 matrices' worth of fragments in one instruction: lanes 8i..8i+7 address the
+ * rows of matrix i (x4), or lanes 0-15 those of two matrices (x2); .trans transposes each. */
+__device__ inline void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ inline void ldsm_x2(uint32_t &r0, uint32_t &r1, const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
+}
+__device__ inline void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
+                                     const __nv_bfloat16 *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+
+/* One MUFU instruction: 2^x (flush-to-zero; the softmax never needs denormals). */
+__device__ inline float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* The second version, for long sequences (the vision tower's images): W warps share each K/V
+ * tile, each warp owning MT m-tiles of 16 query rows (BQ = 16 MT W rows per block: MT = 1, W = 8
+ * halves the shared-memory fills per product of v1; MT = 2, W = 4 also reuses every K and V
+ * fragment for two products); K and V fragments come from ldmatrix x4 (one instruction per two
+ * products instead of two loads per product); the scale is folded into the exp2 argument (one
+ * FFMA per score, ex2.approx); only tiles that can hold a masked key (the sequence's last tile,
+ * the causal diagonal) test keys. */
+template <int HD, int MT, int W>
+__global__ void __launch_bounds__(W * 32, MT == 1 ? (HD <= 96 ? 2 : 1) : 2) k_flash2(AttnArgs a) {
+    constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8, BQ2 = 16 * MT * W, NT = W * 32;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ2][QS]                          */
+    __nv_bfloat16 *KV = Qs + BQ2 * QS;          /* 2 stages x (K [BK][QS], V [BK][QS]) */
+    const int s = blockIdx.z, h = blockIdx.y;
+    const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
+    if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
+    const int q0 = blockIdx.x * BQ2;
+    if (q0 >= L) return;
+    const int kvh = h / (a.n_heads / a.n_kv);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
+    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
+    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+    auto load_kv = [&](int stage, int k0) {
+        __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
+        for (int i = tid; i < BK * CH; i += NT) {
+            int j = i / CH, c = (i % CH) * 8;
+            bool ok = k0 + j < L;
+            size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
+            cp16(&Ks[j * QS + c], kb + off, ok);
+            cp16(&Vs[j * QS + c], vb + off, ok);
+        }
+    };
+    for (int i = tid; i < BQ2 * CH; i += NT) {
+        int r = i / CH, c = (i % CH) * 8;
+        bool ok = q0 + r < L;
+        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
+    }
+    const int kend = a.causal ? (q0 + BQ2 < L ? q0 + BQ2 : L) : L;
+    const int ntiles = (kend + BK - 1) / BK;
+    load_kv(0, 0);
+    cp_commit();
+    uint32_t qf[MT][KD][4];
+    const int wr0 = warp * 16 * MT;   /* the warp's first row in the block */
+    const int wq0 = q0 + wr0;         /* ... as a query position            */
+    float o[MT][ND][4];
+    float m[MT][2], l[MT][2];         /* per m-tile, rows g and g + 8: raw (unscaled) maxima, sums */
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++) o[mt][nd][0] = o[mt][nd][1] = o[mt][nd][2] = o[mt][nd][3] = 0.f;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+    }
+
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = it * BK;
+        if (it + 1 < ntiles) {
+            load_kv((it + 1) & 1, k0 + BK);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        if (it == 0) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                const int r0 = wr0 + mt * 16 + g;
+#pragma unroll
+                for (int kk = 0; kk < KD; kk++) {
+                    qf[mt][kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
+                    qf[mt][kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
+                    qf[mt][kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
+                    qf[mt][kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
+                }
+            }
+        }
+        const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
+        /* causal: a warp whose rows all precede this tile has nothing to do in it */
+        if (!(a.causal && k0 > wq0 + 16 * MT - 1)) {
+            float sc[MT][NB][4];
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) sc[mt][nb][0] = sc[mt][nb][1] = sc[mt][nb][2] = sc[mt][nb][3] = 0.f;
+                const __nv_bfloat16 *kr = &Ks[(nb * 8 + (lane & 7)) * QS + (lane >> 3) * 8];
+#pragma unroll
+                for (int kk = 0; kk + 1 < KD; kk += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4(b0, b1, b2, b3, kr + kk * 16);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        mma_bf16(sc[mt][nb], qf[mt][kk], b0, b1);
+                        mma_bf16(sc[mt][nb], qf[mt][kk + 1], b2, b3);
+                    }
+                }
+                if (KD & 1) {
+                    uint32_t b0, b1;
+                    ldsm_x2(b0, b1, &Ks[(nb * 8 + (lane & 7)) * QS + (KD - 1) * 16 + ((lane >> 3) & 1) * 8]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) mma_bf16(sc[mt][nb], qf[mt][KD - 1], b0, b1);
+                }
+            }
+            /* keys past the end or (causal) after the row: only near the end / the diagonal */
+            if (k0 + BK > L || (a.causal && k0 + BK - 1 > wq0)) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int key = k0 + nb * 8 + 2 * t + (e & 1);
+                            int qp = wq0 + mt * 16 + g + (e < 2 ? 0 : 8);
+                            if (!(key < L && (!a.causal || key <= qp))) sc[mt][nb][e] = -INFINITY;
+                        }
+            }
+            uint32_t pa[MT][BK / 16][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                float mx0 = m[mt][0], mx1 = m[mt][1];
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) {
+                    mx0 = fmaxf(mx0, fmaxf(sc[mt][nb][0], sc[mt][nb][1]));
+                    mx1 = fmaxf(mx1, fmaxf(sc[mt][nb][2], sc[mt][nb][3]));
+                }
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+                const float b0 = mx0 == -INFINITY ? 0.f : mx0 * sl2, b1 = mx1 == -INFINITY ? 0.f : mx1 * sl2;
+                const float c0 = ex2(fmaf(m[mt][0], sl2, -b0)), c1 = ex2(fmaf(m[mt][1], sl2, -b1));
+                m[mt][0] = mx0;
+                m[mt][1] = mx1;
+                float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) {
+                    sc[mt][nb][0] = ex2(fmaf(sc[mt][nb][0], sl2, -b0));
+                    sc[mt][nb][1] = ex2(fmaf(sc[mt][nb][1], sl2, -b0));
+                    sc[mt][nb][2] = ex2(fmaf(sc[mt][nb][2], sl2, -b1));
+                    sc[mt][nb][3] = ex2(fmaf(sc[mt][nb][3], sl2, -b1));
+                    ps0 += sc[mt][nb][0] + sc[mt][nb][1];
+                    ps1 += sc[mt][nb][2] + sc[mt][nb][3];
+                }
+                l[mt][0] = l[mt][0] * c0 + ps0;
+                l[mt][1] = l[mt][1] * c1 + ps1;
+#pragma unroll
+                for (int nd = 0; nd < ND; nd++) {
+                    o[mt][nd][0] *= c0;
+                    o[mt][nd][1] *= c0;
+                    o[mt][nd][2] *= c1;
+                    o[mt][nd][3] *= c1;
+                }
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++) {
+                    pa[mt][kk][0] = pack_bf16(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+                    pa[mt][kk][1] = pack_bf16(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+                    pa[mt][kk][2] = pack_bf16(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+                    pa[mt][kk][3] = pack_bf16(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                const __nv_bfloat16 *vr = &Vs[(kk * 16 + (lane & 15)) * QS + (lane >> 4) * 8];
+#pragma unroll
+                for (int nd = 0; nd < ND; nd += 2) {
+                    uint32_t v0, v1, v2, v3;
+                    ldsm_x4_trans(v0, v1, v2, v3, vr + nd * 8);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        mma_bf16(o[mt][nd], pa[mt][kk], v0, v1);
+                        mma_bf16(o[mt][nd + 1], pa[mt][kk], v2, v3);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* this stage is loaded again two tiles on */
+    }
+    __nv_bfloat16 *out = (__nv_bfloat16 *)a.out;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float l0 = l[mt][0], l1 = l[mt][1];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+        const int qp0 = wq0 + mt * 16 + g, qp1 = qp0 + 8;
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++) {
+            int d = h * HD + nd * 8 + 2 * t;
+            if (qp0 < L)
+                *(__nv_bfloat162 *)&out[(size_t)(start + qp0) * a.out_stride + d] =
+                    __floats2bfloat162_rn(o[mt][nd][0] * i0, o[mt][nd][1] * i0);
+            if (qp1 < L)
+                *(__nv_bfloat162 *)&out[(size_t)(start + qp1) * a.out_stride + d] =
+                    __floats2bfloat162_rn(o[mt][nd][2] * i1, o[mt][nd][3] * i1);
+        }
+    }
+}
+
+template <int HD, int MT, int W>
+tkr_status launch2(const AttnArgs &a, cudaStream_t s) {
+    constexpr int BQ2 = 16 * MT * W;
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ2 + 4 * BK) * (HD + PAD);
+    if (cudaFuncSetAttribute(k_flash2<HD, MT, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess)
+        return TKR_ERR_UNSUPPORTED;
+    dim3 grid((a.max_len + BQ2 - 1) / BQ2, a.n_heads, a.n_seq);
+    k_flash2<HD, MT, W><<<grid, W * 32, smem, s>>>(a);
+    return TKR_OK;
+}
+
 template <int HD>
 tkr_status launch(const AttnArgs &a, cudaStream_t s) {
+    if (a.variant == 2 && a.max_len >= a.v2_min_len) return launch2<HD, 1, 8>(a, s);
+    if (a.variant == 3 && a.max_len >= a.v2_min_len) { /* two m-tiles per warp spill at head size 128 */
+        if constexpr (HD <= 96) return launch2<HD, 2, 4>(a, s);
+        else return launch2<HD, 1, 8>(a, s);
+    }
     size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (HD + PAD);
     if (smem > 48 * 1024 &&
         cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)

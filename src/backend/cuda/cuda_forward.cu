@@ -12,9 +12,23 @@
 #include <math.h>
 #include <string.h>
 
+#include <chrono>
+
 namespace tkrcuda {
 
 namespace {
+
+/* Adds the host wall time of one pass to the profile (TKR_CUDA_PROFILE=1) when it goes out of scope. */
+struct PassTimer {
+    Backend *be;
+    int vision;
+    std::chrono::steady_clock::time_point t0;
+    PassTimer(Backend *b, int v) : be(b), vision(v), t0(std::chrono::steady_clock::now()) {}
+    ~PassTimer() {
+        if (be->prof)
+            prof_pass(be, vision, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+};
 
 /* Carves aligned pieces out of one device (or pinned host) allocation. */
 struct Carver {
@@ -35,6 +49,7 @@ tkr_status finish(Backend *be, void *host_dst, const void *dev_src, size_t bytes
     if (e == cudaSuccess) e = cudaStreamSynchronize(be->stream);
     if (e != cudaSuccess) return cuda_fail(err, e, "forward pass");
     memcpy(host_dst, be->host_out.p, bytes);
+    if (be->prof) prof_flush(be);
     return TKR_OK;
 }
 
@@ -86,10 +101,15 @@ tkr_status gemm_attention(Backend *be, const void *qkv, void *att, int start, in
 /* bf16 mode uses the tensor-core kernel where it applies (TKR_CUDA_FLASH=0 turns it off). */
 bool use_flash(const Backend *be, int hd) { return !be->fp32 && be->flash && flash_supported(hd); }
 
-tkr_status run_attention(Backend *be, const AttnArgs &a) {
+/* bf16_only: q, k, v exist only as the bf16 copies (the float ones were never written), so the
+ * float kernel cannot stand in for the tensor-core one. */
+tkr_status run_attention(Backend *be, const AttnArgs &a0, bool bf16_only = false) {
+    AttnArgs a = a0;
+    a.variant = be->flash_variant;
+    a.v2_min_len = be->flash2_min;
     if (use_flash(be, a.hd) && !a.last_row_only) {
         tkr_status st = flash_attention(a, be->stream);
-        if (st != TKR_ERR_UNSUPPORTED) return st;
+        if (st != TKR_ERR_UNSUPPORTED || bf16_only) return st;
     }
     return attention(be->fp32, a, be->stream);
 }
@@ -97,6 +117,7 @@ tkr_status run_attention(Backend *be, const AttnArgs &a) {
 } // namespace
 
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err) {
+    PassTimer pass_timer(be, 0);
     const tkr_text_config *c = &be->m->cfg.text;
     const int T = b->T, n = b->n_seq, D = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads;
     const int hd = c->head_dim, I = c->intermediate_size, QKV = (H + 2 * KV) * hd, NL = c->num_layers;
@@ -132,6 +153,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     TRY(ensure(be->host_in, in_bytes, true, err));
     TRY(ensure(be->host_out, nn * D * 4, true, err));
 
+    auto t_pack = std::chrono::steady_clock::now();
     int32_t *hi = (int32_t *)be->host_in.p;
     memcpy(hi, b->ids, nT * 4);
     if (b->extra_row) memcpy(hi + nT, b->extra_row, nT * 4);
@@ -139,6 +161,8 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     memcpy(hi + 5 * nT, b->seq_start, (nn + 1) * 4);
     for (int s = 0; s < n; s++) hi[5 * nT + nn + 1 + s] = b->seq_start[s + 1] - 1;
     if (n_extra) memcpy((char *)hi + align256(in_int * 4), b->extra, n_extra * D * 4);
+    if (be->prof)
+        prof_pass(be, 2, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_pack).count());
 
     Carver cv(be->act.p);
     char *din = cv.take<char>(in_bytes);
@@ -162,17 +186,23 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
 
-    embed_gather(f, x, be->embed, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st);
+    PROF("t.embed", gather_embeddings(be, x, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st));
     if (NL == 0) {
         gather_rows(xl, x, last, n, (size_t)D * 4, st);
         add_norm(f, xl, nullptr, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
         return finish(be, out, od, nn * D * 4, err);
     }
-    add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, st);
+    PROF("t.norm", add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, st));
     for (int l = 0; l + 1 < NL; l++) {
         const TextLayer &L = be->layers[l];
-        TRY(linear(be, xn, T, L.qkv, qkv, err));
-        bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st, qkvb);
+        if (qkvb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
+            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkvb, err, 0, true)));
+            PROF("t.rope", bias_rope_g(qkvb, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, be->text_inv, be->text_axis, st));
+        } else {
+            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkv, err)));
+            PROF("t.rope", bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv,
+                                     be->text_axis, st, qkvb));
+        }
         AttnArgs a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, QKV, QKV, att, H * hd, H, KV, hd,
                       seq, n, max_len, true, false, INT_MAX, INT_MAX};
         if (qkvb) {
@@ -180,41 +210,41 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
             a.kh = qkvb + (size_t)H * hd;
             a.vh = qkvb + (size_t)(H + KV) * hd;
         }
-        TRY(attn_status(run_attention(be, a), hd, err));
-        TRY(linear(be, att, T, L.o, tmp, err));
-        add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st);
-        TRY(linear(be, xn, T, L.gateup, gu, err, 0, true));
-        silu_mul(f, gu, T, I, gg, st);
-        TRY(linear(be, gg, T, L.down, tmp, err));
-        add_norm(f, x, tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps, xn, false, st);
+        PROF("t.attn", TRY(attn_status(run_attention(be, a, qkvb != nullptr), hd, err)));
+        PROF("t.gemm.o", TRY(linear(be, att, T, L.o, tmp, err)));
+        PROF("t.norm", add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st));
+        PROF("t.gemm.gateup", TRY(linear(be, xn, T, L.gateup, gu, err, 0, true)));
+        PROF("t.silu", silu_mul(f, gu, T, I, gg, st));
+        PROF("t.gemm.down", TRY(linear(be, gg, T, L.down, tmp, err)));
+        PROF("t.norm", add_norm(f, x, tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps, xn, false, st));
     }
     /* the last layer: keys and values for every row, the rest for each sequence's last row */
     const TextLayer &L = be->layers[NL - 1];
-    Linear qL = L.qkv, kvL = L.qkv;
-    qL.N = H * hd;
-    kvL.N = 2 * KV * hd;
-    kvL.w = (char *)L.qkv.w + (size_t)H * hd * D * g;
-    kvL.b = L.qkv.b ? L.qkv.b + (size_t)H * hd : nullptr;
-    TRY(linear(be, xn, T, kvL, qkv, err));
-    bias_rope(qkv, T, 2 * KV * hd, 2 * KV * hd, kvL.b, KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st);
+    Linear qL = linear_rows(L.qkv, 0, H * hd, f), kvL = linear_rows(L.qkv, H * hd, 2 * KV * hd, f);
+    PROF("t.last", TRY(linear(be, xn, T, kvL, qkv, err)));
+    PROF("t.last", bias_rope(qkv, T, 2 * KV * hd, 2 * KV * hd, kvL.b, KV, hd, pos, T, nullptr, be->text_inv, be->text_axis, st));
     gather_rows(xq, xn, last, n, (size_t)D * g, st);
-    TRY(linear(be, xq, n, qL, ql, err));
+    PROF("t.last", TRY(linear(be, xq, n, qL, ql, err)));
     bias_rope(ql, n, H * hd, H * hd, qL.b, H, hd, pos, T, last, be->text_inv, be->text_axis, st);
     AttnArgs a = {ql, qkv, qkv + (size_t)KV * hd, H * hd, 2 * KV * hd, att, H * hd, H, KV, hd,
                   seq, n, max_len, true, true, INT_MAX, INT_MAX};
-    TRY(attn_status(attention(f, a, st), hd, err));
-    gather_rows(xl, x, last, n, (size_t)D * 4, st);
-    TRY(linear(be, att, n, L.o, tmp, err));
-    add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, st);
-    TRY(linear(be, xn, n, L.gateup, gu, err, 0, true));
-    silu_mul(f, gu, n, I, gg, st);
-    TRY(linear(be, gg, n, L.down, tmp, err));
-    add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
+    PROF("t.last", TRY(attn_status(attention(f, a, st), hd, err)));
+    {
+        ProfScope last_scope(be, "t.last");
+        gather_rows(xl, x, last, n, (size_t)D * 4, st);
+        TRY(linear(be, att, n, L.o, tmp, err));
+        add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, st);
+        TRY(linear(be, xn, n, L.gateup, gu, err, 0, true));
+        silu_mul(f, gu, n, I, gg, st);
+        TRY(linear(be, gg, n, L.down, tmp, err));
+        add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
+    }
     return finish(be, out, od, nn * D * 4, err);
 }
 
-tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
-                          const int *grid_w, float *out, tkr_error *err) {
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const uint8_t *const *rgb,
+                          const int *grid_h, const int *grid_w, float *out, tkr_error *err) {
+    PassTimer pass_timer(be, 1);
     const tkr_vision_config *v = &be->m->cfg.vision;
     const int E = v->embed_dim, H = v->num_heads, hd = E / H, F = v->mlp_hidden, ms = v->spatial_merge_size;
     const int ms2 = ms * ms, D = be->m->cfg.text.hidden_size;
@@ -223,6 +253,8 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     const size_t g = gsize(f);
     const float eps = 1e-6f;
     if (n_images <= 0) return tkr_fail(err, TKR_ERR_INVALID_ARG, "CUDA vision: no images");
+    if (rgb && v->in_channels != 3) return tkr_fail(err, TKR_ERR_UNSUPPORTED, "CUDA vision: RGB input needs 3 channels");
+    const int ps = v->patch_size;
     size_t P = 0;
     int max_len = 0;
     bool any_gemm = false;
@@ -237,12 +269,15 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     const bool fl = use_flash(be, hd);
     if (fl) any_gemm = false; /* the tensor-core kernel takes every image */
     if (P > (size_t)INT_MAX / 4) return tkr_fail(err, TKR_ERR_LIMIT, "CUDA vision: too many patches");
+    const size_t rgb_bytes = rgb ? P * ps * ps * 3 : 0; /* the images, packed */
+    if (rgb_bytes > (size_t)INT_MAX) return tkr_fail(err, TKR_ERR_LIMIT, "CUDA vision: too many pixels");
     const int nP = (int)P, Q = nP / ms2;
-    size_t in_int = (size_t)(n_images + 1) + 2 * P;
-    size_t in_bytes = align256(in_int * 4) + align256(P * pd * 4);
+    /* seq [n + 1], pos [2][P], and with rgb: img_w [n], img_off [n] */
+    size_t in_int = (size_t)(n_images + 1) + 2 * P + (rgb ? 2 * (size_t)n_images : 0);
+    size_t in_bytes = align256(in_int * 4) + align256(rgb ? rgb_bytes : P * pd * 4);
     size_t FM = (size_t)(F > E ? F : E);
     size_t acts[] = {P * E * 4, P * E * g, P * 3 * E * 4, (any_gemm || fl) && !f ? P * 3 * E * g : 0, P * E * g, P * E * 4,
-                     P * FM * 4, P * FM * g, f ? 0 : P * pd * g, (size_t)Q * D * 4};
+                     P * FM * 4, P * FM * g, f && !rgb ? 0 : P * pd * g, (size_t)Q * D * 4};
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
     for (size_t a : acts) sizer.take<char>(a);
@@ -265,12 +300,19 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
                         hpos[P + p] = bw * ms + mw;
                     }
     }
+    auto t_pack = std::chrono::steady_clock::now();
     char *hp = (char *)hi + align256(in_int * 4);
     for (int i = 0; i < n_images; i++) {
-        size_t bytes = (size_t)grid_h[i] * grid_w[i] * pd * 4;
-        memcpy(hp, patches[i], bytes);
+        size_t bytes = (size_t)grid_h[i] * grid_w[i] * (rgb ? (size_t)ps * ps * 3 : pd * 4);
+        if (rgb) {
+            hi[n_images + 1 + 2 * P + i] = grid_w[i] * ps;
+            hi[n_images + 1 + 2 * P + n_images + i] = (int32_t)(hp - ((char *)hi + align256(in_int * 4)));
+        }
+        memcpy(hp, rgb ? (const void *)rgb[i] : (const void *)patches[i], bytes);
         hp += bytes;
     }
+    if (be->prof)
+        prof_pass(be, 3, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_pack).count());
 
     Carver cv(be->act.p);
     char *din = cv.take<char>(in_bytes);
@@ -285,22 +327,34 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     float *tmp = cv.take<float>(acts[5]);
     float *mlp = cv.take<float>(acts[6]);
     void *gg = cv.take<char>(acts[7]);
-    void *pg = f ? (void *)pf : cv.take<char>(acts[8]);
+    void *pg = f && !rgb ? (void *)pf : cv.take<char>(acts[8]);
     float *od = cv.take<float>(acts[9]);
     cudaStream_t st = be->stream;
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
 
-    if (!f) to_g(f, pg, pd, pf, pd, nP, pd, st);
-    TRY(linear(be, pg, nP, be->patch, x, err));
+    if (rgb) {
+        const int *img_w = (const int *)(pos + 2 * P);
+        PROF("v.patch", patchify(f, pg, (const uint8_t *)pf, seq, pos, nP, img_w, img_w + n_images, n_images, ps,
+                                 v->temporal_patch_size, st));
+    } else if (!f) {
+        PROF("v.patch", to_g(f, pg, pd, pf, pd, nP, pd, st));
+    }
+    PROF("v.patch", TRY(linear(be, pg, nP, be->patch, x, err)));
     const float *w0 = v->depth > 0 ? be->blocks[0].n1w : be->lnq_w;
     const float *b0 = v->depth > 0 ? be->blocks[0].n1b : be->lnq_b;
     add_norm(f, x, nullptr, nullptr, nP, E, false, w0, b0, eps, xn, false, st);
     for (int bi = 0; bi < v->depth; bi++) {
         const VisionBlock &B = be->blocks[bi];
-        TRY(linear(be, xn, nP, B.qkv, qkv, err));
-        __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 copy for flash */
-        bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv, be->vis_axis, st, qb);
+        __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 for flash */
+        if (qb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
+            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qb, err, 0, true)));
+            PROF("v.rope", bias_rope_g(qb, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, be->vis_inv, be->vis_axis, st));
+        } else {
+            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qkv, err)));
+            PROF("v.rope", bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv,
+                                     be->vis_axis, st, qb));
+        }
         AttnArgs a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd, seq, n_images, max_len, false, false,
                       any_gemm ? be->gemm_attn_min : INT_MAX, INT_MAX};
         if (qb) {
@@ -308,9 +362,10 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
             a.kh = qb + E;
             a.vh = qb + 2 * E;
         }
-        TRY(attn_status(run_attention(be, a), hd, err));
+        PROF("v.attn", TRY(attn_status(run_attention(be, a, qb != nullptr), hd, err)));
         if (any_gemm) {
             if (!f) to_g(f, qkvg, 3 * E, qkv, 3 * E, nP, 3 * E, st);
+            ProfScope ps(be, "v.attn.gemm");
             int start = 0;
             for (int i = 0; i < n_images; i++) {
                 int len = grid_h[i] * grid_w[i];
@@ -319,20 +374,23 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
                 start += len;
             }
         }
-        TRY(linear(be, att, nP, B.proj, tmp, err));
-        add_norm(f, x, tmp, B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn, false, st);
-        TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true));
-        bias_act_g(f, gg, B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st);
-        TRY(linear(be, gg, nP, B.fc2, tmp, err));
+        PROF("v.gemm.proj", TRY(linear(be, att, nP, B.proj, tmp, err)));
+        PROF("v.norm", add_norm(f, x, tmp, B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn, false, st));
+        PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true)));
+        PROF("v.gelu", bias_act_g(f, gg, B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
+        PROF("v.gemm.fc2", TRY(linear(be, gg, nP, B.fc2, tmp, err)));
         const float *nw = bi + 1 < v->depth ? be->blocks[bi + 1].n1w : be->lnq_w;
         const float *nb = bi + 1 < v->depth ? be->blocks[bi + 1].n1b : be->lnq_b;
-        add_norm(f, x, tmp, B.fc2.b, nP, E, false, nw, nb, eps, xn, false, st);
+        PROF("v.norm", add_norm(f, x, tmp, B.fc2.b, nP, E, false, nw, nb, eps, xn, false, st));
     }
     /* merger: 4 consecutive normed patches are one row of 4E */
-    TRY(linear(be, xn, Q, be->mlp0, mlp, err));
-    bias_act(f, mlp, be->mlp0.b, Q, E * ms2, ACT_GELU_ERF, gg, false, st);
-    TRY(linear(be, gg, Q, be->mlp2, od, err));
-    bias_act(f, od, be->mlp2.b, Q, D, ACT_NONE, od, true, st);
+    {
+        ProfScope merger_scope(be, "v.merger");
+        TRY(linear(be, xn, Q, be->mlp0, mlp, err));
+        bias_act(f, mlp, be->mlp0.b, Q, E * ms2, ACT_GELU_ERF, gg, false, st);
+        TRY(linear(be, gg, Q, be->mlp2, od, err));
+        bias_act(f, od, be->mlp2.b, Q, D, ACT_NONE, od, true, st);
+    }
     return finish(be, out, od, (size_t)Q * D * 4, err);
 }
 

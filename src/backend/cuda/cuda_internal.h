@@ -25,11 +25,24 @@ extern "C" {
 
 namespace tkrcuda {
 
-/* One linear layer on the device: W [N, K] of G, bias [N] float or NULL. */
+/* Rows of a weight kept on the device in their stored type (a quantized GGUF tensor: ggml
+ * blocks, see dequant_blocks.h): `rows` rows of `row_bytes` bytes of tkr_dtype `type`. */
+struct RawPart {
+    const uint8_t *q = nullptr;
+    int type = 0;
+    int rows = 0;
+    size_t row_bytes = 0;
+};
+
+/* One linear layer on the device: W [N, K] of G, bias [N] float or NULL. A quantized layer has
+ * w == NULL and n_raw parts stacked along N instead (cuda_quant.cu dequantizes them into
+ * Backend::wtile, as G, right before its GEMM). */
 struct Linear {
     void *w = nullptr;
     float *b = nullptr;
     int N = 0, K = 0;
+    int n_raw = 0;
+    RawPart raw[3];
 };
 
 struct TextLayer {
@@ -47,6 +60,8 @@ struct DevBuf {
     void *p = nullptr;
     size_t cap = 0;
 };
+
+struct Prof;
 
 struct Backend {
     tkr_backend base;                 /* first: the C side sees a tkr_backend *     */
@@ -69,6 +84,10 @@ struct Backend {
     VisionBlock *blocks = nullptr;
     float *vis_inv = nullptr;         /* [hd/2]                                      */
     int *vis_axis = nullptr;          /* [hd/2] 0 = h, 1 = w                         */
+    RawPart embed_raw;                /* the token embedding when quantized (embed NULL) */
+    DevBuf wtile;                     /* [N, K] of G: a quantized weight, dequantized   */
+    size_t wtile_bytes = 0;           /* the largest quantized weight, as G             */
+    size_t total_mem = 0;             /* the GPU's memory, bytes                        */
     /* scratch, grown on demand */
     DevBuf act, att_s, host_in, host_out; /* host_* are pinned host memory           */
     size_t weight_bytes = 0;
@@ -79,7 +98,32 @@ struct Backend {
     int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
+    int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3: which flash kernel   */
+    int flash2_min = 256;             /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
+    Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
 };
+
+/* ---- per-op timing (cuda_prof.cu) ---- */
+void prof_init(Backend *be);          /* reads TKR_CUDA_PROFILE                       */
+void prof_flush(Backend *be);         /* sums the finished event pairs                */
+int prof_begin(Backend *be, const char *label); /* label: a string literal           */
+void prof_end(Backend *be, int i);
+void prof_pass(Backend *be, int vision, double ms);
+void prof_report_free(Backend *be);   /* prints the totals to stderr, frees           */
+/* Times the ops issued during its lifetime under `label` (nothing when profiling is off). */
+struct ProfScope {
+    Backend *be;
+    int i;
+    ProfScope(Backend *b, const char *label) : be(b->prof ? b : nullptr), i(be ? prof_begin(be, label) : 0) {}
+    ~ProfScope() {
+        if (be) prof_end(be, i);
+    }
+};
+#define PROF(label, ...)                                                                            \
+    do {                                                                                           \
+        ::tkrcuda::ProfScope prof_scope_(be, label);                                               \
+        __VA_ARGS__;                                                                               \
+    } while (0)
 
 /* ---- kernels (cuda_kernels.cu) ---- */
 enum Act { ACT_NONE = 0, ACT_QUICK_GELU = 1, ACT_GELU_ERF = 2 };
@@ -107,9 +151,17 @@ void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s);
 void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads,
                int hd, const int32_t *pos, int pos_T, const int32_t *rows, const float *inv,
                const int *axis, cudaStream_t s, __nv_bfloat16 *xb = nullptr);
+/* bias_rope on a bf16 x in place (rows r = token r; hd % 4 == 0, even column offsets): the bf16
+ * mode's path when only the tensor-core attention reads q, k, v. */
+void bias_rope_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                 const int32_t *pos, int pos_T, const float *inv, const int *axis, cudaStream_t s);
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
+/* Patch rows of G [P, 3 * temporal * patch^2] from packed u8 RGB images (image i at byte img_off[i],
+ * img_w[i] pixels wide, rows seq[i]..seq[i+1]); pos [2][P]: each row's patch row and column. */
+void patchify(bool fp32, void *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+              const int *img_off, int n_images, int patch, int temporal, cudaStream_t s);
 /* Float copy to G (strided rows): dst [M, N] ld_dst from src [M, N] ld_src. */
 void to_g(bool fp32, void *dst, int ld_dst, const float *src, int ld_src, int M, int N,
           cudaStream_t s);
@@ -132,6 +184,10 @@ struct AttnArgs {
                                  are left alone (done by GEMMs)                  */
     /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
     const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
+    /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps of 16 rows; 2: 8 warps of 16
+       rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2),
+       v2/v3 taken for batches whose longest sequence has at least v2_min_len rows */
+    int variant = 3, v2_min_len = 256;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
@@ -147,10 +203,21 @@ tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err,
                   int ldx = 0, bool out_g = false);
 
+/* ---- quantized weights (cuda_quant.cu) ---- */
+/* The G matrix [L.N, L.K] of L: L.w, or L's raw parts dequantized into be->wtile (stream
+ * ordered: valid until the next call). */
+tkr_status weight_of(Backend *be, const Linear &L, const void **w, tkr_error *err);
+/* Rows [r0, r0 + n) of L (weights and bias), dense or quantized. */
+Linear linear_rows(const Linear &L, int r0, int n, bool fp32);
+/* embed_gather over be->embed, or over the quantized embedding (rows dequantized on the fly). */
+void gather_embeddings(Backend *be, float *x, const int32_t *ids, const int32_t *extra_row,
+                       const float *extra, int T, int D, cudaStream_t s);
+
 /* ---- forward passes (cuda_forward.cu) ---- */
 tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
-tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const int *grid_h,
-                          const int *grid_w, float *out, tkr_error *err);
+/* From patch rows (patches) or from the resized RGB images (rgb; patches NULL). */
+tkr_status vision_forward(Backend *be, int n_images, const float *const *patches, const uint8_t *const *rgb,
+                          const int *grid_h, const int *grid_w, float *out, tkr_error *err);
 
 /* Helpers shared by the .cu files. */
 tkr_status cuda_fail(tkr_error *err, cudaError_t e, const char *what);

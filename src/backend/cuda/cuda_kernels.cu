@@ -199,7 +199,197 @@ __global__ void k_softmax(const float *S, int L, float scale, int causal, T *P) 
         pr[j] = from_f<T>(j < n ? expf((sr[j] - mx) * scale) * inv : 0.0f);
 }
 
+/* ---- fast row kernels for the bf16 mode: one block per row, 16-byte accesses, int indices ---- */
+
+union Pack8 { /* 8 bf16 as one 16-byte access */
+    uint4 u;
+    __nv_bfloat162 h[4];
+};
+
+/* y = quick_gelu(x + bias) in place on a bf16 row of N (N % 8 == 0, 16-byte aligned rows). */
+__global__ void k_bias_quick_gelu_g(__nv_bfloat16 *x, const float *bias, int N) {
+    uint4 *row = (uint4 *)(x + (size_t)blockIdx.x * N);
+    for (int v = threadIdx.x; v < N / 8; v += blockDim.x) {
+        Pack8 p;
+        p.u = row[v];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __bfloat1622float2(p.h[k]);
+            if (bias) {
+                f.x += bias[v * 8 + 2 * k];
+                f.y += bias[v * 8 + 2 * k + 1];
+            }
+            f.x = f.x / (1.0f + __expf(-1.702f * f.x));
+            f.y = f.y / (1.0f + __expf(-1.702f * f.y));
+            p.h[k] = __float22bfloat162_rn(f);
+        }
+        row[v] = p.u;
+    }
+}
+
+/* y row [I] = silu(gate) * up from x row [2I] = gate | up, bf16 (I % 8 == 0). */
+__global__ void k_silu_mul_g(const __nv_bfloat16 *x, int I, __nv_bfloat16 *y) {
+    const uint4 *g = (const uint4 *)(x + (size_t)blockIdx.x * 2 * I), *u = g + I / 8;
+    uint4 *o = (uint4 *)(y + (size_t)blockIdx.x * I);
+    for (int v = threadIdx.x; v < I / 8; v += blockDim.x) {
+        Pack8 pg, pu, po;
+        pg.u = g[v];
+        pu.u = u[v];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 a = __bfloat1622float2(pg.h[k]), b = __bfloat1622float2(pu.h[k]);
+            a.x = a.x / (1.0f + __expf(-a.x)) * b.x;
+            a.y = a.y / (1.0f + __expf(-a.y)) * b.y;
+            po.h[k] = __float22bfloat162_rn(a);
+        }
+        o[v] = po.u;
+    }
+}
+
+/* The rotary on a bf16 row in place: bias added to the first n_cols columns, heads
+ * [0, n_rope_heads) rotated in NeoX pairs. cos/sin per frequency once per row (shared memory),
+ * not once per head. */
+__global__ void k_bias_rope_g(__nv_bfloat16 *x, int row_stride, int n_cols, const float *bias, int n_rope_heads,
+                              int hd, const int32_t *pos, int pos_T, const float *inv, const int *axis) {
+    extern __shared__ float cs[]; /* [half] cos, [half] sin */
+    const int r = blockIdx.x, half = hd / 2;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float ang = (float)pos[(size_t)axis[j] * pos_T + r] * inv[j];
+        cs[j] = cosf(ang);
+        cs[half + j] = sinf(ang);
+    }
+    __syncthreads();
+    __nv_bfloat16 *xr = x + (size_t)r * row_stride;
+    const int pairs2 = n_rope_heads * half / 2; /* two pairs per thread step (half is even) */
+    for (int p = threadIdx.x; p < pairs2; p += blockDim.x) {
+        int h = (2 * p) / half, j = (2 * p) % half;
+        int c0 = h * hd + j, c1 = c0 + half;
+        float2 a = __bfloat1622float2(*(__nv_bfloat162 *)&xr[c0]);
+        float2 b = __bfloat1622float2(*(__nv_bfloat162 *)&xr[c1]);
+        if (bias) {
+            a.x += bias[c0];
+            a.y += bias[c0 + 1];
+            b.x += bias[c1];
+            b.y += bias[c1 + 1];
+        }
+        float cx = cs[j], cy = cs[j + 1], sx = cs[half + j], sy = cs[half + j + 1];
+        float2 y0 = make_float2(a.x * cx - b.x * sx, a.y * cy - b.y * sy);
+        float2 y1 = make_float2(b.x * cx + a.x * sx, b.y * cy + a.y * sy);
+        *(__nv_bfloat162 *)&xr[c0] = __float22bfloat162_rn(y0);
+        *(__nv_bfloat162 *)&xr[c1] = __float22bfloat162_rn(y1);
+    }
+    if (bias)
+        for (int c = n_rope_heads * hd + 2 * threadIdx.x; c < n_cols; c += 2 * blockDim.x) {
+            float2 v = __bfloat1622float2(*(__nv_bfloat162 *)&xr[c]);
+            v.x += bias[c];
+            v.y += bias[c + 1];
+            *(__nv_bfloat162 *)&xr[c] = __float22bfloat162_rn(v);
+        }
+}
+
+/* add_norm with the row in registers: x [M, D] float (D % 4 == 0, D <= 4 * 256 * NV), float4
+ * accesses, sums in double as k_add_norm. */
+template <typename T, int NV>
+__global__ void __launch_bounds__(256) k_add_norm_v(float *x, const float *a, const float *abias, int D, int rms,
+                                                    const float *w, const float *b, float eps, T *y) {
+    __shared__ double sh[32];
+    float4 *xr = (float4 *)(x + (size_t)blockIdx.x * D);
+    const float4 *ar = a ? (const float4 *)(a + (size_t)blockIdx.x * D) : nullptr;
+    const int D4 = D / 4;
+    float4 v[NV];
+    double s = 0, ss = 0;
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = threadIdx.x + k * 256;
+        if (i < D4) {
+            float4 t = xr[i];
+            if (ar) {
+                float4 q = ar[i];
+                float4 bb = abias ? ((const float4 *)abias)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+                t.x += q.x + bb.x;
+                t.y += q.y + bb.y;
+                t.z += q.z + bb.z;
+                t.w += q.w + bb.w;
+                xr[i] = t;
+            }
+            v[k] = t;
+            s += (double)t.x + t.y + t.z + t.w;
+            ss += (double)t.x * t.x + (double)t.y * t.y + (double)t.z * t.z + (double)t.w * t.w;
+        }
+    }
+    T *yr = y + (size_t)blockIdx.x * D;
+    float inv, fm = 0.f;
+    if (rms) {
+        ss = block_sum(ss, sh);
+        inv = (float)(1.0 / sqrt(ss / D + eps));
+    } else {
+        double mean = block_sum(s, sh) / D;
+        double var = 0;
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            int i = threadIdx.x + k * 256;
+            if (i < D4) {
+                double d0 = (double)v[k].x - mean, d1 = (double)v[k].y - mean, d2 = (double)v[k].z - mean,
+                       d3 = (double)v[k].w - mean;
+                var += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+            }
+        }
+        __syncthreads(); /* sh is reused */
+        var = block_sum(var, sh);
+        inv = (float)(1.0 / sqrt(var / D + eps));
+        fm = (float)mean;
+    }
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = threadIdx.x + k * 256;
+        if (i < D4) {
+            float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int d = 4 * i + c;
+                yr[d] = rms ? from_f<T>(w[d] * (e[c] * inv)) : from_f<T>((e[c] - fm) * inv * w[d] + (b ? b[d] : 0.0f));
+            }
+        }
+    }
+}
+
+/* One patch row per block: rgb of image img_of(p) [H, W, 3] u8 -> dst row p [3][temporal][patch][patch] as
+ * tkr_image_patchify computes it: v = f32(f32(u - f32(mean * 255)) / f32(std * 255)), each op rounded
+ * on its own (no FMA contraction), the frame repeated over t. */
+template <typename T>
+__global__ void k_patchify(T *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+                           const int *img_off, int n_images, int patch, int temporal) {
+    const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    int p = blockIdx.x;
+    int lo = 0, hi = n_images - 1; /* the image: last i with seq[i] <= p */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (seq[mid] <= p) lo = mid;
+        else hi = mid - 1;
+    }
+    const int prow = pos[p], pcol = pos[P + p], W = img_w[lo], plane = patch * patch;
+    const uint8_t *img = rgb + img_off[lo];
+    T *d = dst + (size_t)p * 3 * temporal * plane;
+    for (int e = threadIdx.x; e < 3 * plane; e += blockDim.x) {
+        int c = e / plane, r = e % plane, py = r / patch, px = r % patch;
+        unsigned u = img[((size_t)(prow * patch + py) * W + (size_t)pcol * patch + px) * 3 + c];
+        float v = __fdiv_rn(__fsub_rn((float)u, __fmul_rn(mean[c], 255.0f)), __fmul_rn(stdv[c], 255.0f));
+        for (int t = 0; t < temporal; t++) d[(size_t)(c * temporal + t) * plane + r] = from_f<T>(v);
+    }
+}
+
 } // namespace
+
+void patchify(bool fp32, void *dst, const uint8_t *rgb, const int *seq, const int32_t *pos, int P, const int *img_w,
+              const int *img_off, int n_images, int patch, int temporal, cudaStream_t s) {
+    if (P <= 0) return;
+    if (fp32)
+        k_patchify<float><<<P, 256, 0, s>>>((float *)dst, rgb, seq, pos, P, img_w, img_off, n_images, patch, temporal);
+    else
+        k_patchify<__nv_bfloat16><<<P, 256, 0, s>>>((__nv_bfloat16 *)dst, rgb, seq, pos, P, img_w, img_off, n_images,
+                                                     patch, temporal);
+}
 
 void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, cudaStream_t s) {
     if (fp32) k_convert<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)dst, src, (int)dt, n);
@@ -216,7 +406,11 @@ void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids, co
 void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms, const float *w,
               const float *b, float eps, void *y, bool out_f32, cudaStream_t s) {
     if (M <= 0) return;
-    if (fp32 || out_f32) k_add_norm<float><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
+    bool vec = D % 4 == 0 && D <= 4 * 256 * 2 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
+               ((uintptr_t)abias & 15) == 0;
+    if (vec && (fp32 || out_f32)) k_add_norm_v<float, 2><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
+    else if (vec) k_add_norm_v<__nv_bfloat16, 2><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
+    else if (fp32 || out_f32) k_add_norm<float><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
     else k_add_norm<__nv_bfloat16><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (__nv_bfloat16 *)y);
 }
 
@@ -231,6 +425,10 @@ void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act ac
 void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act act, void *y, cudaStream_t s) {
     size_t n = (size_t)M * N;
     if (n == 0) return;
+    if (!fp32 && act == ACT_QUICK_GELU && x == y && N % 8 == 0 && ((uintptr_t)x & 15) == 0) {
+        k_bias_quick_gelu_g<<<M, 256, 0, s>>>((__nv_bfloat16 *)y, bias, N);
+        return;
+    }
     if (fp32)
         k_bias_act<float, float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, bias, M, N, act, (float *)y);
     else
@@ -241,6 +439,10 @@ void bias_act_g(bool fp32, const void *x, const float *bias, int M, int N, Act a
 void silu_mul(bool fp32, const void *x, int M, int I, void *y, cudaStream_t s) {
     size_t n = (size_t)M * I;
     if (n == 0) return;
+    if (!fp32 && I % 8 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 15) == 0) {
+        k_silu_mul_g<<<M, 256, 0, s>>>((const __nv_bfloat16 *)x, I, (__nv_bfloat16 *)y);
+        return;
+    }
     if (fp32) k_silu_mul<float><<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, M, I, (float *)y);
     else
         k_silu_mul<__nv_bfloat16><<<blocks_for(n, 256), 256, 0, s>>>((const __nv_bfloat16 *)x, M, I,
@@ -252,6 +454,13 @@ void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, i
                cudaStream_t s, __nv_bfloat16 *xb) {
     if (M <= 0) return;
     k_bias_rope<<<M, 128, 0, s>>>(x, row_stride, n_cols, bias, n_rope_heads, hd, pos, pos_T, rows, inv, axis, xb);
+}
+
+void bias_rope_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                 const int32_t *pos, int pos_T, const float *inv, const int *axis, cudaStream_t s) {
+    if (M <= 0) return;
+    k_bias_rope_g<<<M, 256, sizeof(float) * hd, s>>>(x, row_stride, n_cols, bias, n_rope_heads, hd, pos, pos_T, inv,
+                                                      axis);
 }
 
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes, cudaStream_t s) {
