@@ -31,6 +31,7 @@ typedef struct {
     const char *only_shape; /* --shape: one linear shape by name */
     int only_m;             /* --m: one row count */
     bool cold;              /* --cold: weights not in cache */
+    bool packed;            /* --packed: weights repacked as a model load does (tkr_linear_repack) */
 } bench;
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -127,11 +128,17 @@ static void bench_linear(bench *b, const char *name, int M, int K, int N) {
     float *y = xmalloc(sizeof(float) * (size_t)M * N);     /* [M, N] */
     float *y1 = xmalloc(sizeof(float) * (size_t)N);        /* [1, N] the last row alone */
     for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand();
-    linear_arg a = {&b->ctx, x, M, K, &w, y, NULL, 0};
+    tkr_packed_set *set = NULL;
+    const tkr_tensor *wp = &w, **slot[] = {&wp};
+    if (b->packed && tkr_linear_repack(&b->ctx, slot, 1, false, &set) != TKR_OK) wp = &w;
+    linear_arg a = {&b->ctx, x, M, K, wp, y, NULL, 0};
     uint16_t *cold = NULL;
-    if (b->cold) {
-        cold = xmalloc(nw * 2 * COLD_COPIES);
-        for (int c = 0; c < COLD_COPIES; c++) memcpy(cold + nw * (size_t)c, wd, nw * 2);
+    if (b->cold) { /* copies of the weight as the kernel reads it (packed or not), 64-byte aligned */
+        if (posix_memalign((void **)&cold, 64, wp->nbytes * COLD_COPIES) != 0) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
+        for (int c = 0; c < COLD_COPIES; c++) memcpy((char *)cold + wp->nbytes * (size_t)c, wp->data, wp->nbytes);
     }
     run_linear(&a);
     /* check: sampled outputs against double, and the last row alone against the batch */
@@ -150,13 +157,14 @@ static void bench_linear(bench *b, const char *name, int M, int K, int N) {
         double e = fabs(ref - y[(size_t)m * N + n]);
         if (e > maxerr) maxerr = e;
     }
-    tkr_linear(&b->ctx, x + (size_t)(M - 1) * K, 1, K, &w, NULL, y1);
+    tkr_linear(&b->ctx, x + (size_t)(M - 1) * K, 1, K, wp, NULL, y1);
     int invariant = memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * (size_t)N) == 0;
     double tol = 1e-5 * sqrt((double)K);
     int ok = maxerr < tol && invariant;
     a.cold = cold;
     double cpu = 0, tmin = 0, t = ok ? time_median_cpu_min(b, run_linear, &a, &cpu, &tmin) : 0;
     free(cold);
+    tkr_packed_set_free(set);
     printf("linear %-8s M=%-5d K=%-5d N=%-5d %9.3f ms %7.1f GFLOP/s %6.1f per cpu-s %6.1f at min  max err %.2e%s%s\n",
            name, M, K, N, t * 1e3, ok ? 2.0 * M * N * K / t * 1e-9 : 0.0,
            ok ? 2.0 * M * N * K / cpu * 1e-9 : 0.0, ok ? 2.0 * M * N * K / tmin * 1e-9 : 0.0, maxerr,
@@ -360,12 +368,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--kernels") && i + 1 < argc) cap = argv[++i];
         else if (!strcmp(argv[i], "--fast-bf16")) fast = true;
         else if (!strcmp(argv[i], "--cold")) b.cold = true;
+        else if (!strcmp(argv[i], "--packed")) b.packed = true;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) b.only_shape = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) b.only_m = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_kernels [--threads N] [--seconds S] "
                             "[--only linear|attention|eltwise] [--generic] [--long]\n"
-                            "                     [--kernels generic|avx2|avx512] [--fast-bf16] [--shape NAME] [--m M] [--cold]\n");
+                            "                     [--kernels generic|avx2|avx512] [--fast-bf16] [--shape NAME] [--m M] [--cold] [--packed]\n");
             return 2;
         }
     }

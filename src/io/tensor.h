@@ -47,6 +47,19 @@ const char *tkr_dtype_name(tkr_dtype t);
 /* The inverse of tkr_dtype_name, case-insensitive; returns false for an unknown name. */
 bool tkr_dtype_from_name(const char *name, tkr_dtype *out);
 
+/* How a 2-D weight's elements lie in `data`. Loaders give TKR_LAYOUT_ROWS; the others are made
+ * at load by the kernels (kernels.h tkr_linear_repack) for the kernels that read them fastest,
+ * and every kernel that takes a weight accepts them (the portable one through
+ * tkr_weight_row_f32, which reads any layout).
+ *   TKR_LAYOUT_PAIR_PANELS (BF16 [N, K]): panels of panel_rows weight rows, each panel
+ *     [ceil(K/2)][panel_rows] 32-bit pairs, pair (i, j) = w[n, 2i] | w[n, 2i+1] << 16 for
+ *     n = panel * panel_rows + j; zero past N and past K (an odd K's last upper half). nbytes =
+ *     ceil(N / panel_rows) * panel_rows * ceil(K/2) * 4; data 64-byte aligned. */
+typedef enum {
+    TKR_LAYOUT_ROWS = 0,
+    TKR_LAYOUT_PAIR_PANELS,
+} tkr_layout;
+
 typedef struct {
     const char *name;
     tkr_dtype dtype;
@@ -55,6 +68,8 @@ typedef struct {
     const void *data;         /* points into the mapped file (little-endian), read in place */
     size_t nbytes;            /* tkr_dtype_row_bytes(dtype, numel) */
     bool aligned;             /* data % (float types: element size; quantized: 2) == 0 */
+    tkr_layout layout;        /* TKR_LAYOUT_ROWS (0) unless repacked at load */
+    int panel_rows;           /* TKR_LAYOUT_PAIR_PANELS: rows per panel (64); else 0 */
 } tkr_tensor;
 
 /* Number of elements (product of the dims; 1 for ndim 0). Overflow is impossible for a tensor

@@ -75,6 +75,16 @@ void tkr_weight_row_f32(const tkr_tensor *w, int64_t row, float *out) {
     int64_t n = w->ndim >= 2 ? w->shape[w->ndim - 1] : w->shape[0];
     if (w->ndim < 2) row = 0;
     const uint8_t *base = w->data;
+    if (w->layout == TKR_LAYOUT_PAIR_PANELS) { /* tensor.h: row j of panel p, a pair at a time */
+        size_t pr = (size_t)w->panel_rows, kp = ((size_t)n + 1) / 2;
+        const uint8_t *col = base + (((size_t)row / pr) * kp * pr + (size_t)row % pr) * 4;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t pair;
+            memcpy(&pair, col + (size_t)(i / 2) * pr * 4, 4);
+            out[i] = tkr_bf16_to_f32((uint16_t)(i & 1 ? pair >> 16 : pair & 0xFFFFu));
+        }
+        return;
+    }
     switch (w->dtype) {
     case TKR_DT_F32:
         memcpy(out, base + (size_t)row * (size_t)n * 4, (size_t)n * 4);

@@ -66,6 +66,24 @@ void tkr_weight_row_f32(const tkr_tensor *w, int64_t row, float *out);
 tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const tkr_tensor *w,
                 const tkr_tensor *bias, float *y);
 
+/* Weights repacked at load (tensor.h tkr_layout) for the kernels ctx selects: today BF16 on
+ * AVX-512, in 64-row pair panels, which the AVX-512 exact and fast tiles read in place instead of
+ * packing a block of W on every call. The set owns the packed tensors and their memory. */
+typedef struct tkr_packed_set tkr_packed_set;
+
+/* For each *slots[i] (a weight only tkr_linear / tkr_linear_silu_gate read): if ctx's kernels
+ * want it in another layout, packs it (work spread over ctx->pool) into memory owned by *set
+ * (created on first use; NULL in, a set out) and points *slots[i] at the packed tensor, one
+ * tensor at a time. release_src: the sources are file mappings, whose pages are dropped after
+ * their tensor is packed (madvise), so that peak memory stays about the model's size. A
+ * source met twice is packed once. The packing depends on the weight and the ISA only (not on
+ * the thread count). Returns TKR_OK or TKR_ERR_NOMEM (every slot then still valid). */
+tkr_status tkr_linear_repack(const tkr_kctx *ctx, const tkr_tensor **slots[], size_t n, bool release_src,
+                             tkr_packed_set **set);
+/* Bytes the set holds (packed weights), for logs. */
+size_t tkr_packed_set_bytes(const tkr_packed_set *set);
+void tkr_packed_set_free(tkr_packed_set *set);
+
 /* RMSNorm per row: y = w * x / sqrt(mean(x^2) + eps). x, y [M, D] (y may equal x). */
 void tkr_rmsnorm(const tkr_kctx *ctx, const float *x, int M, int D, const tkr_tensor *w, float eps,
                  float *y);

@@ -43,6 +43,10 @@ void tkr_linear_to_bf16_avx512(const float *x, size_t n, uint16_t *out);
 void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, const tkr_tensor *w,
                                   int n0, int n1, float *y, int N, float *pack, int pf_n0, int pf_n1);
 
+/* pack_block_bf16 over all of K: rows [n0, n0 + nr) of a row-major BF16 W [., K] into
+ * ceil(nr / 64) pair panels at dst (tensor.h TKR_LAYOUT_PAIR_PANELS), dst 64-byte aligned. */
+void tkr_linear_pack_pairs_avx512(const uint16_t *W, int K, int n0, int nr, uint32_t *dst);
+
 /* ---- attention ------------------------------------------------------------------------- */
 
 /* Row of q / out that holds query row i (relative to the start) of sequence s. */

@@ -84,21 +84,23 @@ static void linear_task(void *p, int task, int thread) {
         tkr_linear_block_avx512_bf16(j->xb, j->ldxb, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
-    if (j->ctx->avx512) {
+    if (j->ctx->avx512) { /* any layout */
         tkr_linear_block_avx512(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch, pf0, pf1);
         return;
     }
-    if (j->ctx->avx2) {
+    if (j->ctx->avx2 && j->w->layout == TKR_LAYOUT_ROWS) {
         tkr_linear_block_avx2(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
         return;
     }
 #endif
 #ifdef TKR_HAVE_NEON
-    if (j->ctx->neon) {
+    if (j->ctx->neon && j->w->layout == TKR_LAYOUT_ROWS) {
         tkr_linear_block_neon(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
         return;
     }
 #endif
+    /* the portable kernel reads any layout (tkr_weight_row_f32); the AVX2 and NEON ones rows
+     * only, and a weight is repacked only for the kernels that read the packing (linear_pack.c) */
     tkr_linear_block_generic(j->x, j->M, j->K, j->w, n0, n1, j->y, j->N, scratch);
 }
 
@@ -123,6 +125,7 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
 #ifdef TKR_HAVE_NEON
     if (ctx->neon) per_thread = tkr_linear_neon_pack_floats(block, K);
 #endif
+    if (w->layout != TKR_LAYOUT_ROWS) per_thread = (size_t)K + 16; /* nothing to pack: a row at most */
     per_thread = (per_thread + 15) & ~(size_t)15; /* keep every thread's slice 64-byte aligned */
     size_t bias_floats = bias ? ((size_t)N + 15) & ~(size_t)15 : 0;
     float *scratch = NULL; /* [threads][per_thread] then the widened bias [N] */

@@ -323,8 +323,9 @@ static void pack_block_bf16(const uint16_t *W, int K, int n0, int nr, int k0, in
 
 enum { MUL_F32, MUL_W16, MUL_BF16 }; /* panels of float32 / raw bf16 pairs with float x / bf16 x */
 
+/* pstride: floats (32-bit units) from one panel to the next in pack. */
 static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, int n1, int k0,
-                           int kb, const float *pack, float *y, int N, next_block nx) {
+                           int kb, const float *pack, size_t pstride, float *y, int N, next_block nx) {
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
     size_t lines_per_row = (nx.bytes + 63) / 64, lines = lines_per_row * (size_t)nx.rows, done = 0;
@@ -356,12 +357,12 @@ static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, i
             }
             if (mode == MUL_W16)
                 tile_w16_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx,
-                             (const uint32_t *)(pack + (size_t)p * kp * NR), kb, c, ldc, load_c);
+                             (const uint32_t *)(pack + (size_t)p * pstride), kb, c, ldc, load_c);
             else if (mode == MUL_BF16)
                 tile_bf16_any(mr, (const uint16_t *)x + (size_t)m * ldx + k0, ldx,
-                              (const uint16_t *)(pack + (size_t)p * kp * NR), kp, c, ldc, load_c);
+                              (const uint16_t *)(pack + (size_t)p * pstride), kp, c, ldc, load_c);
             else
-                tile_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx, pack + (size_t)p * kb * NR, kb, c,
+                tile_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx, pack + (size_t)p * pstride, kb, c,
                          ldc, load_c);
             if (nr < NR)
                 for (int r = 0; r < mr; r++) memcpy(ym + (size_t)r * N, buf + r * NR, sizeof(float) * (size_t)nr);
@@ -379,10 +380,49 @@ static void prefetch_first(const void *W, size_t es, int K, int n0, int n1, int 
     }
 }
 
+/* ---- weights repacked at load (TKR_LAYOUT_PAIR_PANELS, 64-row panels) -------------------- */
+
+/* The k-block [k0, k0 + kc) of the panels holding rows [nb, ne) of a pair-panel weight: one
+ * contiguous run of each panel, panels kp * 256 bytes apart. */
+static next_block next_panels(const tkr_tensor *w, int K, int nb, int ne, int k0, int kc) {
+    next_block nx = {NULL, 0, 0, 0};
+    if (k0 >= K || ne <= nb) return nx;
+    size_t kp = (size_t)(K + 1) / 2, panel = kp * NR * 4;
+    nx.base = (const char *)w->data + (size_t)(nb / NR) * panel + (size_t)(k0 / 2) * NR * 4;
+    nx.stride = panel;
+    nx.bytes = (size_t)((K - k0 < kc ? K - k0 : kc) + 1) / 2 * NR * 4;
+    nx.rows = (ne - nb + NR - 1) / NR;
+    return nx;
+}
+
+/* Rows [n0, n1) (n0 a multiple of 64) against a weight packed at load: the tile reads the
+ * panels in place, a k-block (KC) at a time for all M rows, so x's k-slice and the block's
+ * panels stay in L2; the next k-block (or the next task's first) is prefetched meanwhile. The
+ * tiles and chains are the ones of the per-call packing (the same bits). */
+static void block_prepacked(const void *x, size_t ldx, int mode, int M, int K, const tkr_tensor *w,
+                            int n0, int n1, float *y, int N, int pf_n0, int pf_n1) {
+    size_t pstride = (size_t)(K + 1) / 2 * NR; /* 32-bit pairs per panel */
+    const uint32_t *panels = (const uint32_t *)w->data + (size_t)(n0 / NR) * pstride;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kb = K - k0 < KC ? K - k0 : KC;
+        next_block nx = k0 + kb < K ? next_panels(w, K, n0, n1, k0 + kb, KC) : next_panels(w, K, pf_n0, pf_n1, 0, KC);
+        multiply_block(x, ldx, mode, M, n0, n1, k0, kb, (const float *)(panels + (size_t)(k0 / 2) * NR),
+                       pstride, y, N, nx);
+    }
+}
+
+void tkr_linear_pack_pairs_avx512(const uint16_t *W, int K, int n0, int nr, uint32_t *dst) {
+    pack_block_bf16(W, K, n0, nr, 0, K, dst);
+}
+
 void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, int n0, int n1,
                              float *y, int N, float *pack, int pf_n0, int pf_n1) {
     if (K == 0) { /* an empty sum: every chain is +0 */
         for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
+        return;
+    }
+    if (w->layout == TKR_LAYOUT_PAIR_PANELS) {
+        block_prepacked(x, (size_t)K, MUL_W16, M, K, w, n0, n1, y, N, pf_n0, pf_n1);
         return;
     }
     bool small = (size_t)M * (size_t)K <= SMALL_X;
@@ -405,7 +445,8 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
                 break;
             default: pack_block(TKR_DT_F32, w->data, K, nb, ne - nb, k0, kb, pack); break;
             }
-            multiply_block(x, (size_t)K, mode, M, nb, ne, k0, kb, pack, y, N,
+            size_t pstride = (size_t)(mode == MUL_W16 ? (kb + 1) / 2 : kb) * NR;
+            multiply_block(x, (size_t)K, mode, M, nb, ne, k0, kb, pack, pstride, y, N,
                            after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
@@ -470,6 +511,10 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
         for (int m = 0; m < M; m++) memset(y + (size_t)m * N + n0, 0, sizeof(float) * (size_t)(n1 - n0));
         return;
     }
+    if (w->layout == TKR_LAYOUT_PAIR_PANELS) {
+        block_prepacked(xb, ldx, MUL_BF16, M, K, w, n0, n1, y, N, pf_n0, pf_n1);
+        return;
+    }
     bool small = (size_t)M * (size_t)K <= SMALL_X;
     int kc = small && M > MR ? K : KC;
     int nc = small ? NR : n1 - n0;
@@ -479,7 +524,7 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
             pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
-            multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
+            multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, (size_t)((kb + 1) / 2) * NR, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }

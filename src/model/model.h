@@ -56,6 +56,7 @@ struct tkr_model {
     const tkr_tensor *embed;               /* [V, D] */
     const tkr_tensor *final_norm;          /* [D]    */
     tkr_text_layer *layers;                /* [L]    */
+    tkr_packed_set *packed;                /* decoder weights repacked at load (kernels.h) */
     float *inv_freq;                       /* [hd/2] text rotary frequencies */
     bool has_vision;
     tkr_vision_weights vis;

@@ -533,6 +533,14 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
+    for (int l = 0; !m->backend && l < m->cfg.text.num_layers; l++) { /* kernels.h tkr_linear_repack */
+        tkr_text_layer *L = &m->layers[l];
+        const tkr_tensor **ws[] = {&L->q_w, &L->k_w, &L->v_w, &L->o_w, &L->gate_w, &L->up_w, &L->down_w};
+        if (tkr_linear_repack(&m->kctx, ws, 7, weights_all_mapped(m->weights), &m->packed) != TKR_OK) {
+            st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory repacking the decoder weights");
+            goto fail;
+        }
+    }
     m->vision_pages_droppable = m->has_vision && !m->backend && weights_all_mapped(m->weights);
     *out = m;
     return TKR_OK;
@@ -549,6 +557,7 @@ void tkr_model_free(tkr_model *m) {
     tkr_pool_free(m->pool);
     free(m->inv_freq);
     free(m->layers);
+    tkr_packed_set_free(m->packed);
     free(m->vis.blocks);
     free(m->vis.patch_embed_own);
     tkr_weights_free(m->weights);

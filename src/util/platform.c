@@ -87,6 +87,15 @@ void tkr_pages_release(const void *p, size_t n) {
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void tkr_pages_hint_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    if (p && n) (void)madvise(p, n, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 void tkr_file_view_close(tkr_file_view *view) {
     if (!view || !view->data) return;
     if (view->mapped)

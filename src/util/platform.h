@@ -26,6 +26,11 @@ void tkr_file_view_close(tkr_file_view *view);
  * anonymous pages would come back as zeros. A hint: errors are ignored. */
 void tkr_pages_release(const void *p, size_t n);
 
+/* Asks for large pages (Linux transparent huge pages) behind [p, p + n) of anonymous memory not
+ * yet touched: fewer page faults when it is first written, fewer TLB misses when it is
+ * streamed. A hint: a no-op where unsupported. */
+void tkr_pages_hint_huge(void *p, size_t n);
+
 /* Reads a whole (small) file into a NUL-terminated malloc'ed buffer, refusing files over max_size. */
 tkr_status tkr_read_file(const char *path, size_t max_size, char **out, size_t *out_len,
                          tkr_error *err);
