@@ -210,6 +210,11 @@ typedef struct {
                                     default false; ignored when weights are not mapped. A
                                     caller that knows when its last image comes uses
                                     tkr_model_hint_no_more_images instead (no cost)         */
+    bool repack_weights;         /* CPU: copy the 16-bit decoder matrices at load into the
+                                    tile layout the AVX-512 kernels read (src/kernels/
+                                    linear_pack.c): faster per token, but the load writes a
+                                    copy of them (seconds on some VMs); default true; a
+                                    one-shot command of one item turns it off              */
     const char *device;          /* "cpu", "cuda", "cuda:N"; NULL = the GPU when the build
                                     has CUDA and one is present, else the CPU               */
     tkr_media_limits media;      /* video decoding limits (frames per video, time, bytes)   */

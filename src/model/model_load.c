@@ -32,6 +32,7 @@ tkr_model_params tkr_model_default_params(void) {
     p.use_mmap = true;
     p.max_scratch_bytes = (size_t)256 << 20;
     p.release_vision_weights = false; /* costs a re-map per image pass: opt-in */
+    p.repack_weights = true; /* pays back after a few items; a one-shot CLI call turns it off */
     p.media = tkr_media_default_limits();
     return p;
 }
@@ -533,7 +534,7 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
-    for (int l = 0; !m->backend && l < m->cfg.text.num_layers; l++) { /* kernels.h tkr_linear_repack */
+    for (int l = 0; p.repack_weights && !m->backend && l < m->cfg.text.num_layers; l++) { /* kernels.h tkr_linear_repack */
         tkr_text_layer *L = &m->layers[l];
         const tkr_tensor **ws[] = {&L->q_w, &L->k_w, &L->v_w, &L->o_w, &L->gate_w, &L->up_w, &L->down_w};
         if (tkr_linear_repack(&m->kctx, ws, 7, weights_all_mapped(m->weights), &m->packed) != TKR_OK) {
