@@ -331,19 +331,23 @@ static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, i
     size_t lines_per_row = (nx.bytes + 63) / 64, lines = lines_per_row * (size_t)nx.rows, done = 0;
     const char *pf_row = nx.base; /* the next line to prefetch: pf_row + pf_off */
     size_t pf_off = 0;
-    int tiles = (M + MR - 1) / MR;
-    for (int m = 0; m < M; m += MR) {
-        int mr = M - m < MR ? M - m : MR;
-        size_t upto = lines * (size_t)(m / MR + 1) / (size_t)tiles;
-        for (; done < upto; done++) {
-            _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
-            pf_off += 64;
-            if (pf_off >= lines_per_row * 64) {
-                pf_off = 0;
-                pf_row += nx.stride;
+    int tiles = (M + MR - 1) / MR, panels = (n1 - n0 + NR - 1) / NR, step = 0;
+    /* Panel-major: one panel's k-block (kb x 64 weights: 32 KB at KC = 256 for the pair panels)
+     * stays in L1 while every row tile of x passes over it; x's k-slice is only broadcast (4 bytes a
+     * row and k), so it streams from L2 cheaply. Row-tile-major order would re-read all panels of
+     * the block from L2 for each row tile: twice the L2 traffic a vdpbf16ps tile can afford. */
+    for (int n = n0, p = 0; n < n1; n += NR, p++) {
+        for (int m = 0; m < M; m += MR) {
+            int mr = M - m < MR ? M - m : MR;
+            size_t upto = lines * (size_t)(++step) / ((size_t)tiles * (size_t)panels);
+            for (; done < upto; done++) {
+                _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
+                pf_off += 64;
+                if (pf_off >= lines_per_row * 64) {
+                    pf_off = 0;
+                    pf_row += nx.stride;
+                }
             }
-        }
-        for (int n = n0, p = 0; n < n1; n += NR, p++) {
             float *ym = y + (size_t)m * N + n;
             int nr = n1 - n < NR ? n1 - n : NR;
             float buf[MR * NR];                   /* [mr][64] */

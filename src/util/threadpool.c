@@ -1,12 +1,24 @@
 /* threadpool.c - pthread pool. Tasks are handed out through an atomic counter so that uneven
- * pieces balance themselves; a generation number wakes the workers for each new loop. */
+ * pieces balance themselves; a generation number wakes the workers for each new loop.
+ *
+ * A model pass runs hundreds of short loops (a norm, a projection, an activation) back to back,
+ * microseconds apart. Waking a sleeping worker through the kernel (futex) costs tens of
+ * microseconds on a virtual machine, during which the other cores wait, so both sides spin
+ * first: a worker watches the generation for SPIN_NS before it sleeps on the condition variable,
+ * and the caller watches the count of active workers before it sleeps. Between requests the
+ * workers sleep as before (a spin is bounded). With more threads than cores a spinner would hold
+ * the core that the thread with the work needs, so such a pool never spins. */
 #define _POSIX_C_SOURCE 200809L
 #include "util/threadpool.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+
+enum { SPIN_NS = 100 * 1000 }; /* how long either side spins before it sleeps */
 
 struct tkr_pool {
     int n_threads;            /* including the caller */
@@ -14,10 +26,11 @@ struct tkr_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_cond_t done;
-    unsigned long generation;
-    int quit;
-    int active;               /* workers still inside the current loop */
+    atomic_ulong generation;  /* changed under mu; read without it while spinning */
+    atomic_int quit;
+    atomic_int active;        /* workers still inside the current loop */
     int started;              /* workers that finished starting (tkr_pool_init waits for all) */
+    long long spin_ns;        /* how long to spin before sleeping: SPIN_NS, or 0 if oversubscribed */
     /* the current loop */
     tkr_task_fn fn;
     void *ctx;
@@ -38,6 +51,40 @@ static void drain(tkr_pool *p, int thread) {
     }
 }
 
+/* A hint to the core that this is a spin loop (frees the sibling thread's resources). */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spins up to SPIN_NS until done(p, arg) holds; true if it did (the caller then skips the
+ * sleep). The clock is read every 64 rounds only. */
+static bool spin_until(bool (*done)(tkr_pool *, unsigned long), tkr_pool *p, unsigned long arg) {
+    if (p->spin_ns == 0) return done(p, arg);
+    double end = 0;
+    for (unsigned i = 1;; i++) {
+        if (done(p, arg)) return true;
+        cpu_relax();
+        if ((i & 63) == 0) {
+            double t = tkr_now_seconds();
+            if (end == 0) end = t + (double)p->spin_ns * 1e-9;
+            else if (t > end) return false;
+        }
+    }
+}
+
+static bool new_loop(tkr_pool *p, unsigned long seen) {
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen || atomic_load(&p->quit);
+}
+
+static bool all_done(tkr_pool *p, unsigned long unused) {
+    (void)unused;
+    return atomic_load_explicit(&p->active, memory_order_acquire) == 0;
+}
+
 static void *worker_main(void *argp) {
     worker_arg *arg = argp;
     tkr_pool *p = arg->pool;
@@ -47,16 +94,24 @@ static void *worker_main(void *argp) {
     pthread_mutex_lock(&p->mu);
     p->started++;
     pthread_cond_signal(&p->done);
-    for (;;) {
-        while (!p->quit && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
-        drain(p, index);
-        pthread_mutex_lock(&p->mu);
-        if (--p->active == 0) pthread_cond_signal(&p->done);
-    }
     pthread_mutex_unlock(&p->mu);
+    for (;;) {
+        /* the loop's fn, ctx and n_tasks were written before the generation (release) */
+        if (!spin_until(new_loop, p, seen)) {
+            pthread_mutex_lock(&p->mu);
+            while (!atomic_load(&p->quit) && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit)) break;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        drain(p, index);
+        if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_acq_rel) == 1) {
+            /* the last one out: wake the caller if it sleeps (it checks active under mu) */
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
     return NULL;
 }
 
@@ -67,10 +122,14 @@ tkr_status tkr_pool_init(int n_threads, tkr_pool **out, tkr_error *err) {
     tkr_pool *p = calloc(1, sizeof *p);
     if (!p) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
     p->n_threads = n_threads;
+    p->spin_ns = n_threads <= tkr_cpu_count() ? SPIN_NS : 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     atomic_init(&p->next, 0);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->quit, 0);
+    atomic_init(&p->active, 0);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
@@ -105,7 +164,7 @@ tkr_status tkr_pool_init(int n_threads, tkr_pool **out, tkr_error *err) {
 void tkr_pool_free(tkr_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n_threads - 1 && p->threads; i++) pthread_join(p->threads[i], NULL);
@@ -124,17 +183,19 @@ void tkr_pool_run(tkr_pool *p, int n_tasks, tkr_task_fn fn, void *ctx) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
+    /* Every worker is out of the previous loop (active was 0), so none reads these now. */
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     atomic_store(&p->next, 0);
-    p->active = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
+    atomic_store(&p->active, p->n_threads - 1);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake); /* no system call when no worker sleeps */
     pthread_mutex_unlock(&p->mu);
     drain(p, 0);
+    if (spin_until(all_done, p, 0)) return;
     pthread_mutex_lock(&p->mu);
-    while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }

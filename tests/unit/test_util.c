@@ -5,6 +5,8 @@
 #include "util/platform.h"
 #include "util/threadpool.h"
 
+#include <time.h>
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -78,7 +80,23 @@ static void test_pool(void) {
             int all_once = 1;
             for (int i = 0; i < 1000; i++) all_once &= c.seen[i] == 1;
             CHECK(atomic_load(&c.sum) == 999 * 1000 / 2 && all_once, "threads %d rep %d", nt, rep);
+            if (rep % 10 == 9) { /* past the pool's spin: the workers sleep, the next run wakes them */
+                struct timespec ms2 = {0, 2000000};
+                nanosleep(&ms2, NULL);
+            }
         }
+        /* many short loops back to back (the spinning hand-over of a model pass): each must run
+         * every task exactly once and return only when all are done */
+        int bad = 0;
+        for (int rep = 0; rep < 5000; rep++) {
+            pool_ctx c;
+            atomic_init(&c.sum, 0);
+            for (int i = 0; i < nt + 1; i++) c.seen[i] = 0;
+            tkr_pool_run(p, nt + 1, add_task, &c);
+            for (int i = 0; i < nt + 1; i++) bad += c.seen[i] != 1;
+            bad += atomic_load(&c.sum) != nt * (nt + 1) / 2;
+        }
+        CHECK(bad == 0, "threads %d: %d errors in 5000 short loops", nt, bad);
         tkr_pool_free(p);
     }
 }
