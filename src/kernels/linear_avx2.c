@@ -146,11 +146,12 @@ static void tile_any(int mr, const float *x, size_t ldx, const float *pw, int kb
 static void multiply_block(const float *x, int M, int K, int n0, int n1, int k0, int kb,
                            const float *pack, float *y, int N) {
     bool load_c = k0 > 0;
-    for (int m = 0; m < M; m += MR) {
-        int mr = M - m < MR ? M - m : MR;
-        const float *xm = x + (size_t)m * K + k0;
-        for (int n = n0, p = 0; n < n1; n += NR, p++) {
-            const float *pw = pack + (size_t)p * kb * NR;
+    /* panel-major: one panel's k-block stays in L1 while every row tile passes over it */
+    for (int n = n0, p = 0; n < n1; n += NR, p++) {
+        const float *pw = pack + (size_t)p * kb * NR;
+        for (int m = 0; m < M; m += MR) {
+            int mr = M - m < MR ? M - m : MR;
+            const float *xm = x + (size_t)m * K + k0;
             float *ym = y + (size_t)m * N + n;
             int nr = n1 - n < NR ? n1 - n : NR;
             if (nr == NR) {
