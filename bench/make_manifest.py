@@ -2,9 +2,11 @@
 """Writes config.json + weights.json for a random-weight Qwen2-VL of a real shape, for
 tools/mkmodel to fill (no download, no torch):
 
-    python3 bench/make_manifest.py 2b OUTDIR && build/tools/mkmodel OUTDIR/weights.json OUTDIR/model.safetensors
+    python3 bench/make_manifest.py 2b OUTDIR [--layers N] && build/tools/mkmodel OUTDIR/weights.json OUTDIR/model.safetensors
 
-Shapes follow Qwen2-VL-2B/7B-Instruct (the Ops-MM-embedding-v1 bases)."""
+Shapes follow Qwen2-VL-2B/7B-Instruct (the Ops-MM-embedding-v1 bases). --layers N keeps the real
+widths with N decoder layers: for measurements that do not depend on depth (activation memory of
+a long text), at a fraction of the time."""
 import json
 import os
 import sys
@@ -78,10 +80,17 @@ def config(s):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in SHAPES:
+    args = sys.argv[1:]
+    layers = None
+    if len(args) == 4 and args[2] == "--layers" and args[3].isdigit() and int(args[3]) >= 1:
+        layers = int(args[3])
+        args = args[:2]
+    if len(args) != 2 or args[0] not in SHAPES:
         print(__doc__, file=sys.stderr)
         return 2
-    s, out = SHAPES[sys.argv[1]], sys.argv[2]
+    s, out = dict(SHAPES[args[0]]), args[1]
+    if layers is not None:
+        s["layers"] = layers
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config(s), f, indent=2)

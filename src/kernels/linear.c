@@ -56,6 +56,9 @@ typedef struct {
 } to_bf16_job;
 
 enum { TO_BF16_ROWS = 16 };
+/* The fast mode's bf16 copy of x: rows a chunk (at least FAST_CHUNK_MIN_ROWS, a multiple of the
+ * AVX-512 tile's 6 rows and its row group of 192) within about FAST_CHUNK_BYTES. */
+enum { FAST_CHUNK_BYTES = 4 << 20, FAST_CHUNK_MIN_ROWS = 192 };
 
 /* Rows [16 task, 16 task + 16) of x rounded to bf16, the pad column (odd K) zero. */
 static void to_bf16_task(void *p, int task, int thread) {
@@ -133,21 +136,35 @@ tkr_status tkr_linear(const tkr_kctx *ctx, const float *x, int M, int K, const t
                        sizeof(float) * (per_thread * (size_t)threads + bias_floats)) != 0)
         return TKR_ERR_NOMEM;
     linear_job j = {ctx, x, M, K, N, w, y, block, scratch, per_thread, NULL, 0};
-    uint16_t *xb = NULL; /* fast mode: [M, K rounded up to even] */
     if (use_fast_bf16(ctx, w)) {
+        /* x rounded to bf16 a chunk of rows at a time into one buffer of at most about
+         * FAST_CHUNK_BYTES, each chunk then through the whole product: a batch's x converted at
+         * once was a fresh mapping of up to 36 MB per call (page faults) written to and read
+         * back from memory; a chunk stays in L3 between the two. Rows are independent, so the
+         * chunking changes no bit; the weights are read once per chunk. */
         size_t ldxb = ((size_t)K + 1) & ~(size_t)1;
-        xb = malloc(sizeof(uint16_t) * ldxb * (size_t)M);
+        size_t rows = FAST_CHUNK_BYTES / (sizeof(uint16_t) * ldxb);
+        rows = rows < FAST_CHUNK_MIN_ROWS ? FAST_CHUNK_MIN_ROWS : rows;
+        rows = rows > (size_t)M ? (size_t)M : rows;
+        uint16_t *xb = malloc(sizeof(uint16_t) * ldxb * rows); /* [rows, ldxb] */
         if (!xb) {
             free(scratch);
             return TKR_ERR_NOMEM;
         }
-        to_bf16_job tj = {x, K, xb, ldxb, M};
-        tkr_pool_run(ctx->pool, (M + TO_BF16_ROWS - 1) / TO_BF16_ROWS, to_bf16_task, &tj);
         j.xb = xb;
         j.ldxb = ldxb;
+        for (int r0 = 0; r0 < M; r0 += (int)rows) {
+            int mc = M - r0 < (int)rows ? M - r0 : (int)rows;
+            to_bf16_job tj = {x + (size_t)r0 * K, K, xb, ldxb, mc};
+            tkr_pool_run(ctx->pool, (mc + TO_BF16_ROWS - 1) / TO_BF16_ROWS, to_bf16_task, &tj);
+            j.M = mc;
+            j.y = y + (size_t)r0 * N;
+            tkr_pool_run(ctx->pool, (N + block - 1) / block, linear_task, &j);
+        }
+        free(xb);
+    } else {
+        tkr_pool_run(ctx->pool, (N + block - 1) / block, linear_task, &j);
     }
-    tkr_pool_run(ctx->pool, (N + block - 1) / block, linear_task, &j);
-    free(xb);
     if (bias) {
         float *b = scratch + per_thread * (size_t)threads;
         tkr_weight_row_f32(bias, 0, b);

@@ -24,7 +24,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-enum { MR = 6, NV = 4, NR = 64, KC = 256, PF_AHEAD = 512 /* bytes */ };
+enum { MR = 6, NV = 4, NR = 64, KC = 256, PF_AHEAD = 512 /* bytes */, GROUP_TILES = 32 };
 
 /* x small enough (M K <= SMALL_X floats) to stay in L2 while one panel at a time is packed over
  * all of K (see linear_avx2.c): then the packing is what costs, and weight rows are read in order. */
@@ -299,6 +299,8 @@ typedef struct {
     int rows;
 } next_block;
 
+static const next_block no_block = {NULL, 0, 0, 0};
+
 static next_block next_kblock(const tkr_tensor *w, int K, int nb, int ne, int k0, int kc) {
     size_t es = w->dtype == TKR_DT_F32 ? 4 : 2;
     next_block nx = {NULL, 0, 0, 0};
@@ -319,57 +321,83 @@ static next_block after(const tkr_tensor *w, int K, int nb, int ne, int n1, int 
     return next_kblock(w, K, pf_n0, pf_n1, 0, kc);
 }
 
+/* A next_block being prefetched: `done` of its `lines` asked for so far. */
+typedef struct {
+    next_block b;
+    size_t lines_per_row, lines, done, off;
+    const char *row;
+} pf_stream;
+
+static pf_stream pf_start(next_block b) {
+    pf_stream s = {b, (b.bytes + 63) / 64, 0, 0, 0, b.base};
+    s.lines = s.lines_per_row * (size_t)b.rows;
+    return s;
+}
+
+/* Asks for the lines up to fraction step / steps of the stream. */
+static inline void pf_advance(pf_stream *s, size_t step, size_t steps) {
+    size_t upto = s->lines * step / steps;
+    for (; s->done < upto; s->done++) {
+        _mm_prefetch(s->row + s->off, _MM_HINT_T1);
+        s->off += 64;
+        if (s->off >= s->lines_per_row * 64) {
+            s->off = 0;
+            s->row += s->b.stride;
+        }
+    }
+}
+
 static void pack_block_bf16(const uint16_t *W, int K, int n0, int nr, int k0, int kb, uint32_t *pack);
 
 enum { MUL_F32, MUL_W16, MUL_BF16 }; /* panels of float32 / raw bf16 pairs with float x / bf16 x */
 
-/* pstride: floats (32-bit units) from one panel to the next in pack. */
+/* pstride: floats (32-bit units) from one panel to the next in pack.
+ * Order: row groups of at most GROUP_TILES tiles, and within a group panel-major. One panel's
+ * k-block (kb x 64 weights: 32 KB at KC = 256 for the pair panels) stays in L1 while every row
+ * tile of the group passes over it, and the group's k-slice of x (192 rows: 96 KB in bf16, 192 KB
+ * in float32), only broadcast, stays in L2. Row-tile-major order re-reads all panels of the block
+ * from L2 for each row tile (twice the L2 traffic a vdpbf16ps tile can afford); panel-major over
+ * all of a large M (a batch of 2048 rows) would stream x from L3. Any order gives the same bits. */
 static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, int n1, int k0,
-                           int kb, const float *pack, size_t pstride, float *y, int N, next_block nx) {
+                           int kb, const float *pack, size_t pstride, float *y, int N, next_block nx,
+                           next_block nx_x) {
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
-    size_t lines_per_row = (nx.bytes + 63) / 64, lines = lines_per_row * (size_t)nx.rows, done = 0;
-    const char *pf_row = nx.base; /* the next line to prefetch: pf_row + pf_off */
-    size_t pf_off = 0;
+    pf_stream pw = pf_start(nx), px = pf_start(nx_x);
     int tiles = (M + MR - 1) / MR, panels = (n1 - n0 + NR - 1) / NR, step = 0;
-    /* Panel-major: one panel's k-block (kb x 64 weights: 32 KB at KC = 256 for the pair panels)
-     * stays in L1 while every row tile of x passes over it; x's k-slice is only broadcast (4 bytes a
-     * row and k), so it streams from L2 cheaply. Row-tile-major order would re-read all panels of
-     * the block from L2 for each row tile: twice the L2 traffic a vdpbf16ps tile can afford. */
-    for (int n = n0, p = 0; n < n1; n += NR, p++) {
-        for (int m = 0; m < M; m += MR) {
-            int mr = M - m < MR ? M - m : MR;
-            size_t upto = lines * (size_t)(++step) / ((size_t)tiles * (size_t)panels);
-            for (; done < upto; done++) {
-                _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
-                pf_off += 64;
-                if (pf_off >= lines_per_row * 64) {
-                    pf_off = 0;
-                    pf_row += nx.stride;
+    int groups = (tiles + GROUP_TILES - 1) / GROUP_TILES, per = (tiles + groups - 1) / groups;
+    for (int g0 = 0; g0 < M; g0 += per * MR) {
+        int g1 = M - g0 < per * MR ? M : g0 + per * MR; /* rows [g0, g1) */
+        for (int n = n0, p = 0; n < n1; n += NR, p++) {
+            for (int m = g0; m < g1; m += MR) {
+                int mr = M - m < MR ? M - m : MR;
+                /* the next k-block's lines (weights, x), spread evenly over the tiles of this one */
+                step++;
+                pf_advance(&pw, (size_t)step, (size_t)tiles * (size_t)panels);
+                pf_advance(&px, (size_t)step, (size_t)tiles * (size_t)panels);
+                float *ym = y + (size_t)m * N + n;
+                int nr = n1 - n < NR ? n1 - n : NR;
+                float buf[MR * NR]; /* [mr][64] */
+                float *c = ym;
+                size_t ldc = (size_t)N;
+                if (nr < NR) {
+                    if (load_c)
+                        for (int r = 0; r < mr; r++) memcpy(buf + r * NR, ym + (size_t)r * N, sizeof(float) * (size_t)nr);
+                    c = buf;
+                    ldc = NR;
                 }
+                if (mode == MUL_W16)
+                    tile_w16_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx,
+                                 (const uint32_t *)(pack + (size_t)p * pstride), kb, c, ldc, load_c);
+                else if (mode == MUL_BF16)
+                    tile_bf16_any(mr, (const uint16_t *)x + (size_t)m * ldx + k0, ldx,
+                                  (const uint16_t *)(pack + (size_t)p * pstride), kp, c, ldc, load_c);
+                else
+                    tile_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx, pack + (size_t)p * pstride, kb,
+                             c, ldc, load_c);
+                if (nr < NR)
+                    for (int r = 0; r < mr; r++) memcpy(ym + (size_t)r * N, buf + r * NR, sizeof(float) * (size_t)nr);
             }
-            float *ym = y + (size_t)m * N + n;
-            int nr = n1 - n < NR ? n1 - n : NR;
-            float buf[MR * NR];                   /* [mr][64] */
-            float *c = ym;
-            size_t ldc = (size_t)N;
-            if (nr < NR) {
-                if (load_c)
-                    for (int r = 0; r < mr; r++) memcpy(buf + r * NR, ym + (size_t)r * N, sizeof(float) * (size_t)nr);
-                c = buf;
-                ldc = NR;
-            }
-            if (mode == MUL_W16)
-                tile_w16_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx,
-                             (const uint32_t *)(pack + (size_t)p * pstride), kb, c, ldc, load_c);
-            else if (mode == MUL_BF16)
-                tile_bf16_any(mr, (const uint16_t *)x + (size_t)m * ldx + k0, ldx,
-                              (const uint16_t *)(pack + (size_t)p * pstride), kp, c, ldc, load_c);
-            else
-                tile_any(mr, (const float *)x + (size_t)m * ldx + k0, ldx, pack + (size_t)p * pstride, kb, c,
-                         ldc, load_c);
-            if (nr < NR)
-                for (int r = 0; r < mr; r++) memcpy(ym + (size_t)r * N, buf + r * NR, sizeof(float) * (size_t)nr);
         }
     }
 }
@@ -400,18 +428,41 @@ static next_block next_panels(const tkr_tensor *w, int K, int nb, int ne, int k0
 }
 
 /* Rows [n0, n1) (n0 a multiple of 64) against a weight packed at load: the tile reads the
- * panels in place, a k-block (KC) at a time for all M rows, so x's k-slice and the block's
- * panels stay in L2; the next k-block (or the next task's first) is prefetched meanwhile. The
- * tiles and chains are the ones of the per-call packing (the same bits). */
+ * panels in place. Rows go in groups of at most GROUP_TILES tiles (192 rows), each group through
+ * every k-block (KC) before the next group, so the group's outputs (at most 192 x 256 floats)
+ * stay in L2 between k-blocks; all M rows a k-block at a time would reload them from L3 for each
+ * of the 35 k-blocks of the down projection (2 MB at 2048 rows). The weights are read once per
+ * group (once for a prompt of <= 192 tokens); the next k-block (or the next group's or task's
+ * first) is prefetched meanwhile. The tiles and chains are the ones of the per-call packing (the
+ * same bits). */
 static void block_prepacked(const void *x, size_t ldx, int mode, int M, int K, const tkr_tensor *w,
                             int n0, int n1, float *y, int N, int pf_n0, int pf_n1) {
     size_t pstride = (size_t)(K + 1) / 2 * NR; /* 32-bit pairs per panel */
     const uint32_t *panels = (const uint32_t *)w->data + (size_t)(n0 / NR) * pstride;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kb = K - k0 < KC ? K - k0 : KC;
-        next_block nx = k0 + kb < K ? next_panels(w, K, n0, n1, k0 + kb, KC) : next_panels(w, K, pf_n0, pf_n1, 0, KC);
-        multiply_block(x, ldx, mode, M, n0, n1, k0, kb, (const float *)(panels + (size_t)(k0 / 2) * NR),
-                       pstride, y, N, nx);
+    size_t x_elem = mode == MUL_BF16 ? sizeof(uint16_t) : sizeof(float);
+    int tiles = (M + MR - 1) / MR, groups = (tiles + GROUP_TILES - 1) / GROUP_TILES;
+    int rows = (tiles + groups - 1) / groups * MR; /* rows a group */
+    for (int g0 = 0; g0 < M; g0 += rows) {
+        int gm = M - g0 < rows ? M - g0 : rows;
+        const void *xg = (const char *)x + (size_t)g0 * ldx * x_elem;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kb = K - k0 < KC ? K - k0 : KC;
+            next_block nx = k0 + kb < K    ? next_panels(w, K, n0, n1, k0 + kb, KC)
+                            : g0 + gm < M ? next_panels(w, K, n0, n1, 0, KC)
+                                          : next_panels(w, K, pf_n0, pf_n1, 0, KC);
+            /* and x's next k-slice: its rows are ldx apart, so the hardware cannot guess them
+             * (a batch's x does not fit L3: 36 MB of bf16 for the down projection at 2048 rows) */
+            next_block nx_x = {NULL, 0, 0, 0};
+            if (k0 + kb < K || g0 + gm < M) {
+                int nk0 = k0 + kb < K ? k0 + kb : 0, ng0 = k0 + kb < K ? g0 : g0 + gm;
+                nx_x.base = (const char *)x + ((size_t)ng0 * ldx + (size_t)nk0) * x_elem;
+                nx_x.stride = ldx * x_elem;
+                nx_x.bytes = (size_t)(K - nk0 < KC ? K - nk0 : KC) * x_elem;
+                nx_x.rows = M - ng0 < rows ? M - ng0 : rows;
+            }
+            multiply_block(xg, ldx, mode, gm, n0, n1, k0, kb, (const float *)(panels + (size_t)(k0 / 2) * NR),
+                           pstride, y + (size_t)g0 * N, N, nx, nx_x);
+        }
     }
 }
 
@@ -451,7 +502,7 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
             }
             size_t pstride = (size_t)(mode == MUL_W16 ? (kb + 1) / 2 : kb) * NR;
             multiply_block(x, (size_t)K, mode, M, nb, ne, k0, kb, pack, pstride, y, N,
-                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
+                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1), no_block);
         }
     }
 }
@@ -528,7 +579,8 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kb = K - k0 < kc ? K - k0 : kc;
             pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
-            multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, (size_t)((kb + 1) / 2) * NR, y, N, after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
+            multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, (size_t)((kb + 1) / 2) * NR, y, N,
+                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1), no_block);
         }
     }
 }
