@@ -484,7 +484,7 @@ void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, in
     bool vec = D % 4 == 0 && D <= 4 * 256 * 4 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
                ((uintptr_t)abias & 15) == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)y & 15) == 0;
     bool wide = D > 4 * 256 * 2; /* the 7B's 3584: four float4 per thread */
-    if (vec && D <= 4 * 32 * 12) { /* one warp a row */
+    if (vec && D <= 4 * 32 * 12 && M >= 1024) { /* one warp a row; few rows keep one block a row */
         unsigned nb = (unsigned)((M + 7) / 8);
         if (fp32 || out_f32) k_add_norm_w<float, 12><<<nb, 256, 0, s>>>(x, a, abias, M, D, rms, w, b, eps, (float *)y);
         else k_add_norm_w<__nv_bfloat16, 12><<<nb, 256, 0, s>>>(x, a, abias, M, D, rms, w, b, eps, (__nv_bfloat16 *)y);
