@@ -9,7 +9,9 @@
  * Prints one JSON object per measurement.
  *
  *   bench_gpu -m MODEL_DIR [--device D] [--precision P] [--img256 FILE] [--img1280 FILE]
- *             [--images N] [--runs R] [--text-only] [--quick]
+ *             [--images N] [--runs R] [--text-only] [--images-only] [--quick]
+ * --images-only: only the image measurements (for per-op profiles of the vision pass alone).
+ * --text B L: only the throughput of batches of B prompts of L tokens (per-op profiles of one shape).
  * --quick: only 64 x 128 text, one 128-token text and N images of 256 tokens (the 7B row).
  */
 #include "tkr_embed.h"
@@ -189,8 +191,8 @@ static void bench_image_latency(tkr_model *m, const char *path, int runs, const 
 
 int main(int argc, char **argv) {
     const char *dir = NULL, *img256 = NULL, *img1280 = NULL;
-    int n_images = 64, runs = 5;
-    bool text_only = false, quick = false;
+    int n_images = 64, runs = 5, text_b = 0, text_l = 0;
+    bool text_only = false, images_only = false, quick = false;
     tkr_model_params mp = tkr_model_default_params();
     mp.max_batch_tokens = 1 << 16;
     for (int i = 1; i < argc; i++) {
@@ -203,10 +205,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--images") && next) n_images = atoi(argv[++i]);
         else if (!strcmp(a, "--runs") && next) runs = atoi(argv[++i]);
         else if (!strcmp(a, "--text-only")) text_only = true;
+        else if (!strcmp(a, "--images-only")) images_only = true;
+        else if (!strcmp(a, "--text") && i + 2 < argc) {
+            text_b = atoi(argv[++i]);
+            text_l = atoi(argv[++i]);
+        }
         else if (!strcmp(a, "--quick")) quick = true;
         else {
             fprintf(stderr, "usage: bench_gpu -m DIR [--device D] [--precision P] [--img256 F] [--img1280 F] "
-                            "[--images N] [--runs R] [--text-only] [--quick]\n");
+                            "[--images N] [--runs R] [--text-only] [--images-only] [--text B L] [--quick]\n");
             return 2;
         }
     }
@@ -222,14 +229,20 @@ int main(int argc, char **argv) {
     tkr_model_describe_kernels(m, dev, sizeof dev);
     printf("{\"bench\": \"load\", \"device\": \"%s\", \"seconds\": %.3f}\n", dev, tkr_now_seconds() - t0);
     fflush(stdout);
-    bench_text(m, 64, 128, runs, dev);
-    if (!quick) bench_text(m, 16, 512, runs, dev);
-    bench_text(m, 1, 128, 4 * runs, dev);
-    if (!text_only && img256) {
+    if (text_b > 0 && text_l > 0) {
+        bench_text(m, text_b, text_l, runs, dev);
+    } else if (!images_only) {
+        bench_text(m, 64, 128, runs, dev);
+        if (!quick) bench_text(m, 16, 512, runs, dev);
+        bench_text(m, 1, 128, 4 * runs, dev);
+    }
+    if (text_b > 0) {
+        /* one text shape only */
+    } else if (!text_only && img256) {
         bench_images(m, img256, n_images, runs, dev);
         if (!quick) bench_image_latency(m, img256, 4 * runs, dev);
     }
-    if (!text_only && !quick && img1280) bench_images(m, img1280, n_images / 4 > 0 ? n_images / 4 : 1, runs, dev);
+    if (!text_b && !text_only && !quick && img1280) bench_images(m, img1280, n_images / 4 > 0 ? n_images / 4 : 1, runs, dev);
     tkr_model_free(m);
     return 0;
 }

@@ -34,7 +34,10 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    /* out [n_seq, D]: the final-normed hidden state of each sequence's last token. */
+    /* out [n_seq, D]: the final-normed hidden state of each sequence's last token. When b->extra
+     * lies inside the out block of the backend's last vision_forward(_rgb) call, the backend may
+     * read those rows from its own device copy (CUDA: nothing goes up again): the caller must not
+     * change that block in between (the CUDA backend also compares its first and last values). */
     tkr_status (*text_forward)(tkr_backend *be, const tkr_text_batch *b, float *out, tkr_error *err);
     /* n_images images, image i with patches[i] [gh*gw, patch_dim] (Qwen2-VL order) and grid
      * (gh, gw), attending within itself; out [sum(gh*gw)/4, D] in image order. The images may

@@ -16,7 +16,8 @@
 #      (bench/bench_server --engine, random 2B model; text, then 256-token images);
 #   6. with --7b: the 7B shape (HF and ours, --quick: 64 x 128 text, 16 images of 256; also ours
 #      on the same model quantized to Q8_0).
-# --quant-only: steps 1, 4, 5 (and 6 with --7b) only.
+# --quant-only: steps 1, 4, 5 (and 6 with --7b) only; --bench-only: steps 1, 3, 5 (and 6) only
+# (the checks and the benches then fit two device commands of 10 minutes).
 # Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
 # Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
 # TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
@@ -24,11 +25,11 @@
 # TKR_BENCH_ALT_ENV (e.g. "TKR_CUDA_FLASH=1": bench_gpu once more with these variables);
 # TKR_CUDA_PROFILE=1 makes bench_gpu print per-op GPU times (bench_tkr.stderr).
 set -uo pipefail
-NO_BENCH=0; QUANT_ONLY=0; WITH_7B=0
+NO_BENCH=0; QUANT_ONLY=0; WITH_7B=0; BENCH_ONLY=0
 for a in "$@"; do
   case $a in
-    --no-bench) NO_BENCH=1 ;; --quant-only) QUANT_ONLY=1 ;; --7b) WITH_7B=1 ;;
-    *) echo "usage: tests/gpu/run.sh [--no-bench] [--quant-only] [--7b]" >&2; exit 2 ;;
+    --no-bench) NO_BENCH=1 ;; --quant-only) QUANT_ONLY=1 ;; --7b) WITH_7B=1 ;; --bench-only) BENCH_ONLY=1 ;;
+    *) echo "usage: tests/gpu/run.sh [--no-bench] [--quant-only] [--bench-only] [--7b]" >&2; exit 2 ;;
   esac
 done
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -72,7 +73,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CE="python3 $ROOT/tests/lib/compare_expected.py"
 CD="python3 $ROOT/tests/gpu/compare_devices.py"
-[ $QUANT_ONLY = 1 ] && TKR_GPU_MODELS=${TKR_GPU_MODELS:-none}
+[ $QUANT_ONLY = 1 ] || [ $BENCH_ONLY = 1 ] && TKR_GPU_MODELS=${TKR_GPU_MODELS:-none}
 for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   [ "$m" = none ] && continue
   make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
@@ -128,8 +129,8 @@ if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
   rm -rf "$B"
 fi
 # ---- 4. quantized weights (GGUF) on the GPU, /metrics --------------------------------------
-say "== quantized GGUF weights on the GPU against the CPU"
-while read -r m t; do
+[ $BENCH_ONLY = 1 ] || say "== quantized GGUF weights on the GPU against the CPU"
+[ $BENCH_ONLY = 1 ] || while read -r m t; do
   g=$tmp/gguf-$m-$t
   # the fixture checks above delete each model directory's weights when done: make it again
   ls "$tmp/$m"/*.safetensors >/dev/null 2>&1 || { rm -rf "$tmp/$m"; make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1; } ||
@@ -175,7 +176,9 @@ serve_up() {
   return 1
 }
 serve_down() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
-if serve_up "$tmp/gguf-m3-h128-bf16-q8_0" 18431 "$tmp/serve.log"; then
+if [ $BENCH_ONLY = 1 ]; then
+  :
+elif serve_up "$tmp/gguf-m3-h128-bf16-q8_0" 18431 "$tmp/serve.log"; then
   check "/metrics GPU gauges (Q8_0 m3 server)" python3 "$ROOT/tests/gpu/check_metrics.py" 18431 "$tmp/serve.log"
   serve_down
 else

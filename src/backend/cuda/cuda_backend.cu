@@ -46,25 +46,6 @@ tkr_status ensure(DevBuf &buf, size_t bytes, bool host, tkr_error *err) {
     return TKR_OK;
 }
 
-tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx, bool out_g) {
-    if (M <= 0) return TKR_OK;
-    const void *W = nullptr;
-    tkr_status wst = weight_of(be, L, &W, err);
-    if (wst != TKR_OK) return wst;
-    const float one = 1.0f, zero = 0.0f;
-    int ld = ldx > 0 ? ldx : L.K;
-    cublasStatus_t st;
-    if (be->fp32)
-        st = cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, (const float *)W, L.K,
-                         (const float *)x, ld, &zero, (float *)y, L.N);
-    else
-        st = cublasGemmEx(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, L.N, M, L.K, &one, W, CUDA_R_16BF, L.K, x,
-                          CUDA_R_16BF, ld, &zero, y, out_g ? CUDA_R_16BF : CUDA_R_32F, L.N, CUBLAS_COMPUTE_32F,
-                          CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(err, st, "matrix product");
-    return TKR_OK;
-}
-
 namespace {
 
 tkr_status dev_alloc(Backend *be, size_t bytes, void **out, tkr_error *err) {
@@ -277,11 +258,13 @@ void be_free(tkr_backend *b) {
     delete[] be->blocks;
     if (be->stage) cudaFree(be->stage);
     if (be->act.p) cudaFree(be->act.p);
+    if (be->vis_keep.p) cudaFree(be->vis_keep.p);
     if (be->wtile.p) cudaFree(be->wtile.p);
     if (be->att_s.p) cudaFree(be->att_s.p);
     if (be->host_in.p) cudaFreeHost(be->host_in.p);
     if (be->host_out.p) cudaFreeHost(be->host_out.p);
     if (be->blas_ws) cudaFree(be->blas_ws);
+    gemm_plans_free(be);
     if (be->blas) cublasDestroy(be->blas);
     if (be->stream) cudaStreamDestroy(be->stream);
     delete be;
@@ -316,7 +299,8 @@ tkr_status be_vision(tkr_backend *b, int n_images, const float *const *patches, 
 void be_memory(const tkr_backend *b, tkr_device_memory *out) {
     const Backend *be = (const Backend *)b;
     out->weight_bytes = be->weight_bytes;
-    out->activation_bytes = be->act.cap + be->att_s.cap + be->wtile.cap + (be->blas_ws ? (32u << 20) : 0);
+    out->activation_bytes =
+        be->act.cap + be->att_s.cap + be->wtile.cap + be->vis_keep.cap + (be->blas_ws ? (32u << 20) : 0);
     out->pinned_host_bytes = be->host_in.cap + be->host_out.cap;
     out->total_bytes = be->total_mem;
     const tkr_text_config *c = &be->m->cfg.text;
@@ -369,6 +353,13 @@ tkr_status setup(Backend *be, tkr_error *err) {
     size_t ws = 32u << 20;
     if ((e = cudaMalloc(&be->blas_ws, ws)) != cudaSuccess) return cuda_fail(err, e, "cuBLAS workspace");
     cublasSetWorkspace(be->blas, be->blas_ws, ws);
+    const char *lt = getenv("TKR_CUDA_LT");
+    be->lt_all = lt && !strcmp(lt, "2");
+    if (!be->fp32 && !(lt && !strcmp(lt, "0")) && cublasLtCreate(&be->lt) != CUBLAS_STATUS_SUCCESS) be->lt = nullptr;
+    const char *kv = getenv("TKR_CUDA_KEEP_VISION");
+    be->keep_vision = !(kv && !strcmp(kv, "0"));
+    const char *rg = getenv("TKR_CUDA_RESID");
+    be->resid_gemm = !(rg && !strcmp(rg, "0"));
     be->total_mem = prop.totalGlobalMem;
     int ver = 0;
     cublasGetVersion(be->blas, &ver);

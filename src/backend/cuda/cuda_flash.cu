@@ -11,7 +11,7 @@
  * h / (n_heads / n_kv). Head sizes 64, 80, 96, 128 (text 128, vision 80).
  *
  * Three versions (TKR_CUDA_FLASH=1/2/3): the first (k_flash, above for short sequences); for
- * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (256) rows, k_flash2 with
+ * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (64) rows, k_flash2 with
  * 8 warps of one 16-row m-tile (2) or, by default, 4 warps of two m-tiles (3; head sizes <= 96,
  * 128 spills there and takes 2). Measured on the H200, vision tower at 5120 patches, hd 80:
  * about 185 / 240 / 285 TFLOP/s (cuDNN's wgmma kernel under torch sdpa: about 410).
@@ -58,42 +58,72 @@ __device__ inline void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const __nv_bflo
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
 }
 
-template <int HD>
-__global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
-    constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8;
-    extern __shared__ __align__(16) unsigned char smraw[];
-    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                        */
-    __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K [BK][QS], V [BK][QS]) */
-    const int s = blockIdx.z, h = blockIdx.y;
-    const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
-    if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
-    const int q0 = blockIdx.x * BQ;
-    if (q0 >= L) return;
-    const int kvh = h / (a.n_heads / a.n_kv);
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
-    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
-    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-    auto load_kv = [&](int stage, int k0) {
+/* What k_flash and k_flash2 share: the block's sequence, head and first query row (grid: query
+ * tiles, heads, sequences), the K/V base pointers of its kv head, the number of key tiles it
+ * visits, and the loads of the Q tile and of K/V tiles into shared memory (NT threads take part
+ * in each). (Launching the causal blocks with the most keys first, sequences fastest, measured
+ * slower at 64 x 128 and 16 x 512.) */
+template <int HD, int NT> struct FlashSeq {
+    static constexpr int QS = HD + PAD, CH = HD / 8; /* smem row stride; 16-byte chunks per row */
+    int start, L, q0, h, ntiles;
+    float sl2; /* softmax scale * log2(e): the kernels exponentiate with exp2 */
+    const __nv_bfloat16 *kb, *vb;
+    /* Sets the block up and starts the loads of its Q tile (bq rows into Qs) and of the first
+     * K/V tile (stage 0 of KV); false when the block has nothing to do (empty or skipped
+     * sequence, rows past its end). */
+    __device__ bool begin(const AttnArgs &a, int bq, __nv_bfloat16 *Qs, __nv_bfloat16 *KV, int tid) {
+        const int s = blockIdx.z, qt = blockIdx.x;
+        h = blockIdx.y;
+        start = a.seq_start[s];
+        L = a.seq_start[s + 1] - start;
+        if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return false;
+        q0 = qt * bq;
+        if (q0 >= L) return false;
+        const int kvh = h / (a.n_heads / a.n_kv);
+        kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+        vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
+        sl2 = 1.4426950408889634f / sqrtf((float)HD);
+        const int kend = a.causal ? (q0 + bq < L ? q0 + bq : L) : L;
+        ntiles = (kend + BK - 1) / BK;
+        load_q(a, Qs, bq, tid);
+        load_kv(a, KV, 0, 0, tid);
+        cp_commit();
+        return true;
+    }
+    /* Q rows [q0, q0 + bq) of head blockIdx.y into Qs [bq][QS] (zeros past L), asynchronously. */
+    __device__ void load_q(const AttnArgs &a, __nv_bfloat16 *Qs, int bq, int tid) const {
+        for (int i = tid; i < bq * CH; i += NT) {
+            int r = i / CH, c = (i % CH) * 8;
+            bool ok = q0 + r < L;
+            cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0),
+                 ok);
+        }
+    }
+    /* Keys and values [k0, k0 + BK) into stage `stage` of KV (K [BK][QS], then V), asynchronously. */
+    __device__ void load_kv(const AttnArgs &a, __nv_bfloat16 *KV, int stage, int k0, int tid) const {
         __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
-        for (int i = tid; i < BK * CH; i += 128) {
+        for (int i = tid; i < BK * CH; i += NT) {
             int j = i / CH, c = (i % CH) * 8;
             bool ok = k0 + j < L;
             size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
             cp16(&Ks[j * QS + c], kb + off, ok);
             cp16(&Vs[j * QS + c], vb + off, ok);
         }
-    };
-    for (int i = tid; i < BQ * CH; i += 128) {
-        int r = i / CH, c = (i % CH) * 8;
-        bool ok = q0 + r < L;
-        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
     }
-    const int kend = a.causal ? (q0 + BQ < L ? q0 + BQ : L) : L;
-    const int ntiles = (kend + BK - 1) / BK;
-    load_kv(0, 0);
-    cp_commit();
+};
+
+template <int HD>
+__global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
+    constexpr int QS = HD + PAD, KD = HD / 16, ND = HD / 8, NB = BK / 8;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                        */
+    __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K [BK][QS], V [BK][QS]) */
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    FlashSeq<HD, 128> fs;
+    if (!fs.begin(a, BQ, Qs, KV, tid)) return;
+    const int h = fs.h, start = fs.start, L = fs.L, q0 = fs.q0, ntiles = fs.ntiles;
+    const float sl2 = fs.sl2;
+    auto load_kv = [&](int stage, int k0) { fs.load_kv(a, KV, stage, k0, tid); };
     uint32_t qf[KD][4];
     const int r0 = warp * 16 + g;
     float o[ND][4];
@@ -245,36 +275,12 @@ __global__ void __launch_bounds__(W * 32, MT == 1 ? (HD <= 96 ? 2 : 1) : 2) k_fl
     extern __shared__ __align__(16) unsigned char smraw[];
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ2][QS]                          */
     __nv_bfloat16 *KV = Qs + BQ2 * QS;          /* 2 stages x (K [BK][QS], V [BK][QS]) */
-    const int s = blockIdx.z, h = blockIdx.y;
-    const int start = a.seq_start[s], L = a.seq_start[s + 1] - start;
-    if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return;
-    const int q0 = blockIdx.x * BQ2;
-    if (q0 >= L) return;
-    const int kvh = h / (a.n_heads / a.n_kv);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const float sl2 = 1.4426950408889634f / sqrtf((float)HD); /* scale * log2(e): exp2 below */
-    constexpr int CH = HD / 8;                                 /* 16-byte chunks per row      */
-    const __nv_bfloat16 *kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-    const __nv_bfloat16 *vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-    auto load_kv = [&](int stage, int k0) {
-        __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
-        for (int i = tid; i < BK * CH; i += NT) {
-            int j = i / CH, c = (i % CH) * 8;
-            bool ok = k0 + j < L;
-            size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
-            cp16(&Ks[j * QS + c], kb + off, ok);
-            cp16(&Vs[j * QS + c], vb + off, ok);
-        }
-    };
-    for (int i = tid; i < BQ2 * CH; i += NT) {
-        int r = i / CH, c = (i % CH) * 8;
-        bool ok = q0 + r < L;
-        cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0), ok);
-    }
-    const int kend = a.causal ? (q0 + BQ2 < L ? q0 + BQ2 : L) : L;
-    const int ntiles = (kend + BK - 1) / BK;
-    load_kv(0, 0);
-    cp_commit();
+    FlashSeq<HD, NT> fs;
+    if (!fs.begin(a, BQ2, Qs, KV, tid)) return;
+    const int h = fs.h, start = fs.start, L = fs.L, q0 = fs.q0, ntiles = fs.ntiles;
+    const float sl2 = fs.sl2;
+    auto load_kv = [&](int stage, int k0) { fs.load_kv(a, KV, stage, k0, tid); };
     uint32_t qf[MT][KD][4];
     const int wr0 = warp * 16 * MT;   /* the warp's first row in the block */
     const int wq0 = q0 + wr0;         /* ... as a query position            */

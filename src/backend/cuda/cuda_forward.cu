@@ -10,9 +10,11 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <chrono>
+#include <thread>
 
 namespace tkrcuda {
 
@@ -42,14 +44,86 @@ struct Carver {
     }
 };
 
+/* The device copy of b's image rows (see Backend::vis_keep), or NULL when they must go up. */
+const float *kept_rows(const Backend *be, const tkr_text_batch *b, int D) {
+    if (!be->keep_vision || !be->vis_host || !b->extra || b->n_extra <= 0) return nullptr;
+    uintptr_t lo = (uintptr_t)be->vis_host, hi = lo + be->vis_rows * D * sizeof(float);
+    uintptr_t e0 = (uintptr_t)b->extra, e1 = e0 + (size_t)b->n_extra * D * sizeof(float);
+    if (e0 < lo || e1 > hi || (e0 - lo) % sizeof(float)) return nullptr;
+    const float *h = be->vis_host, *t = h + be->vis_rows * D - 4;
+    for (int i = 0; i < 4; i++) /* the block still holds what the vision pass wrote */
+        if (memcmp(&h[i], &be->vis_probe[i], 4) || memcmp(&t[i], &be->vis_probe[4 + i], 4)) return nullptr;
+    return (const float *)be->vis_keep.p + (b->extra - be->vis_host);
+}
+
+/* Writes one byte of each 4 KiB page of dst (a block about to be overwritten whole): the page
+ * faults of a freshly allocated output block (about 60 ms for the 100 MB of 64 images' features
+ * on the accelerator machine) then happen while the GPU is still busy with the pass. */
+void prefault(void *dst, size_t bytes) {
+    volatile char *p = (volatile char *)dst;
+    for (size_t i = 0; i < bytes; i += 4096) p[i] = 0;
+    if (bytes) p[bytes - 1] = 0;
+}
+
+/* memcpy on up to 8 threads for large blocks (one thread copies pinned memory at ~10 GB/s). */
+void host_copy(void *dst, const void *src, size_t bytes) {
+    const size_t min_part = (size_t)8 << 20;
+    int n = (int)(bytes / min_part);
+    n = n < 1 ? 1 : n > 8 ? 8 : n;
+    if (n == 1) {
+        memcpy(dst, src, bytes);
+        return;
+    }
+    size_t part = (bytes / n + 63) & ~(size_t)63;
+    std::thread th[8];
+    int started = 0;
+    for (int i = 1; i < n; i++) {
+        size_t o = part * i, len = o >= bytes ? 0 : (bytes - o < part ? bytes - o : part);
+        if (!len) break;
+        try {
+            th[started] = std::thread([=] { memcpy((char *)dst + o, (const char *)src + o, len); });
+            started++;
+        } catch (...) { /* no thread: copied below */
+            memcpy((char *)dst + o, (const char *)src + o, len);
+        }
+    }
+    memcpy(dst, src, part < bytes ? part : bytes);
+    for (int i = 0; i < started; i++) th[i].join();
+}
+
+/* n blocks, block i: bytes[i] from src[i] to dst[i]; on up to 8 threads when there are many bytes
+ * (the vision pass's resized images into the pinned input buffer). */
+void host_copy_many(int n, char *const *dst, const void *const *src, const size_t *bytes) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += bytes[i];
+    int nt = (int)(total / ((size_t)4 << 20));
+    nt = nt < 1 ? 1 : nt > 8 ? 8 : nt > n ? n : nt;
+    auto work = [=](int t) {
+        for (int i = t; i < n; i += nt) memcpy(dst[i], src[i], bytes[i]);
+    };
+    std::thread th[8];
+    int started = 0;
+    for (int t = 1; t < nt; t++) {
+        try {
+            th[started] = std::thread(work, t);
+            started++;
+        } catch (...) {
+            work(t);
+        }
+    }
+    work(0);
+    for (int i = 0; i < started; i++) th[i].join();
+}
+
 tkr_status finish(Backend *be, void *host_dst, const void *dev_src, size_t bytes, tkr_error *err) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return cuda_fail(err, e, "kernel launch");
     e = cudaMemcpyAsync(be->host_out.p, dev_src, bytes, cudaMemcpyDeviceToHost, be->stream);
+    if (e == cudaSuccess && bytes >= ((size_t)1 << 20)) prefault(host_dst, bytes); /* while the GPU works */
     if (e == cudaSuccess) e = cudaStreamSynchronize(be->stream);
     if (e != cudaSuccess) return cuda_fail(err, e, "forward pass");
-    memcpy(host_dst, be->host_out.p, bytes);
-    if (be->prof) prof_flush(be);
+    host_copy(host_dst, be->host_out.p, bytes);
+    if (be->prof) prof_pass_done(be);
     return TKR_OK;
 }
 
@@ -139,7 +213,8 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
             return tkr_fail(err, TKR_ERR_INVALID_ARG, "CUDA text batch: bad image feature row");
     }
     const size_t nT = (size_t)T, nn = (size_t)n;
-    const size_t n_extra = b->extra_row ? (size_t)b->n_extra : 0;
+    const float *kept = b->extra_row ? kept_rows(be, b, D) : nullptr;
+    const size_t n_extra = b->extra_row && !kept ? (size_t)b->n_extra : 0; /* rows to upload */
     /* inputs: ids, extra_row, pos [3][T], seq [n + 1], last [n]; extra rows */
     size_t in_int = nT * 5 + (nn + 1) + nn;
     size_t in_bytes = align256(in_int * 4) + align256(n_extra * D * 4);
@@ -169,7 +244,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     const int32_t *ids = (const int32_t *)din, *extra_row = ids + nT, *pos = ids + 2 * nT;
     const int *seq = (const int *)(ids + 5 * nT);
     const int32_t *last = (const int32_t *)(seq + nn + 1);
-    const float *extra = (const float *)(din + align256(in_int * 4));
+    const float *extra = kept ? kept : (const float *)(din + align256(in_int * 4));
     float *x = cv.take<float>(acts[0]);
     void *xn = cv.take<char>(acts[1]);
     float *qkv = cv.take<float>(acts[2]);
@@ -195,9 +270,11 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     PROF("t.norm", add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, st));
     for (int l = 0; l + 1 < NL; l++) {
         const TextLayer &L = be->layers[l];
-        if (qkvb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
-            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkvb, err, 0, true)));
-            PROF("t.rope", bias_rope_g(qkvb, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, be->text_inv, be->text_axis, st));
+        if (qkvb) { /* flash: q|k|v straight to bf16 (the bias in the GEMM where cuBLASLt can), rotated in place */
+            bool bd = false;
+            PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkvb, err, 0, true, false, &bd)));
+            PROF("t.rope", bias_rope_g(qkvb, T, QKV, QKV, bd ? nullptr : L.qkv.b, H + KV, hd, pos, T, be->text_inv,
+                                       be->text_axis, st));
         } else {
             PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkv, err)));
             PROF("t.rope", bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv,
@@ -211,12 +288,15 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
             a.vh = qkvb + (size_t)(H + KV) * hd;
         }
         PROF("t.attn", TRY(attn_status(run_attention(be, a, qkvb != nullptr), hd, err)));
-        PROF("t.gemm.o", TRY(linear(be, att, T, L.o, tmp, err)));
-        PROF("t.norm", add_norm(f, x, tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st));
+        /* the residual adds: in the GEMM (x += att W^T, beta = 1), or in the norm kernel (TKR_CUDA_RESID=0) */
+        const bool rg = be->resid_gemm;
+        PROF("t.gemm.o", TRY(linear(be, att, T, L.o, rg ? x : tmp, err, 0, false, rg)));
+        PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st));
         PROF("t.gemm.gateup", TRY(linear(be, xn, T, L.gateup, gu, err, 0, true)));
         PROF("t.silu", silu_mul(f, gu, T, I, gg, st));
-        PROF("t.gemm.down", TRY(linear(be, gg, T, L.down, tmp, err)));
-        PROF("t.norm", add_norm(f, x, tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps, xn, false, st));
+        PROF("t.gemm.down", TRY(linear(be, gg, T, L.down, rg ? x : tmp, err, 0, false, rg)));
+        PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps,
+                                xn, false, st));
     }
     /* the last layer: keys and values for every row, the rest for each sequence's last row */
     const TextLayer &L = be->layers[NL - 1];
@@ -277,13 +357,15 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     size_t in_bytes = align256(in_int * 4) + align256(rgb ? rgb_bytes : P * pd * 4);
     size_t FM = (size_t)(F > E ? F : E);
     size_t acts[] = {P * E * 4, P * E * g, P * 3 * E * 4, (any_gemm || fl) && !f ? P * 3 * E * g : 0, P * E * g, P * E * 4,
-                     P * FM * 4, P * FM * g, f && !rgb ? 0 : P * pd * g, (size_t)Q * D * 4};
+                     P * FM * 4, P * FM * g, f && !rgb ? 0 : P * pd * g};
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
     for (size_t a : acts) sizer.take<char>(a);
     TRY(ensure(be->act, sizer.off, false, err));
     TRY(ensure(be->host_in, in_bytes, true, err));
     TRY(ensure(be->host_out, (size_t)Q * D * 4, true, err));
+    be->vis_host = nullptr; /* the kept output is replaced below */
+    TRY(ensure(be->vis_keep, (size_t)Q * D * 4, false, err));
 
     /* inputs: seq [n + 1], pos [2][P] (row, column of each patch in 2x2-block raster order) */
     int32_t *hi = (int32_t *)be->host_in.p;
@@ -302,15 +384,25 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     }
     auto t_pack = std::chrono::steady_clock::now();
     char *hp = (char *)hi + align256(in_int * 4);
+    /* the images' blocks, copied on several threads: [n] destinations, sources, lengths */
+    void *cbuf = malloc((size_t)n_images * (sizeof(char *) + sizeof(void *) + sizeof(size_t)));
+    if (!cbuf) return tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    char **cdst = (char **)cbuf;
+    const void **csrc = (const void **)(cdst + n_images);
+    size_t *clen = (size_t *)(csrc + n_images);
     for (int i = 0; i < n_images; i++) {
         size_t bytes = (size_t)grid_h[i] * grid_w[i] * (rgb ? (size_t)ps * ps * 3 : pd * 4);
         if (rgb) {
             hi[n_images + 1 + 2 * P + i] = grid_w[i] * ps;
             hi[n_images + 1 + 2 * P + n_images + i] = (int32_t)(hp - ((char *)hi + align256(in_int * 4)));
         }
-        memcpy(hp, rgb ? (const void *)rgb[i] : (const void *)patches[i], bytes);
+        cdst[i] = hp;
+        csrc[i] = rgb ? (const void *)rgb[i] : (const void *)patches[i];
+        clen[i] = bytes;
         hp += bytes;
     }
+    host_copy_many(n_images, cdst, csrc, clen);
+    free(cbuf);
     if (be->prof)
         prof_pass(be, 3, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_pack).count());
 
@@ -328,7 +420,7 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     float *mlp = cv.take<float>(acts[6]);
     void *gg = cv.take<char>(acts[7]);
     void *pg = f && !rgb ? (void *)pf : cv.take<char>(acts[8]);
-    float *od = cv.take<float>(acts[9]);
+    float *od = (float *)be->vis_keep.p; /* [Q, D], kept for the text pass (Backend::vis_keep) */
     cudaStream_t st = be->stream;
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
@@ -347,9 +439,11 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     for (int bi = 0; bi < v->depth; bi++) {
         const VisionBlock &B = be->blocks[bi];
         __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 for flash */
-        if (qb) { /* flash: q|k|v straight to bf16, rotated in place; the float copy is not needed */
-            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qb, err, 0, true)));
-            PROF("v.rope", bias_rope_g(qb, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, be->vis_inv, be->vis_axis, st));
+        if (qb) { /* flash: q|k|v straight to bf16 (the bias in the GEMM where cuBLASLt can), rotated in place */
+            bool bd = false;
+            PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qb, err, 0, true, false, &bd)));
+            PROF("v.rope", bias_rope_g(qb, nP, 3 * E, 3 * E, bd ? nullptr : B.qkv.b, 2 * H, hd, pos, nP, be->vis_inv,
+                                       be->vis_axis, st));
         } else {
             PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qkv, err)));
             PROF("v.rope", bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv,
@@ -374,14 +468,20 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
                 start += len;
             }
         }
-        PROF("v.gemm.proj", TRY(linear(be, att, nP, B.proj, tmp, err)));
-        PROF("v.norm", add_norm(f, x, tmp, B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn, false, st));
-        PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true)));
-        PROF("v.gelu", bias_act_g(f, gg, B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
-        PROF("v.gemm.fc2", TRY(linear(be, gg, nP, B.fc2, tmp, err)));
+        /* residual adds in the GEMM (beta = 1) and biases in its epilogue where they can be (see
+           text_forward); what the GEMM did not add, the norm kernel does */
+        const bool rg = be->resid_gemm;
+        bool bd = false;
+        PROF("v.gemm.proj", TRY(linear(be, att, nP, B.proj, rg ? x : tmp, err, 0, false, rg, &bd)));
+        PROF("v.norm", add_norm(f, x, rg ? nullptr : tmp, bd ? nullptr : B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn,
+                                false, st));
+        PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true, false, &bd)));
+        PROF("v.gelu", bias_act_g(f, gg, bd ? nullptr : B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
+        PROF("v.gemm.fc2", TRY(linear(be, gg, nP, B.fc2, rg ? x : tmp, err, 0, false, rg, &bd)));
         const float *nw = bi + 1 < v->depth ? be->blocks[bi + 1].n1w : be->lnq_w;
         const float *nb = bi + 1 < v->depth ? be->blocks[bi + 1].n1b : be->lnq_b;
-        PROF("v.norm", add_norm(f, x, tmp, B.fc2.b, nP, E, false, nw, nb, eps, xn, false, st));
+        PROF("v.norm", add_norm(f, x, rg ? nullptr : tmp, bd ? nullptr : B.fc2.b, nP, E, false, nw, nb, eps, xn, false,
+                                st));
     }
     /* merger: 4 consecutive normed patches are one row of 4E */
     {
@@ -391,7 +491,12 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         TRY(linear(be, gg, Q, be->mlp2, od, err));
         bias_act(f, od, be->mlp2.b, Q, D, ACT_NONE, od, true, st);
     }
-    return finish(be, out, od, (size_t)Q * D * 4, err);
+    TRY(finish(be, out, od, (size_t)Q * D * 4, err));
+    be->vis_host = out;
+    be->vis_rows = (size_t)Q;
+    memcpy(be->vis_probe, out, 16);
+    memcpy(be->vis_probe + 4, out + (size_t)Q * D - 4, 16);
+    return TKR_OK;
 }
 
 } // namespace tkrcuda

@@ -10,6 +10,7 @@
 #ifndef TKR_CUDA_INTERNAL_H
 #define TKR_CUDA_INTERNAL_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -62,6 +63,7 @@ struct DevBuf {
 };
 
 struct Prof;
+struct LtPlan; /* cuda_gemm.cu */
 
 struct Backend {
     tkr_backend base;                 /* first: the C side sees a tkr_backend *     */
@@ -72,6 +74,13 @@ struct Backend {
     cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;
     void *blas_ws = nullptr;          /* cuBLAS workspace (fixed, so runs repeat)    */
+    cublasLtHandle_t lt = nullptr;    /* bf16 GEMMs with epilogues (cuda_gemm.cu)     */
+    LtPlan *plans = nullptr;          /* one per GEMM shape seen, [cap_plans]          */
+    int n_plans = 0, cap_plans = 0;
+    bool lt_all = false;              /* TKR_CUDA_LT=2: every bf16 GEMM through cuBLASLt (1, the
+                                         default: those with an epilogue; 0: none)     */
+    bool resid_gemm = true;           /* TKR_CUDA_RESID=0: residual adds in the norm kernel,
+                                         not in the GEMM (beta = 1)                     */
     /* weights */
     void *embed = nullptr;            /* [V, D] of G                                 */
     float *final_norm = nullptr;      /* [D]                                         */
@@ -90,6 +99,15 @@ struct Backend {
     size_t total_mem = 0;             /* the GPU's memory, bytes                        */
     /* scratch, grown on demand */
     DevBuf act, att_s, host_in, host_out; /* host_* are pinned host memory           */
+    /* The last vision pass's output [vis_rows, D] float, kept on the device (TKR_CUDA_KEEP_VISION=0:
+       not used): a text pass whose image rows lie in the host block that pass wrote (vis_host,
+       unchanged: vis_probe holds its first and last 4 floats) reads them from here instead of
+       uploading them again. */
+    DevBuf vis_keep;
+    const float *vis_host = nullptr;
+    size_t vis_rows = 0;
+    float vis_probe[8] = {0};
+    bool keep_vision = true;
     size_t weight_bytes = 0;
     void **allocs = nullptr;          /* every weight allocation, freed with the backend */
     int n_allocs = 0, cap_allocs = 0;
@@ -99,13 +117,14 @@ struct Backend {
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
     int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3: which flash kernel   */
-    int flash2_min = 256;             /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
+    int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
 };
 
 /* ---- per-op timing (cuda_prof.cu) ---- */
 void prof_init(Backend *be);          /* reads TKR_CUDA_PROFILE                       */
 void prof_flush(Backend *be);         /* sums the finished event pairs                */
+void prof_pass_done(Backend *be);     /* end of a pass: flushes (or drops, while skipping) */
 int prof_begin(Backend *be, const char *label); /* label: a string literal           */
 void prof_end(Backend *be, int i);
 void prof_pass(Backend *be, int vision, double ms);
@@ -133,7 +152,7 @@ void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, c
 /* x [T, D] float: row t = embed[ids[t]] (G) or extra[extra_row[t]] (float). */
 void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids,
                   const int32_t *extra_row, const float *extra, int T, int D, cudaStream_t s);
-/* Per row of x [M, D] float: x += a (+ abias) when a != NULL; then y = norm(x), of G (float
+/* Per row of x [M, D] float: x += a (+ abias) when either is not NULL; then y = norm(x), of G (float
  * when out_f32). rms: RMSNorm (w), else LayerNorm (w, b). Sums in double, as the CPU does. */
 void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms,
               const float *w, const float *b, float eps, void *y, bool out_f32, cudaStream_t s);
@@ -187,7 +206,7 @@ struct AttnArgs {
     /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps of 16 rows; 2: 8 warps of 16
        rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2),
        v2/v3 taken for batches whose longest sequence has at least v2_min_len rows */
-    int variant = 3, v2_min_len = 256;
+    int variant = 3, v2_min_len = 64;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
@@ -198,10 +217,14 @@ bool flash_supported(int hd);
  * fit (the caller then uses attention()). */
 tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
 
-/* ---- GEMMs (cuda_backend.cu) ---- */
-/* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T. */
-tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err,
-                  int ldx = 0, bool out_g = false);
+/* ---- GEMMs (cuda_gemm.cu) ---- */
+/* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T; with
+ * accumulate, y += instead (float y only). With bias_done != NULL the GEMM also adds L.b where it
+ * can (bf16 mode, cuBLASLt epilogue) and says so in *bias_done; otherwise the caller adds it. */
+tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx = 0,
+                  bool out_g = false, bool accumulate = false, bool *bias_done = nullptr);
+/* Frees the cuBLASLt plans and handle. */
+void gemm_plans_free(Backend *be);
 
 /* ---- quantized weights (cuda_quant.cu) ---- */
 /* The G matrix [L.N, L.K] of L: L.w, or L's raw parts dequantized into be->wtile (stream

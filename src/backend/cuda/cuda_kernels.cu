@@ -70,8 +70,8 @@ __global__ void k_add_norm(float *x, const float *a, const float *abias, int D, 
     double s = 0, ss = 0;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float v = xr[i];
-        if (ar) {
-            v += ar[i] + (abias ? abias[i] : 0.0f);
+        if (ar || abias) {
+            v += (ar ? ar[i] : 0.0f) + (abias ? abias[i] : 0.0f);
             xr[i] = v;
         }
         s += v;
@@ -287,6 +287,53 @@ __global__ void k_bias_rope_g(__nv_bfloat16 *x, int row_stride, int n_cols, cons
         }
 }
 
+/* Four values to 4 consecutive T (one 16-byte float store, or one 8-byte bf16 store). */
+__device__ inline void store4(float *dst, const float *r) { *(float4 *)dst = make_float4(r[0], r[1], r[2], r[3]); }
+__device__ inline void store4(__nv_bfloat16 *dst, const float *r) {
+    union {
+        __nv_bfloat162 h[2];
+        uint2 u;
+    } p;
+    p.h[0] = __floats2bfloat162_rn(r[0], r[1]);
+    p.h[1] = __floats2bfloat162_rn(r[2], r[3]);
+    *(uint2 *)dst = p.u;
+}
+
+/* Float4 i of a row: x (+ a + abias, written back to x when either is given). */
+__device__ inline float4 add_row4(float4 *xr, const float4 *ar, const float *abias, int i) {
+    float4 t = xr[i];
+    if (ar || abias) {
+        float4 q = ar ? ar[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 bb = abias ? ((const float4 *)abias)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+        t.x += q.x + bb.x;
+        t.y += q.y + bb.y;
+        t.z += q.z + bb.z;
+        t.w += q.w + bb.w;
+        xr[i] = t;
+    }
+    return t;
+}
+
+/* Sum of the squared deviations of v's four values from mean, in double. */
+__device__ inline double sq_dev4(float4 v, double mean) {
+    double d0 = (double)v.x - mean, d1 = (double)v.y - mean, d2 = (double)v.z - mean, d3 = (double)v.w - mean;
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+}
+
+/* Values 4i .. 4i + 3 of a normed row from v: RMSNorm w (v inv), else LayerNorm (v - fm) inv w + b. */
+template <typename T>
+__device__ inline void norm_out4(T *yr, float4 v, int i, int rms, const float *w, const float *b, float inv, float fm) {
+    float e[4] = {v.x, v.y, v.z, v.w};
+    float4 wv = ((const float4 *)w)[i];
+    float wa[4] = {wv.x, wv.y, wv.z, wv.w}, r[4];
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+        int d = 4 * i + c;
+        r[c] = rms ? wa[c] * (e[c] * inv) : (e[c] - fm) * inv * wa[c] + (b ? b[d] : 0.0f);
+    }
+    store4(yr + 4 * i, r);
+}
+
 /* add_norm with the row in registers: x [M, D] float (D % 4 == 0, D <= 4 * 256 * NV), float4
  * accesses, sums in double as k_add_norm. */
 template <typename T, int NV>
@@ -302,19 +349,10 @@ __global__ void __launch_bounds__(256) k_add_norm_v(float *x, const float *a, co
     for (int k = 0; k < NV; k++) {
         int i = threadIdx.x + k * 256;
         if (i < D4) {
-            float4 t = xr[i];
-            if (ar) {
-                float4 q = ar[i];
-                float4 bb = abias ? ((const float4 *)abias)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-                t.x += q.x + bb.x;
-                t.y += q.y + bb.y;
-                t.z += q.z + bb.z;
-                t.w += q.w + bb.w;
-                xr[i] = t;
-            }
-            v[k] = t;
-            s += (double)t.x + t.y + t.z + t.w;
-            ss += (double)t.x * t.x + (double)t.y * t.y + (double)t.z * t.z + (double)t.w * t.w;
+            v[k] = add_row4(xr, ar, abias, i);
+            s += (double)v[k].x + v[k].y + v[k].z + v[k].w;
+            ss += (double)v[k].x * v[k].x + (double)v[k].y * v[k].y + (double)v[k].z * v[k].z +
+                  (double)v[k].w * v[k].w;
         }
     }
     T *yr = y + (size_t)blockIdx.x * D;
@@ -328,11 +366,7 @@ __global__ void __launch_bounds__(256) k_add_norm_v(float *x, const float *a, co
 #pragma unroll
         for (int k = 0; k < NV; k++) {
             int i = threadIdx.x + k * 256;
-            if (i < D4) {
-                double d0 = (double)v[k].x - mean, d1 = (double)v[k].y - mean, d2 = (double)v[k].z - mean,
-                       d3 = (double)v[k].w - mean;
-                var += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
-            }
+            if (i < D4) var += sq_dev4(v[k], mean);
         }
         __syncthreads(); /* sh is reused */
         var = block_sum(var, sh);
@@ -342,14 +376,55 @@ __global__ void __launch_bounds__(256) k_add_norm_v(float *x, const float *a, co
 #pragma unroll
     for (int k = 0; k < NV; k++) {
         int i = threadIdx.x + k * 256;
-        if (i < D4) {
-            float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+        if (i < D4) norm_out4(yr, v[k], i, rms, w, b, inv, fm);
+    }
+}
+
+/* add_norm with one warp per row (8 rows a block) for rows of at most 128 NV floats: no shared
+ * memory and no block barriers, the row in registers (float4 accesses), sums in double with warp
+ * shuffles. For the 2B's 1536 and the vision tower's 1280, where one 256-thread block per row
+ * left most threads idle and ran at about half of HBM speed. */
+template <typename T, int NV>
+__global__ void __launch_bounds__(256) k_add_norm_w(float *x, const float *a, const float *abias, int M, int D,
+                                                    int rms, const float *w, const float *b, float eps, T *y) {
+    const int row = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= M) return;
+    float4 *xr = (float4 *)(x + (size_t)row * D);
+    const float4 *ar = a ? (const float4 *)(a + (size_t)row * D) : nullptr;
+    const int D4 = D / 4;
+    float4 v[NV];
+    double s = 0, ss = 0;
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                int d = 4 * i + c;
-                yr[d] = rms ? from_f<T>(w[d] * (e[c] * inv)) : from_f<T>((e[c] - fm) * inv * w[d] + (b ? b[d] : 0.0f));
-            }
+    for (int k = 0; k < NV; k++) {
+        int i = lane + k * 32;
+        if (i < D4) {
+            v[k] = add_row4(xr, ar, abias, i);
+            s += (double)v[k].x + v[k].y + v[k].z + v[k].w;
+            ss += (double)v[k].x * v[k].x + (double)v[k].y * v[k].y + (double)v[k].z * v[k].z +
+                  (double)v[k].w * v[k].w;
         }
+    }
+    T *yr = y + (size_t)row * D;
+    float inv, fm = 0.f;
+    if (rms) {
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        inv = (float)(1.0 / sqrt(ss / D + eps));
+    } else {
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        double mean = s / D, var = 0;
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            int i = lane + k * 32;
+            if (i < D4) var += sq_dev4(v[k], mean);
+        }
+        for (int o = 16; o > 0; o >>= 1) var += __shfl_xor_sync(0xffffffffu, var, o);
+        inv = (float)(1.0 / sqrt(var / D + eps));
+        fm = (float)mean;
+    }
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = lane + k * 32;
+        if (i < D4) norm_out4(yr, v[k], i, rms, w, b, inv, fm);
     }
 }
 
@@ -407,8 +482,14 @@ void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, in
               const float *b, float eps, void *y, bool out_f32, cudaStream_t s) {
     if (M <= 0) return;
     bool vec = D % 4 == 0 && D <= 4 * 256 * 4 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
-               ((uintptr_t)abias & 15) == 0;
+               ((uintptr_t)abias & 15) == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)y & 15) == 0;
     bool wide = D > 4 * 256 * 2; /* the 7B's 3584: four float4 per thread */
+    if (vec && D <= 4 * 32 * 12 && M >= 1024) { /* one warp a row; few rows keep one block a row */
+        unsigned nb = (unsigned)((M + 7) / 8);
+        if (fp32 || out_f32) k_add_norm_w<float, 12><<<nb, 256, 0, s>>>(x, a, abias, M, D, rms, w, b, eps, (float *)y);
+        else k_add_norm_w<__nv_bfloat16, 12><<<nb, 256, 0, s>>>(x, a, abias, M, D, rms, w, b, eps, (__nv_bfloat16 *)y);
+        return;
+    }
     if (vec && wide && (fp32 || out_f32))
         k_add_norm_v<float, 4><<<M, 256, 0, s>>>(x, a, abias, D, rms, w, b, eps, (float *)y);
     else if (vec && wide)

@@ -4,7 +4,9 @@
  * accelerator machine's time is short). Each timed op gets a pair of CUDA events recorded on the
  * backend's stream around it; after the pass synchronises (or when the event pool is full), the
  * elapsed times are summed per label. The totals go to stderr when the backend is freed. With
- * the variable unset, Backend::prof is NULL and every hook is one pointer test. */
+ * the variable unset, Backend::prof is NULL and every hook is one pointer test.
+ * TKR_CUDA_PROFILE_SKIP=N leaves the first N passes out (warm-up: lazy module loads, cuBLAS
+ * heuristics and buffer growth happen there and are not what a steady pass costs). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdio.h>
@@ -32,6 +34,7 @@ struct Prof {
     int n_labels = 0;
     double pass_ms[4] = {0, 0, 0, 0}; /* host wall: text / vision passes, their input packing */
     long passes[4] = {0, 0, 0, 0};
+    long skip = 0, done = 0; /* passes to leave out; passes finished */
 };
 
 void prof_init(Backend *be) {
@@ -46,7 +49,21 @@ void prof_init(Backend *be) {
             cudaGetLastError();
             return;
         }
+    const char *sk = getenv("TKR_CUDA_PROFILE_SKIP");
+    p->skip = sk && *sk ? atol(sk) : 0;
     be->prof = p;
+}
+
+void prof_pass_done(Backend *be) {
+    Prof *p = be->prof;
+    if (!p) return;
+    if (p->done < p->skip) { /* left out: wait for its events, drop them */
+        if (p->n_pend) cudaEventSynchronize(p->ev[2 * p->n_pend - 1]);
+        p->n_pend = 0;
+    } else {
+        prof_flush(be);
+    }
+    p->done++;
 }
 
 /* Sums the pending pairs (waits for the last one). */
@@ -88,6 +105,8 @@ void prof_end(Backend *be, int i) { cudaEventRecord(be->prof->ev[2 * i + 1], be-
 
 void prof_pass(Backend *be, int vision, double ms) {
     if (!be->prof) return;
+    /* the whole-pass times (0, 1) come after prof_pass_done, the packing times (2, 3) before */
+    if ((vision < 2 ? be->prof->done - 1 : be->prof->done) < be->prof->skip) return;
     be->prof->pass_ms[vision] += ms;
     be->prof->passes[vision]++;
 }
