@@ -299,8 +299,6 @@ typedef struct {
     int rows;
 } next_block;
 
-static const next_block no_block = {NULL, 0, 0, 0};
-
 static next_block next_kblock(const tkr_tensor *w, int K, int nb, int ne, int k0, int kc) {
     size_t es = w->dtype == TKR_DT_F32 ? 4 : 2;
     next_block nx = {NULL, 0, 0, 0};
@@ -359,11 +357,10 @@ enum { MUL_F32, MUL_W16, MUL_BF16 }; /* panels of float32 / raw bf16 pairs with 
  * from L2 for each row tile (twice the L2 traffic a vdpbf16ps tile can afford); panel-major over
  * all of a large M (a batch of 2048 rows) would stream x from L3. Any order gives the same bits. */
 static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, int n1, int k0,
-                           int kb, const float *pack, size_t pstride, float *y, int N, next_block nx,
-                           next_block nx_x) {
+                           int kb, const float *pack, size_t pstride, float *y, int N, next_block nx) {
     bool load_c = k0 > 0;
     int kp = (kb + 1) / 2;
-    pf_stream pw = pf_start(nx), px = pf_start(nx_x);
+    pf_stream pw = pf_start(nx);
     int tiles = (M + MR - 1) / MR, panels = (n1 - n0 + NR - 1) / NR, step = 0;
     int groups = (tiles + GROUP_TILES - 1) / GROUP_TILES, per = (tiles + groups - 1) / groups;
     for (int g0 = 0; g0 < M; g0 += per * MR) {
@@ -371,10 +368,8 @@ static void multiply_block(const void *x, size_t ldx, int mode, int M, int n0, i
         for (int n = n0, p = 0; n < n1; n += NR, p++) {
             for (int m = g0; m < g1; m += MR) {
                 int mr = M - m < MR ? M - m : MR;
-                /* the next k-block's lines (weights, x), spread evenly over the tiles of this one */
-                step++;
-                pf_advance(&pw, (size_t)step, (size_t)tiles * (size_t)panels);
-                pf_advance(&px, (size_t)step, (size_t)tiles * (size_t)panels);
+                /* the next k-block's weight lines, spread evenly over the tiles of this one */
+                pf_advance(&pw, (size_t)++step, (size_t)tiles * (size_t)panels);
                 float *ym = y + (size_t)m * N + n;
                 int nr = n1 - n < NR ? n1 - n : NR;
                 float buf[MR * NR]; /* [mr][64] */
@@ -450,18 +445,8 @@ static void block_prepacked(const void *x, size_t ldx, int mode, int M, int K, c
             next_block nx = k0 + kb < K    ? next_panels(w, K, n0, n1, k0 + kb, KC)
                             : g0 + gm < M ? next_panels(w, K, n0, n1, 0, KC)
                                           : next_panels(w, K, pf_n0, pf_n1, 0, KC);
-            /* and x's next k-slice: its rows are ldx apart, so the hardware cannot guess them
-             * (a batch's x does not fit L3: 36 MB of bf16 for the down projection at 2048 rows) */
-            next_block nx_x = {NULL, 0, 0, 0};
-            if (k0 + kb < K || g0 + gm < M) {
-                int nk0 = k0 + kb < K ? k0 + kb : 0, ng0 = k0 + kb < K ? g0 : g0 + gm;
-                nx_x.base = (const char *)x + ((size_t)ng0 * ldx + (size_t)nk0) * x_elem;
-                nx_x.stride = ldx * x_elem;
-                nx_x.bytes = (size_t)(K - nk0 < KC ? K - nk0 : KC) * x_elem;
-                nx_x.rows = M - ng0 < rows ? M - ng0 : rows;
-            }
             multiply_block(xg, ldx, mode, gm, n0, n1, k0, kb, (const float *)(panels + (size_t)(k0 / 2) * NR),
-                           pstride, y + (size_t)g0 * N, N, nx, nx_x);
+                           pstride, y + (size_t)g0 * N, N, nx);
         }
     }
 }
@@ -502,7 +487,7 @@ void tkr_linear_block_avx512(const float *x, int M, int K, const tkr_tensor *w, 
             }
             size_t pstride = (size_t)(mode == MUL_W16 ? (kb + 1) / 2 : kb) * NR;
             multiply_block(x, (size_t)K, mode, M, nb, ne, k0, kb, pack, pstride, y, N,
-                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1), no_block);
+                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }
@@ -580,7 +565,7 @@ void tkr_linear_block_avx512_bf16(const uint16_t *xb, size_t ldx, int M, int K, 
             int kb = K - k0 < kc ? K - k0 : kc;
             pack_block_bf16((const uint16_t *)w->data, K, nb, ne - nb, k0, kb, (uint32_t *)pack);
             multiply_block(xb, ldx, MUL_BF16, M, nb, ne, k0, kb, pack, (size_t)((kb + 1) / 2) * NR, y, N,
-                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1), no_block);
+                           after(w, K, nb, ne, n1, nc, k0 + kb, kc, pf_n0, pf_n1));
         }
     }
 }

@@ -534,15 +534,16 @@ tkr_status tkr_model_load(const char *model_dir, const tkr_model_params *params,
     }
     m->kctx.fast_bf16 = p.fast_bf16;
     if ((st = tkr_backend_open(m, &m->backend, err)) != TKR_OK) goto fail;
+    bool mapped = weights_all_mapped(m->weights);
     for (int l = 0; p.repack_weights && !m->backend && l < m->cfg.text.num_layers; l++) { /* kernels.h tkr_linear_repack */
         tkr_text_layer *L = &m->layers[l];
         const tkr_tensor **ws[] = {&L->q_w, &L->k_w, &L->v_w, &L->o_w, &L->gate_w, &L->up_w, &L->down_w};
-        if (tkr_linear_repack(&m->kctx, ws, 7, weights_all_mapped(m->weights), &m->packed) != TKR_OK) {
+        if (tkr_linear_repack(&m->kctx, ws, 7, mapped, &m->packed) != TKR_OK) {
             st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory repacking the decoder weights");
             goto fail;
         }
     }
-    m->vision_pages_droppable = m->has_vision && !m->backend && weights_all_mapped(m->weights);
+    m->vision_pages_droppable = m->has_vision && !m->backend && mapped;
     *out = m;
     return TKR_OK;
 fail_named:
