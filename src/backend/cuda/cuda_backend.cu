@@ -372,6 +372,8 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2") || !strcmp(fl, "3"))) be->flash_variant = fl[0] - '0';
     const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
     if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
+    const char *rt = getenv("TKR_CUDA_ROPE_TABLE");
+    be->rope_tab = !(rt && !strcmp(rt, "0"));
     prof_init(be);
     return TKR_OK;
 }

@@ -65,45 +65,12 @@ void prefault(void *dst, size_t bytes) {
     if (bytes) p[bytes - 1] = 0;
 }
 
-/* memcpy on up to 8 threads for large blocks (one thread copies pinned memory at ~10 GB/s). */
-void host_copy(void *dst, const void *src, size_t bytes) {
-    const size_t min_part = (size_t)8 << 20;
-    int n = (int)(bytes / min_part);
-    n = n < 1 ? 1 : n > 8 ? 8 : n;
-    if (n == 1) {
-        memcpy(dst, src, bytes);
-        return;
-    }
-    size_t part = (bytes / n + 63) & ~(size_t)63;
+/* Runs work(0) .. work(nt - 1) (nt <= 8), work(0) here and the others on their own threads; a
+ * thread that cannot start runs its work here instead. */
+template <typename Work> void run_on_threads(int nt, const Work &work) {
     std::thread th[8];
     int started = 0;
-    for (int i = 1; i < n; i++) {
-        size_t o = part * i, len = o >= bytes ? 0 : (bytes - o < part ? bytes - o : part);
-        if (!len) break;
-        try {
-            th[started] = std::thread([=] { memcpy((char *)dst + o, (const char *)src + o, len); });
-            started++;
-        } catch (...) { /* no thread: copied below */
-            memcpy((char *)dst + o, (const char *)src + o, len);
-        }
-    }
-    memcpy(dst, src, part < bytes ? part : bytes);
-    for (int i = 0; i < started; i++) th[i].join();
-}
-
-/* n blocks, block i: bytes[i] from src[i] to dst[i]; on up to 8 threads when there are many bytes
- * (the vision pass's resized images into the pinned input buffer). */
-void host_copy_many(int n, char *const *dst, const void *const *src, const size_t *bytes) {
-    size_t total = 0;
-    for (int i = 0; i < n; i++) total += bytes[i];
-    int nt = (int)(total / ((size_t)4 << 20));
-    nt = nt < 1 ? 1 : nt > 8 ? 8 : nt > n ? n : nt;
-    auto work = [=](int t) {
-        for (int i = t; i < n; i += nt) memcpy(dst[i], src[i], bytes[i]);
-    };
-    std::thread th[8];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
+    for (int t = 1; t < nt && t < 8; t++) {
         try {
             th[started] = std::thread(work, t);
             started++;
@@ -113,6 +80,30 @@ void host_copy_many(int n, char *const *dst, const void *const *src, const size_
     }
     work(0);
     for (int i = 0; i < started; i++) th[i].join();
+}
+
+/* memcpy on up to 8 threads for large blocks (one thread copies pinned memory at ~10 GB/s). */
+void host_copy(void *dst, const void *src, size_t bytes) {
+    const size_t min_part = (size_t)8 << 20;
+    int n = (int)(bytes / min_part);
+    n = n < 1 ? 1 : n > 8 ? 8 : n;
+    const size_t part = (bytes / n + 63) & ~(size_t)63;
+    run_on_threads(n, [=](int t) {
+        size_t o = part * t, len = o >= bytes ? 0 : (bytes - o < part ? bytes - o : part);
+        if (len) memcpy((char *)dst + o, (const char *)src + o, len);
+    });
+}
+
+/* n blocks, block i: bytes[i] from src[i] to dst[i]; on up to 8 threads when there are many bytes
+ * (the vision pass's resized images into the pinned input buffer). */
+void host_copy_many(int n, char *const *dst, const void *const *src, const size_t *bytes) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += bytes[i];
+    int nt = (int)(total / ((size_t)4 << 20));
+    nt = nt < 1 ? 1 : nt > 8 ? 8 : nt > n ? n : nt;
+    run_on_threads(nt, [=](int t) {
+        for (int i = t; i < n; i += nt) memcpy(dst[i], src[i], bytes[i]);
+    });
 }
 
 tkr_status finish(Backend *be, void *host_dst, const void *dev_src, size_t bytes, tkr_error *err) {
@@ -222,7 +213,8 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     sizer.take<char>(in_bytes);
     const bool fl = use_flash(be, hd);
     size_t acts[] = {nT * D * 4, nT * D * g, nT * QKV * 4, nT * H * hd * g, nT * D * 4, nT * 2 * I * g, nT * I * g,
-                     nn * D * g, nn * H * hd * 4, nn * D * 4, nn * D * 4, fl ? nT * QKV * 2 : 0};
+                     nn * D * g, nn * H * hd * 4, nn * D * 4, nn * D * 4, fl ? nT * QKV * 2 : 0,
+                     fl && be->rope_tab ? nT * (hd / 2) * sizeof(float2) : 0};
     for (size_t a : acts) sizer.take<char>(a);
     TRY(ensure(be->act, sizer.off, false, err));
     TRY(ensure(be->host_in, in_bytes, true, err));
@@ -257,9 +249,11 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     float *xl = cv.take<float>(acts[9]);
     float *od = cv.take<float>(acts[10]);
     __nv_bfloat16 *qkvb = fl ? cv.take<__nv_bfloat16>(acts[11]) : nullptr; /* [T, QKV] for flash */
+    float2 *rtab = acts[12] ? cv.take<float2>(acts[12]) : nullptr;       /* [T, hd / 2] (cos, sin) */
     cudaStream_t st = be->stream;
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
+    if (rtab && NL > 1) PROF("t.rope", rope_table(rtab, T, hd, pos, T, be->text_inv, be->text_axis, st));
 
     PROF("t.embed", gather_embeddings(be, x, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st));
     if (NL == 0) {
@@ -273,8 +267,9 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         if (qkvb) { /* flash: q|k|v straight to bf16 (the bias in the GEMM where cuBLASLt can), rotated in place */
             bool bd = false;
             PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkvb, err, 0, true, false, &bd)));
-            PROF("t.rope", bias_rope_g(qkvb, T, QKV, QKV, bd ? nullptr : L.qkv.b, H + KV, hd, pos, T, be->text_inv,
-                                       be->text_axis, st));
+            const float *qb = bd ? nullptr : L.qkv.b;
+            PROF("t.rope", if (!rtab || !rope_apply_g(qkvb, T, QKV, QKV, qb, H + KV, hd, rtab, st))
+                               bias_rope_g(qkvb, T, QKV, QKV, qb, H + KV, hd, pos, T, be->text_inv, be->text_axis, st));
         } else {
             PROF("t.gemm.qkv", TRY(linear(be, xn, T, L.qkv, qkv, err)));
             PROF("t.rope", bias_rope(qkv, T, QKV, QKV, L.qkv.b, H + KV, hd, pos, T, nullptr, be->text_inv,
@@ -357,7 +352,8 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     size_t in_bytes = align256(in_int * 4) + align256(rgb ? rgb_bytes : P * pd * 4);
     size_t FM = (size_t)(F > E ? F : E);
     size_t acts[] = {P * E * 4, P * E * g, P * 3 * E * 4, (any_gemm || fl) && !f ? P * 3 * E * g : 0, P * E * g, P * E * 4,
-                     P * FM * 4, P * FM * g, f && !rgb ? 0 : P * pd * g};
+                     P * FM * 4, P * FM * g, f && !rgb ? 0 : P * pd * g,
+                     fl && be->rope_tab ? P * (hd / 2) * sizeof(float2) : 0};
     Carver sizer(nullptr);
     sizer.take<char>(in_bytes);
     for (size_t a : acts) sizer.take<char>(a);
@@ -420,10 +416,12 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     float *mlp = cv.take<float>(acts[6]);
     void *gg = cv.take<char>(acts[7]);
     void *pg = f && !rgb ? (void *)pf : cv.take<char>(acts[8]);
+    float2 *rtab = acts[9] ? cv.take<float2>(acts[9]) : nullptr; /* [P, hd / 2] (cos, sin) */
     float *od = (float *)be->vis_keep.p; /* [Q, D], kept for the text pass (Backend::vis_keep) */
     cudaStream_t st = be->stream;
     cudaError_t e = cudaMemcpyAsync(din, hi, in_bytes, cudaMemcpyHostToDevice, st);
     if (e != cudaSuccess) return cuda_fail(err, e, "input upload");
+    if (rtab) PROF("v.rope", rope_table(rtab, nP, hd, pos, nP, be->vis_inv, be->vis_axis, st));
 
     if (rgb) {
         const int *img_w = (const int *)(pos + 2 * P);
@@ -442,8 +440,9 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         if (qb) { /* flash: q|k|v straight to bf16 (the bias in the GEMM where cuBLASLt can), rotated in place */
             bool bd = false;
             PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qb, err, 0, true, false, &bd)));
-            PROF("v.rope", bias_rope_g(qb, nP, 3 * E, 3 * E, bd ? nullptr : B.qkv.b, 2 * H, hd, pos, nP, be->vis_inv,
-                                       be->vis_axis, st));
+            const float *bq = bd ? nullptr : B.qkv.b;
+            PROF("v.rope", if (!rtab || !rope_apply_g(qb, nP, 3 * E, 3 * E, bq, 2 * H, hd, rtab, st))
+                               bias_rope_g(qb, nP, 3 * E, 3 * E, bq, 2 * H, hd, pos, nP, be->vis_inv, be->vis_axis, st));
         } else {
             PROF("v.gemm.qkv", TRY(linear(be, xn, nP, B.qkv, qkv, err)));
             PROF("v.rope", bias_rope(qkv, nP, 3 * E, 3 * E, B.qkv.b, 2 * H, hd, pos, nP, nullptr, be->vis_inv,

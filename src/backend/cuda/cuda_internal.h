@@ -118,6 +118,8 @@ struct Backend {
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
     int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3: which flash kernel   */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
+    bool rope_tab = true;             /* TKR_CUDA_ROPE_TABLE=0: bf16 rotary with the angles
+                                         computed in every layer (bias_rope_g)          */
     Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
 };
 
@@ -174,6 +176,14 @@ void bias_rope(float *x, int M, int row_stride, int n_cols, const float *bias, i
  * mode's path when only the tensor-core attention reads q, k, v. */
 void bias_rope_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
                  const int32_t *pos, int pos_T, const float *inv, const int *axis, cudaStream_t s);
+/* The rotary angles of a pass, once: cs [M][hd / 2] = (cos, sin) of pos[axis[j]][r] * inv[j]. */
+void rope_table(float2 *cs, int M, int hd, const int32_t *pos, int pos_T, const float *inv, const int *axis,
+                cudaStream_t s);
+/* bias_rope_g from a rope table (rows r = token r): the same results, at HBM speed. false (and
+ * nothing done) when the shape or alignment does not fit (hd % 16, 16-byte rows and bias); the
+ * caller then uses bias_rope_g. */
+bool rope_apply_g(__nv_bfloat16 *x, int M, int row_stride, int n_cols, const float *bias, int n_rope_heads, int hd,
+                  const float2 *cs, cudaStream_t s);
 /* dst row r = src row rows[r]; rows of row_bytes bytes (a multiple of 2). */
 void gather_rows(void *dst, const void *src, const int32_t *rows, int M, size_t row_bytes,
                  cudaStream_t s);
