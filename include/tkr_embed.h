@@ -293,9 +293,10 @@ typedef struct {
 } tkr_result;
 
 /* Embeds n items. out is n * tkr_model_dim() floats, L2-normalised, in item order. Items are
- * validated and prepared one by one: a bad item gets its own status in results[i] (its vector
- * is zeroed) while the others are still embedded. Returns TKR_OK when the call itself worked,
- * even if some items failed; a vector never depends on the other items of the batch. */
+ * validated and prepared in parallel on the model's threads: a bad item gets its own status in
+ * results[i] (its vector is zeroed) while the others are still embedded. Returns TKR_OK when the
+ * call itself worked, even if some items failed; a vector never depends on the other items of
+ * the batch. */
 tkr_status tkr_embed(tkr_model *model, const tkr_item *items, int n_items, float *out,
                      tkr_result *results, tkr_error *err);
 

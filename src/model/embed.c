@@ -370,6 +370,25 @@ tkr_status tkr_embed_prepared(tkr_model *m, tkr_prepared *const *prepared, int n
     return st;
 }
 
+/* One tkr_prepare per pool task: items [n], their prepared forms, statuses and errors. */
+typedef struct {
+    const tkr_model *m;
+    const tkr_item *items;
+    tkr_prepared **prep;
+    tkr_status *st;
+    tkr_error *errs;
+} prepare_job;
+
+static void prepare_task(void *ctx, int i, int thread) {
+    (void)thread;
+    prepare_job *j = ctx;
+    tkr_error_clear(&j->errs[i]);
+    j->st[i] = tkr_prepare(j->m, &j->items[i], &j->prep[i], &j->errs[i]);
+}
+
+/* Items are prepared (images decoded and resized, prompts tokenized) on the model's threads, in
+ * parallel: on a GPU the decode of a batch of images on one core had taken longer than the
+ * batch's forward pass (tkr_prepare is safe to run concurrently). */
 tkr_status tkr_embed(tkr_model *m, const tkr_item *items, int n_items, float *out,
                      tkr_result *results, tkr_error *err) {
     if (!m || (n_items > 0 && (!items || !out || !results)) || n_items < 0)
@@ -381,19 +400,22 @@ tkr_status tkr_embed(tkr_model *m, const tkr_item *items, int n_items, float *ou
     int *map = malloc(sizeof(int) * (size_t)n_items);
     float *vecs = malloc(sizeof(float) * (size_t)n_items * D);
     tkr_result *res = malloc(sizeof(tkr_result) * (size_t)n_items);
+    tkr_status *pst = malloc(sizeof(tkr_status) * (size_t)n_items);
+    tkr_error *perr = malloc(sizeof(tkr_error) * (size_t)n_items);
     tkr_status st = TKR_OK;
-    if (!prep || !okp || !map || !vecs || !res) {
+    if (!prep || !okp || !map || !vecs || !res || !pst || !perr) {
         st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
         goto done;
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
+    prepare_job job = {m, items, prep, pst, perr};
+    if (n_items == 1) prepare_task(&job, 0, 0);
+    else tkr_pool_run(m->pool, n_items, prepare_task, &job);
     int n_ok = 0;
     for (int i = 0; i < n_items; i++) {
-        tkr_error ie;
-        tkr_error_clear(&ie);
         memset(&results[i], 0, sizeof results[i]);
-        if (tkr_prepare(m, &items[i], &prep[i], &ie) != TKR_OK) {
-            set_item_error(&results[i], &ie);
+        if (pst[i] != TKR_OK) {
+            set_item_error(&results[i], &perr[i]);
             continue;
         }
         map[n_ok] = i;
@@ -412,5 +434,7 @@ done:
     free(map);
     free(vecs);
     free(res);
+    free(pst);
+    free(perr);
     return st;
 }
