@@ -146,7 +146,19 @@ struct ProfScope {
         __VA_ARGS__;                                                                               \
     } while (0)
 
-/* ---- kernels (cuda_kernels.cu) ---- */
+/* ---- shared by the kernel files ---- */
+/* Blocks of `threads` threads for n items, at most 65535 * 32 (kernels launched with it loop over the grid). */
+inline unsigned blocks_for(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b > 65535u * 32u ? 65535u * 32u : (b ? b : 1));
+}
+/* 8 bf16 as one 16-byte access. */
+union Pack8 {
+    uint4 u;
+    __nv_bfloat162 h[4];
+};
+
+/* ---- kernels (cuda_kernels.cu; the rotary in cuda_rope.cu) ---- */
 enum Act { ACT_NONE = 0, ACT_QUICK_GELU = 1, ACT_GELU_ERF = 2 };
 
 /* dst [n] of G from src [n] of dtype (F32/F16/BF16 bytes already on the device). */
