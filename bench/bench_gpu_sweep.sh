@@ -3,7 +3,7 @@
 # (TKR_CUDA_* variables, docs/backends.md), one after the other on the same model and images,
 # to choose defaults from measurements taken minutes apart on the same GPU. On the accelerator
 # machine, after tests/gpu/run.sh has built $TKR_BUILD (or with it building here):
-#   bash bench/bench_gpu_sweep.sh "" "TKR_CUDA_ROPE_TABLE=0" "TKR_CUDA_MLP_ROWS=1024 TKR_CUDA_VMLP_ROWS=2048"
+#   bash bench/bench_gpu_sweep.sh "" "TKR_CUDA_ROPE_TABLE=0" "TKR_CUDA_FLASH=2 TKR_CUDA_LT=2"
 # Each argument is one setting ("" = the defaults); SWEEP_ARGS go to bench_gpu (default --runs 3).
 # Prints bench_gpu's JSON lines, each prefixed with the setting; the model is the random 2B shape
 # of bench/bench_gpu_hf.py --build-only (HF transformers writes it; no HF timing here).

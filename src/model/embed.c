@@ -409,8 +409,7 @@ tkr_status tkr_embed(tkr_model *m, const tkr_item *items, int n_items, float *ou
     }
     memset(out, 0, sizeof(float) * (size_t)n_items * D);
     prepare_job job = {m, items, prep, pst, perr};
-    if (n_items == 1) prepare_task(&job, 0, 0);
-    else tkr_pool_run(m->pool, n_items, prepare_task, &job);
+    tkr_pool_run(m->pool, n_items, prepare_task, &job); /* one item: runs here, no wake-up */
     int n_ok = 0;
     for (int i = 0; i < n_items; i++) {
         memset(&results[i], 0, sizeof results[i]);

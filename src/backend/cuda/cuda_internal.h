@@ -147,7 +147,8 @@ struct ProfScope {
     } while (0)
 
 /* ---- shared by the kernel files ---- */
-/* Blocks of `threads` threads for n items, at most 65535 * 32 (kernels launched with it loop over the grid). */
+/* Blocks of `threads` threads for n items, at most 65535 * 32 (the kernels launched with it loop
+ * over the grid). */
 inline unsigned blocks_for(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b > 65535u * 32u ? 65535u * 32u : (b ? b : 1));

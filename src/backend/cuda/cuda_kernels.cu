@@ -1,7 +1,7 @@
 /* cuda_kernels.cu - the CUDA backend's element-wise and row kernels (norms, activations, gathers,
- * softmax, patches; the rotary is in cuda_rope.cu). Float32 arithmetic throughout; G-typed outputs are rounded once at the end.
- * Every kernel is launched on the backend's stream; errors surface at the next check
- * (cudaGetLastError / the final synchronisation). */
+ * softmax, patches; the rotary is in cuda_rope.cu). Float32 arithmetic throughout; G-typed
+ * outputs are rounded once at the end. Every kernel is launched on the backend's stream; errors
+ * surface at the next check (cudaGetLastError / the final synchronisation). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <cuda_fp16.h>
