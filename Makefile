@@ -110,7 +110,8 @@ CU_OBJ   :=
 ifeq ($(CUDA),1)
   NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+  # sm_90a: Hopper's wgmma (cuda_flash_wg.cu); the compute_90 PTX for newer GPUs (without it)
+  CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
   CU_SRC    := $(wildcard src/backend/cuda/*.cu)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   CFLAGS_ALL += -DTKR_HAVE_CUDA
@@ -180,6 +181,12 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
+
+# the flash attention kernels against a CPU reference, on the GPU (tests/gpu/run.sh)
+$(BUILD)/tests/gpu/test_flash: $(BUILD)/tests/gpu/test_flash.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
 # gcc-aarch64-linux-gnu 12.2 has an internal compiler error vectorising a reduction in this test
 ifeq ($(TARGET_ARM64),1)

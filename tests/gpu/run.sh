@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# tests/gpu/run.sh - the GPU checks, on a machine with an NVIDIA GPU (sm_90 code + PTX) and nvcc:
+# tests/gpu/run.sh - the GPU checks, on a machine with an NVIDIA GPU (sm_90a code + PTX) and nvcc:
 #   1. build: make CUDA=1 (with $TKR_GPU_MAKE_ARGS, default VIDEO=0 PDF=0) into $TKR_BUILD (default build-cuda; CFLAGS / LDLIBS from the
 #      environment as make takes them; with TKR_GPU_NO_BUILD=1 the binaries already there are
 #      used; if the build fails and $TKR_GPU_FALLBACK_BUILD holds binaries, those are used);
-#   2. every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
+#   2. every flash attention version against a float64 CPU reference (tests/gpu/test_flash.cu);
+#      every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
 #      --precision fp32 at cos >= 0.99999, both attention paths (direct kernel, cuBLAS), and
 #      bf16 at cos >= 0.999; the same items GPU against CPU (fp32, >= 0.99999); run-to-run
 #      determinism (bit-identical vectors); a small batch budget;
@@ -58,7 +59,8 @@ say "== nvcc: $(nvcc --version 2>&1 | tail -1)"
 if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
   if make -j"$(nproc)" CUDA=1 ${TKR_GPU_MAKE_ARGS:-VIDEO=0 PDF=0} BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
-       "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/bench/bench_server" "$TKR_BUILD/tools/mkmodel" >>"$LOG" 2>&1; then
+       "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/bench/bench_server" "$TKR_BUILD/tools/mkmodel" \
+       "$TKR_BUILD/tests/gpu/test_flash" >>"$LOG" 2>&1; then
     say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
   elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
     say "FAIL build (make CUDA=1): see gpu.log; going on with $TKR_GPU_FALLBACK_BUILD"; rc=1
@@ -74,6 +76,9 @@ trap 'rm -rf "$tmp"' EXIT
 CE="python3 $ROOT/tests/lib/compare_expected.py"
 CD="python3 $ROOT/tests/gpu/compare_devices.py"
 [ $QUANT_ONLY = 1 ] || [ $BENCH_ONLY = 1 ] && TKR_GPU_MODELS=${TKR_GPU_MODELS:-none}
+if [ $QUANT_ONLY = 0 ] && [ $BENCH_ONLY = 0 ]; then  # every flash version against a float64 CPU reference
+  check "flash kernels (tests/gpu/test_flash.cu)" "$TKR_BUILD/tests/gpu/test_flash"
+fi
 for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   [ "$m" = none ] && continue
   make_model_dir "$m" "$tmp/$m" >>"$LOG" 2>&1 || { say "FAIL model dir $m"; rc=1; continue; }
@@ -95,6 +100,8 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 flash-v3-everywhere $m" env TKR_CUDA_FLASH=3 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 flash-v4-everywhere $m" env TKR_CUDA_FLASH=4 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
+      "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 rope-per-layer $m" env TKR_CUDA_ROPE_TABLE=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" \
       "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
@@ -115,6 +122,8 @@ if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
   say "== bench: HF transformers (bench/bench_gpu_hf.py)"
   PYTHONUNBUFFERED=1 timeout 400 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
     ${TKR_BENCH_HF_ARGS:-} 2>>"$LOG" | tee "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
+  say "== bench: the flash kernels alone (tests/gpu/test_flash --bench)"
+  "$TKR_BUILD/tests/gpu/test_flash" --bench 2>&1 | grep '"bench"' | tee "$LOGDIR/bench_flash.jsonl" | tee -a "$LOG"
   say "== bench: tkr-embed (bench/bench_gpu, bf16)"
   timeout 300 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --img1280 "$B/img1280.jpg" \
     2>>"$LOGDIR/bench_tkr.stderr" | tee "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }

@@ -369,7 +369,13 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (g && *g) be->gemm_attn_min = atoi(g) > 0 ? atoi(g) : 1;
     const char *fl = getenv("TKR_CUDA_FLASH");
     if (fl && !strcmp(fl, "0")) be->flash = false;
-    if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2") || !strcmp(fl, "3"))) be->flash_variant = fl[0] - '0';
+    if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2") || !strcmp(fl, "3") || !strcmp(fl, "4")))
+        be->flash_variant = fl[0] - '0';
+    be->wgmma = !be->fp32 && wgmma_available(be->stream);
+    const char *wc = getenv("TKR_CUDA_WG_CFG");
+    if (wc && *wc) be->wg_cfg = atoi(wc);
+    const char *wm = getenv("TKR_CUDA_WG_MIN");
+    if (wm && *wm) be->wg_min = atoi(wm) > 0 ? atoi(wm) : 0;
     const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
     if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
     const char *rt = getenv("TKR_CUDA_ROPE_TABLE");

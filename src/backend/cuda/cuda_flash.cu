@@ -10,7 +10,7 @@
  * (text) skips key tiles past the block's last row; grouped-query heads read kv head
  * h / (n_heads / n_kv). Head sizes 64, 80, 96, 128 (text 128, vision 80).
  *
- * Three versions (TKR_CUDA_FLASH=1/2/3): the first (k_flash, above for short sequences); for
+ * Three versions here (TKR_CUDA_FLASH=1/2/3; 4 is cuda_flash_wg.cu): the first (k_flash, above for short sequences); for
  * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (64) rows, k_flash2 with
  * 8 warps of one 16-row m-tile (2) or, by default, 4 warps of two m-tiles (3; head sizes <= 96,
  * 128 spills there and takes 2). Measured on the H200, vision tower at 5120 patches, hd 80:
@@ -20,15 +20,15 @@
  * a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..).
  * B (16x8, "col"): b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g). C (16x8 float):
  * c0, c1 = (g, 2t..2t+1), c2, c3 = (g + 8, 2t..). */
-#include "backend/cuda/cuda_internal.h"
-
-#include <math.h>
+#include "backend/cuda/cuda_flash_util.h"
 
 namespace tkrcuda {
 
 namespace {
 
-constexpr int BQ = 64, BK = 64, PAD = 8;
+using namespace flash;
+
+constexpr int BQ = 64, BK = 64;
 
 __device__ inline void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -37,77 +37,34 @@ __device__ inline void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ inline uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
-__device__ inline uint32_t ld32(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
-
-/* 16 bytes global -> shared, asynchronously; zero-filled when !ok. */
-__device__ inline void cp16(void *smem, const void *gmem, bool ok) {
-    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(ok ? 16 : 0));
-}
-__device__ inline void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ inline void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
 /* Two 8x8 bf16 matrices transposed: lanes 0-7 address the rows of the first, 8-15 the second. */
 __device__ inline void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const __nv_bfloat16 *p) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
 }
 
-/* What k_flash and k_flash2 share: the block's sequence, head and first query row (grid: query
- * tiles, heads, sequences), the K/V base pointers of its kv head, the number of key tiles it
- * visits, and the loads of the Q tile and of K/V tiles into shared memory (NT threads take part
- * in each). (Launching the causal blocks with the most keys first, sequences fastest, measured
- * slower at 64 x 128 and 16 x 512.) */
-template <int HD, int NT> struct FlashSeq {
-    static constexpr int QS = HD + PAD, CH = HD / 8; /* smem row stride; 16-byte chunks per row */
-    int start, L, q0, h, ntiles;
-    float sl2; /* softmax scale * log2(e): the kernels exponentiate with exp2 */
-    const __nv_bfloat16 *kb, *vb;
-    /* Sets the block up and starts the loads of its Q tile (bq rows into Qs) and of the first
-     * K/V tile (stage 0 of KV); false when the block has nothing to do (empty or skipped
-     * sequence, rows past its end). */
+/* Versions 1-3 keep K and V tiles of BK keys as rows of HD + PAD, like Q. */
+template <int HD, int NT> struct PaddedSeq : FlashSeq<HD, NT> {
+    using Base = FlashSeq<HD, NT>;
+    /* setup, then starts the loads of the Q tile (bq rows into Qs) and of the first K/V tile
+     * (stage 0 of KV) */
     __device__ bool begin(const AttnArgs &a, int bq, __nv_bfloat16 *Qs, __nv_bfloat16 *KV, int tid) {
-        const int s = blockIdx.z, qt = blockIdx.x;
-        h = blockIdx.y;
-        start = a.seq_start[s];
-        L = a.seq_start[s + 1] - start;
-        if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return false;
-        q0 = qt * bq;
-        if (q0 >= L) return false;
-        const int kvh = h / (a.n_heads / a.n_kv);
-        kb = a.kh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-        vb = a.vh + (size_t)start * a.kv_stride + (size_t)kvh * HD;
-        sl2 = 1.4426950408889634f / sqrtf((float)HD);
-        const int kend = a.causal ? (q0 + bq < L ? q0 + bq : L) : L;
-        ntiles = (kend + BK - 1) / BK;
-        load_q(a, Qs, bq, tid);
+        if (!this->setup(a, bq, BK)) return false;
+        this->load_q(a, Qs, bq, tid);
         load_kv(a, KV, 0, 0, tid);
         cp_commit();
         return true;
     }
-    /* Q rows [q0, q0 + bq) of head blockIdx.y into Qs [bq][QS] (zeros past L), asynchronously. */
-    __device__ void load_q(const AttnArgs &a, __nv_bfloat16 *Qs, int bq, int tid) const {
-        for (int i = tid; i < bq * CH; i += NT) {
-            int r = i / CH, c = (i % CH) * 8;
-            bool ok = q0 + r < L;
-            cp16(&Qs[r * QS + c], a.qh + (ok ? (size_t)(start + q0 + r) * a.q_stride + (size_t)h * HD + c : 0),
-                 ok);
-        }
-    }
     /* Keys and values [k0, k0 + BK) into stage `stage` of KV (K [BK][QS], then V), asynchronously. */
     __device__ void load_kv(const AttnArgs &a, __nv_bfloat16 *KV, int stage, int k0, int tid) const {
+        constexpr int QS = Base::QS, CH = Base::CH;
         __nv_bfloat16 *Ks = KV + stage * 2 * BK * QS, *Vs = Ks + BK * QS;
         for (int i = tid; i < BK * CH; i += NT) {
             int j = i / CH, c = (i % CH) * 8;
-            bool ok = k0 + j < L;
+            bool ok = k0 + j < this->L;
             size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c : 0;
-            cp16(&Ks[j * QS + c], kb + off, ok);
-            cp16(&Vs[j * QS + c], vb + off, ok);
+            cp16(&Ks[j * QS + c], this->kb + off, ok);
+            cp16(&Vs[j * QS + c], this->vb + off, ok);
         }
     }
 };
@@ -119,7 +76,7 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                        */
     __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K [BK][QS], V [BK][QS]) */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    FlashSeq<HD, 128> fs;
+    PaddedSeq<HD, 128> fs;
     if (!fs.begin(a, BQ, Qs, KV, tid)) return;
     const int h = fs.h, start = fs.start, L = fs.L, q0 = fs.q0, ntiles = fs.ntiles;
     const float sl2 = fs.sl2;
@@ -142,15 +99,7 @@ __global__ void __launch_bounds__(128) k_flash(AttnArgs a) {
             cp_wait<0>();
         }
         __syncthreads();
-        if (it == 0) {
-#pragma unroll
-            for (int kk = 0; kk < KD; kk++) {
-                qf[kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
-                qf[kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
-                qf[kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
-                qf[kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
-            }
-        }
+        if (it == 0) q_frags<KD>(qf, Qs, QS, r0, t);
         const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
         float sc[NB][4];
 #pragma unroll
@@ -255,13 +204,6 @@ __device__ inline void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, u
                  : "r"(addr));
 }
 
-/* One MUFU instruction: 2^x (flush-to-zero; the softmax never needs denormals). */
-__device__ inline float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
 /* The second version, for long sequences (the vision tower's images): W warps share each K/V
  * tile, each warp owning MT m-tiles of 16 query rows (BQ = 16 MT W rows per block: MT = 1, W = 8
  * halves the shared-memory fills per product of v1; MT = 2, W = 4 also reuses every K and V
@@ -276,7 +218,7 @@ __global__ void __launch_bounds__(W * 32, MT == 1 ? (HD <= 96 ? 2 : 1) : 2) k_fl
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ2][QS]                          */
     __nv_bfloat16 *KV = Qs + BQ2 * QS;          /* 2 stages x (K [BK][QS], V [BK][QS]) */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    FlashSeq<HD, NT> fs;
+    PaddedSeq<HD, NT> fs;
     if (!fs.begin(a, BQ2, Qs, KV, tid)) return;
     const int h = fs.h, start = fs.start, L = fs.L, q0 = fs.q0, ntiles = fs.ntiles;
     const float sl2 = fs.sl2;
@@ -306,16 +248,7 @@ __global__ void __launch_bounds__(W * 32, MT == 1 ? (HD <= 96 ? 2 : 1) : 2) k_fl
         __syncthreads();
         if (it == 0) {
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                const int r0 = wr0 + mt * 16 + g;
-#pragma unroll
-                for (int kk = 0; kk < KD; kk++) {
-                    qf[mt][kk][0] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t]);
-                    qf[mt][kk][1] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t]);
-                    qf[mt][kk][2] = ld32(&Qs[r0 * QS + kk * 16 + 2 * t + 8]);
-                    qf[mt][kk][3] = ld32(&Qs[(r0 + 8) * QS + kk * 16 + 2 * t + 8]);
-                }
-            }
+            for (int mt = 0; mt < MT; mt++) q_frags<KD>(qf[mt], Qs, QS, wr0 + mt * 16 + g, t);
         }
         const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * BK * QS, *Vs = Ks + BK * QS;
         /* causal: a warp whose rows all precede this tile has nothing to do in it */
@@ -454,8 +387,15 @@ tkr_status launch2(const AttnArgs &a, cudaStream_t s) {
 
 template <int HD>
 tkr_status launch(const AttnArgs &a, cudaStream_t s) {
-    if (a.variant == 2 && a.max_len >= a.v2_min_len) return launch2<HD, 1, 8>(a, s);
-    if (a.variant == 3 && a.max_len >= a.v2_min_len) { /* two m-tiles per warp spill at head size 128 */
+    const bool long_seq = a.max_len >= a.v2_min_len;
+    /* version 3's long causal text (16 x 1290 tokens: 199 TFLOP/s against 170) goes to 4 */
+    const bool long_causal = a.variant == 3 && a.causal && HD == 128 && a.wg_min_len > 0 && a.max_len >= a.wg_min_len;
+    if ((long_seq && a.variant == 4) || long_causal) { /* head sizes other than 80 and 128: as 3 */
+        tkr_status st = flash_attention_wg(a, s);
+        if (st != TKR_ERR_UNSUPPORTED) return st;
+    }
+    if (long_seq && a.variant == 2) return launch2<HD, 1, 8>(a, s);
+    if (long_seq && a.variant >= 3) { /* two m-tiles per warp spill at head size 128 */
         if constexpr (HD <= 96) return launch2<HD, 2, 4>(a, s);
         else return launch2<HD, 1, 8>(a, s);
     }

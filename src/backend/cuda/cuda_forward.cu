@@ -170,8 +170,10 @@ bool use_flash(const Backend *be, int hd) { return !be->fp32 && be->flash && fla
  * float kernel cannot stand in for the tensor-core one. */
 tkr_status run_attention(Backend *be, const AttnArgs &a0, bool bf16_only = false) {
     AttnArgs a = a0;
-    a.variant = be->flash_variant;
+    a.variant = be->flash_variant == 4 && !be->wgmma ? 3 : be->flash_variant;
     a.v2_min_len = be->flash2_min;
+    a.wg_cfg = be->wg_cfg;
+    a.wg_min_len = be->wgmma ? be->wg_min : 0;
     if (use_flash(be, a.hd) && !a.last_row_only) {
         tkr_status st = flash_attention(a, be->stream);
         if (st != TKR_ERR_UNSUPPORTED || bf16_only) return st;

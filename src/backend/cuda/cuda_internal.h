@@ -116,7 +116,10 @@ struct Backend {
     int gemm_attn_min = 512;          /* vision sequences at least this long use GEMMs */
     int gemm_attn_max = 32768;        /* ... and at most this long (S is [L, L] floats) */
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
-    int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3: which flash kernel   */
+    int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3 / 4: which flash kernel */
+    bool wgmma = false;               /* the GPU runs this build's sm_90a code (v4)      */
+    int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
+    int wg_min = 1024;                /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     bool rope_tab = true;             /* TKR_CUDA_ROPE_TABLE=0: bf16 rotary with the angles
                                          computed in every layer (bias_rope_g)          */
@@ -227,9 +230,12 @@ struct AttnArgs {
     /* bf16 copies of q, k, v (same strides) for the tensor-core kernel, or NULL */
     const __nv_bfloat16 *qh = nullptr, *kh = nullptr, *vh = nullptr;
     /* flash kernel version (TKR_CUDA_FLASH=1: the first, 4 warps of 16 rows; 2: 8 warps of 16
-       rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2),
-       v2/v3 taken for batches whose longest sequence has at least v2_min_len rows */
-    int variant = 3, v2_min_len = 64;
+       rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2;
+       4: wgmma, sm_90a, head sizes 80 and 128, else as 3), v2-v4 taken for batches whose longest
+       sequence has at least v2_min_len rows; wg_cfg: v4's tile shape (cuda_flash_wg.cu);
+       wg_min_len: version 3 hands causal batches of head size 128 whose longest sequence has
+       at least this many rows to version 4 (0: never; only where wgmma_available()) */
+    int variant = 3, v2_min_len = 64, wg_cfg = 0, wg_min_len = 0;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
@@ -239,6 +245,11 @@ bool flash_supported(int hd);
 /* out is bf16; not for last_row_only. TKR_ERR_UNSUPPORTED when the shape or alignment does not
  * fit (the caller then uses attention()). */
 tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
+/* Version 4 (cuda_flash_wg.cu), called by flash_attention; TKR_ERR_UNSUPPORTED for head sizes
+ * other than 80 and 128. Launch it only where wgmma_available(). */
+tkr_status flash_attention_wg(const AttnArgs &a, cudaStream_t s);
+/* Whether this build has sm_90a code for the current GPU (runs a probe kernel on s, synchronously). */
+bool wgmma_available(cudaStream_t s);
 
 /* ---- GEMMs (cuda_gemm.cu) ---- */
 /* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T; with
