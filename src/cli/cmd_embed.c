@@ -4,8 +4,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "cli/prepare_ahead.h"
 #include "hub/hub.h"
 #include "tkr_embed.h"
+#include "util/platform.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -202,24 +204,58 @@ typedef struct {
     tkr_image_input imgs[CHUNK_ITEMS][MAX_CLI_IMAGES];
     tkr_video_input vids[CHUNK_ITEMS];
     int valid[CHUNK_ITEMS];
-    char msg[CHUNK_ITEMS][256];
+    char msg[CHUNK_ITEMS][PREP_MSG_MAX];
     long index[CHUNK_ITEMS];
+    tkr_prepared *prep[CHUNK_ITEMS]; /* valid items once prepared (NULL: msg says why) */
+    tkr_status pst[CHUNK_ITEMS];
     int n;
 } chunk;
 
-/* Embeds the valid items of a chunk in one call and writes every line of the chunk in order.
+/* Starts preparing a chunk's valid items on background threads (prepare_ahead.h); with !ahead,
+ * prepares them before returning (NULL). */
+static prepare_ahead *prepare_chunk(tkr_model *model, chunk *c, bool ahead) {
+    prep_batch b = {c->items, c->valid, c->n, c->prep, c->pst, c->msg};
+    prepare_ahead *pa = prepare_ahead_start(model, b, tkr_cpu_count());
+    if (ahead) return pa;
+    prepare_ahead_wait(pa);
+    return NULL;
+}
+
+/* Whether chunks are prepared while the previous one computes: on a GPU, where decoding would
+ * otherwise leave it idle; not on the CPU, where the same cores compute (measured slower on 2
+ * cores: the preparing threads and the model's pool take turns). TKR_PREPARE_AHEAD=0 / 1 says. */
+static bool prepare_ahead_wanted(const tkr_model *model) {
+    const char *e = getenv("TKR_PREPARE_AHEAD");
+    if (e && *e) return strcmp(e, "0") != 0;
+    tkr_device_memory dm;
+    tkr_model_device_memory(model, &dm);
+    return dm.on_gpu;
+}
+
+/* Drops a chunk's lines without output (after an output error). */
+static void discard_chunk(chunk *c) {
+    for (int i = 0; i < c->n; i++) {
+        tkr_prepared_free(c->prep[i]);
+        c->prep[i] = NULL;
+        json_decref(c->json[i]);
+        c->json[i] = NULL;
+    }
+    c->n = 0;
+}
+
+/* Embeds the prepared items of a chunk in one call and writes every line of the chunk in order.
  * Returns 1 if a line failed, 0 if all succeeded, -1 on an output error. */
-static int flush_chunk(tkr_model *model, chunk *c, float *vecs, tkr_result *res, batch_out *out) {
+static int embed_chunk(tkr_model *model, chunk *c, float *vecs, tkr_result *res, batch_out *out) {
     int failed = 0, dim = tkr_model_dim(model), wr = 0;
-    tkr_item batch[CHUNK_ITEMS];
+    tkr_prepared *batch[CHUNK_ITEMS];
     int nb = 0;
     for (int i = 0; i < c->n; i++)
-        if (c->valid[i]) batch[nb++] = c->items[i];
+        if (c->valid[i] && c->prep[i]) batch[nb++] = c->prep[i];
     tkr_error err;
-    tkr_status st = nb ? tkr_embed(model, batch, nb, vecs, res, &err) : TKR_OK;
+    tkr_status st = nb ? tkr_embed_prepared(model, batch, nb, vecs, res, &err) : TKR_OK;
     int b = 0;
     for (int i = 0; i < c->n; i++) {
-        if (!c->valid[i]) {
+        if (!c->valid[i] || !c->prep[i]) { /* a bad line, or an item that could not be prepared */
             wr |= batch_error(out, c->index[i], c->msg[i]);
             failed = 1;
         } else {
@@ -234,11 +270,41 @@ static int flush_chunk(tkr_model *model, chunk *c, float *vecs, tkr_result *res,
                 wr |= batch_ok(out, c->index[i], vecs + (size_t)k * dim, res[k].prompt_tokens);
             }
         }
-        json_decref(c->json[i]);
-        c->json[i] = NULL;
     }
-    c->n = 0;
+    discard_chunk(c);
     return wr ? -1 : failed;
+}
+
+/* The JSONL loop's step once chunk *c is full: *c is prepared on background threads while the
+ * chunk before it (*p, prepared) is embedded (ahead; else first), so a GPU does not wait for
+ * image decoding; then *p holds the newly prepared chunk and *c is empty. Returns as embed_chunk. */
+static int advance(tkr_model *model, chunk **c, chunk **p, bool ahead, float *vecs, tkr_result *res,
+                   batch_out *out) {
+    prepare_ahead *pa = prepare_chunk(model, *c, ahead);
+    int r = (*p)->n ? embed_chunk(model, *p, vecs, res, out) : 0;
+    prepare_ahead_wait(pa);
+    chunk *t = *p;
+    *p = *c;
+    *c = t;
+    return r;
+}
+
+/* Embeds what the loop holds, in order: the prepared chunk p, then c (prepared meanwhile). last:
+ * the input has ended, so the vision tower's pages may go (tkr_model_hint_no_more_images) before
+ * the final call. Returns as embed_chunk; after an output error the rest is dropped. */
+static int drain(tkr_model *model, chunk *c, chunk *p, bool last, bool ahead, float *vecs, tkr_result *res,
+                 batch_out *out) {
+    prepare_ahead *pa = c->n ? prepare_chunk(model, c, ahead) : NULL;
+    if (last && !c->n) tkr_model_hint_no_more_images(model, true);
+    int failed = p->n ? embed_chunk(model, p, vecs, res, out) : 0;
+    prepare_ahead_wait(pa);
+    if (last && c->n) tkr_model_hint_no_more_images(model, true);
+    if (c->n && failed >= 0) {
+        int r = embed_chunk(model, c, vecs, res, out);
+        failed = r < 0 ? -1 : failed | r;
+    }
+    discard_chunk(c);
+    return failed;
 }
 
 /* Renders a PDF and embeds each page (with the line's text and instruction) as its own item;
@@ -322,14 +388,15 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
         return 1;
     }
     bo->total_items = bo->progress != 0 ? count_items(path, bo) : -1;
-    chunk *c = calloc(1, sizeof *c);
+    chunk *c = calloc(1, sizeof *c), *p = calloc(1, sizeof *p); /* filling; prepared, to embed */
     int dim = tkr_model_dim(model);
     float *vecs = malloc(sizeof(float) * (size_t)dim * CHUNK_ITEMS);
     tkr_result *res = malloc(sizeof(tkr_result) * CHUNK_ITEMS);
-    batch_out *out = c && vecs && res ? batch_open(bo, dim) : NULL;
-    if (!c || !vecs || !res || !out) {
-        if (!c || !vecs || !res) fprintf(stderr, "tkr-embed: out of memory\n");
+    batch_out *out = c && p && vecs && res ? batch_open(bo, dim) : NULL;
+    if (!c || !p || !vecs || !res || !out) {
+        if (!c || !p || !vecs || !res) fprintf(stderr, "tkr-embed: out of memory\n");
         free(c);
+        free(p);
         free(vecs);
         free(res);
         if (f != stdin) fclose(f);
@@ -341,14 +408,15 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
     long index = 0, taken = 0;
     int failed = 0;
     pdf_fields pdf;
+    const bool ahead = prepare_ahead_wanted(model);
     while (failed >= 0 && (limit < 0 || taken < limit) && (len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (len == 0) continue;
         long idx = index++;
         if (!batch_mine(bo, idx) || batch_done(out, idx)) continue;
         taken++;
-        if (c->n == CHUNK_ITEMS) { /* flushed once a next item shows there is more input */
-            int r = flush_chunk(model, c, vecs, res, out);
+        if (c->n == CHUNK_ITEMS) { /* moved on once a next item shows there is more input */
+            int r = advance(model, &c, &p, ahead, vecs, res, out);
             failed = r < 0 ? -1 : failed | r;
             if (failed < 0) break;
         }
@@ -373,8 +441,8 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
                 tkr_item base = c->items[i];
                 long idx_pdf = c->index[i];
                 c->n--;
-                if (c->n) {
-                    int r = flush_chunk(model, c, vecs, res, out);
+                if (c->n || p->n) {
+                    int r = drain(model, c, p, false, ahead, vecs, res, out);
                     failed = r < 0 ? -1 : failed | r;
                 }
                 if (bo->output || bo->format != BATCH_JSONL) {
@@ -388,17 +456,18 @@ static int run_jsonl(tkr_model *model, const char *path, int max_imgs, batch_opt
             }
         }
     }
-    if (c->n && failed >= 0) {
-        /* the reader is at its end (or --limit): this chunk holds the last image items, so the
-         * vision tower's pages go once its vision passes are done, before its decoder pass */
-        tkr_model_hint_no_more_images(model, true);
-        int r = flush_chunk(model, c, vecs, res, out);
+    if ((c->n || p->n) && failed >= 0) {
+        /* the reader is at its end (or --limit): the last chunk holds the last image items, so
+         * the vision tower's pages go once its vision passes are done, before its decoder pass */
+        int r = drain(model, c, p, true, ahead, vecs, res, out);
         failed = r < 0 ? -1 : failed | r;
     }
-    for (int i = 0; i < c->n; i++) json_decref(c->json[i]);
+    discard_chunk(c);
+    discard_chunk(p);
     if (batch_close(out) != 0) failed = -1;
     free(line);
     free(c);
+    free(p);
     free(vecs);
     free(res);
     if (f != stdin) fclose(f);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Batch jobs (embed --input): --output resumes after a kill (each item exactly once, vectors
 # identical to one uninterrupted run), --shard i/n covers the input exactly once, --limit,
-# --format npy (+ .ids, .errors.jsonl), and the progress bar.
+# --format npy (+ .ids, .errors.jsonl), the progress bar, and the same output with the next
+# chunk prepared while one computes (TKR_PREPARE_AHEAD=1, a GPU's default).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/tests/lib/modeldir.sh"
@@ -27,6 +28,9 @@ PY
 E=("$BIN" embed -m "$tmp/m1" --threads 1 --no-progress --input "$tmp/in.jsonl")
 "${E[@]}" > "$tmp/ref.jsonl"; rc=$?
 [ "$rc" -eq 1 ] && [ "$(wc -l < "$tmp/ref.jsonl")" -eq 120 ]; check "reference run: 120 lines, exit 1 (2 bad lines)" $?
+# chunks prepared while the previous one computes (a GPU's default; here forced): the same bytes
+TKR_PREPARE_AHEAD=1 "${E[@]}" > "$tmp/ahead.jsonl"; rc=$?
+[ "$rc" -eq 1 ] && cmp -s "$tmp/ref.jsonl" "$tmp/ahead.jsonl"; check "prepare-ahead run: identical output and exit status" $?
 
 # compare OUT: every index 0..119 exactly once, each line identical to the reference's
 same_as_ref() {
