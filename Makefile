@@ -110,8 +110,10 @@ CU_OBJ   :=
 ifeq ($(CUDA),1)
   NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-  # sm_90a: Hopper's wgmma (cuda_flash_wg.cu); the compute_90 PTX for newer GPUs (without it)
-  CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
+  # sm_80 code for Ampere and Ada (8.x: A100, A10, L4, L40S, RTX 30/40); sm_90a for Hopper, with
+  # its wgmma (cuda_flash_wg.cu); compute_90 PTX, JIT-compiled for newer GPUs (without wgmma)
+  CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
+               -gencode arch=compute_90,code=compute_90
   CU_SRC    := $(wildcard src/backend/cuda/*.cu)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   CFLAGS_ALL += -DTKR_HAVE_CUDA

@@ -340,9 +340,11 @@ tkr_status setup(Backend *be, tkr_error *err) {
     cudaDeviceProp prop;
     e = cudaGetDeviceProperties(&prop, be->device);
     if (e != cudaSuccess) return cuda_fail(err, e, "device properties");
-    if (prop.major < 7)
-        return tkr_fail(err, TKR_ERR_UNSUPPORTED, "GPU %d (%s) has compute capability %d.%d; 7.0 or newer is needed",
-                        be->device, prop.name, prop.major, prop.minor);
+    /* bf16 tensor-core MMA, cp.async and the build's sm_80 code: Ampere (8.0) or newer */
+    if (prop.major < 8)
+        return tkr_fail(err, TKR_ERR_UNSUPPORTED,
+                        "GPU %d (%s) has compute capability %d.%d; 8.0 (Ampere) or newer is needed", be->device,
+                        prop.name, prop.major, prop.minor);
     if ((e = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return cuda_fail(err, e, "stream");
     cublasStatus_t bs = cublasCreate(&be->blas);
