@@ -102,6 +102,8 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 flash-v4-everywhere $m" env TKR_CUDA_FLASH=4 TKR_CUDA_FLASH2_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 flash-v4-handoff-everywhere $m" env TKR_CUDA_WG_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
+      "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 rope-per-layer $m" env TKR_CUDA_ROPE_TABLE=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" \
       "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \

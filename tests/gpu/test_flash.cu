@@ -34,9 +34,8 @@ struct Version {
     int variant, wg_cfg, wg_min_len;
 };
 
-/* v4: its default per head size, the other schedule (cuda_flash_wg.cu); "v3 auto": version 3
- * handing causal head-size-128 batches of 256 rows or more to version 4, as the backend does
- * from TKR_CUDA_WG_MIN (1024) rows */
+/* v4: its default per head size, the runner-up (cuda_flash_wg.cu); "v3 auto": version 3 handing
+ * batches of 256 rows or more to version 4, as the backend does from TKR_CUDA_WG_MIN (1024) rows */
 const Version kVersions[] = {
     {"v1", 1, 0, 0}, {"v2", 2, 0, 0}, {"v3", 3, 0, 0}, {"v4", 4, 0, 0}, {"v4 other", 4, 1, 0}, {"v3 auto", 3, 0, 256},
 };
@@ -215,6 +214,7 @@ void bench_shapes(bool has_wg) {
     };
     const B benches[] = {
         {{"vision 16 x 5120, hd 80", 80, 16, 16, false, std::vector<int>(16, 5120)}, 5},
+        {{"vision 64 x 1024, hd 80", 80, 16, 16, false, std::vector<int>(64, 1024)}, 10},
         {{"text 16 x 512 causal", 128, 12, 2, true, std::vector<int>(16, 512)}, 50},
         {{"text 64 x 128 causal", 128, 12, 2, true, std::vector<int>(64, 128)}, 50},
         {{"text 16 x 1290 causal", 128, 12, 2, true, std::vector<int>(16, 1290)}, 20},

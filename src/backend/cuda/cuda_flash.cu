@@ -388,9 +388,12 @@ tkr_status launch2(const AttnArgs &a, cudaStream_t s) {
 template <int HD>
 tkr_status launch(const AttnArgs &a, cudaStream_t s) {
     const bool long_seq = a.max_len >= a.v2_min_len;
-    /* version 3's long causal text (16 x 1290 tokens: 199 TFLOP/s against 170) goes to 4 */
-    const bool long_causal = a.variant == 3 && a.causal && HD == 128 && a.wg_min_len > 0 && a.max_len >= a.wg_min_len;
-    if ((long_seq && a.variant == 4) || long_causal) { /* head sizes other than 80 and 128: as 3 */
+    /* version 3's long sequences go to 4 where it measured faster: causal text of head size 128
+       (16 x 1290 tokens: 199 TFLOP/s against 170), the vision tower's head size 80 (16 x 5120
+       patches: 344 against 317) */
+    const bool handed = a.variant == 3 && a.wg_min_len > 0 && a.max_len >= a.wg_min_len &&
+                        ((a.causal && HD == 128) || (!a.causal && HD == 80));
+    if ((long_seq && a.variant == 4) || handed) { /* head sizes other than 80 and 128: as 3 */
         tkr_status st = flash_attention_wg(a, s);
         if (st != TKR_ERR_UNSUPPORTED) return st;
     }

@@ -233,8 +233,9 @@ struct AttnArgs {
        rows, ldmatrix x4; 3 (default): 4 warps of 32 rows where the head size is <= 96, else as 2;
        4: wgmma, sm_90a, head sizes 80 and 128, else as 3), v2-v4 taken for batches whose longest
        sequence has at least v2_min_len rows; wg_cfg: v4's tile shape (cuda_flash_wg.cu);
-       wg_min_len: version 3 hands causal batches of head size 128 whose longest sequence has
-       at least this many rows to version 4 (0: never; only where wgmma_available()) */
+       wg_min_len: version 3 hands causal batches of head size 128 and full-attention ones of
+       head size 80 whose longest sequence has at least this many rows to version 4 (0: never;
+       only where wgmma_available()) */
     int variant = 3, v2_min_len = 64, wg_cfg = 0, wg_min_len = 0;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
