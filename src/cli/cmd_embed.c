@@ -207,14 +207,13 @@ typedef struct {
     char msg[CHUNK_ITEMS][PREP_MSG_MAX];
     long index[CHUNK_ITEMS];
     tkr_prepared *prep[CHUNK_ITEMS]; /* valid items once prepared (NULL: msg says why) */
-    tkr_status pst[CHUNK_ITEMS];
     int n;
 } chunk;
 
 /* Starts preparing a chunk's valid items on background threads (prepare_ahead.h); with !ahead,
  * prepares them before returning (NULL). */
 static prepare_ahead *prepare_chunk(tkr_model *model, chunk *c, bool ahead) {
-    prep_batch b = {c->items, c->valid, c->n, c->prep, c->pst, c->msg};
+    prep_batch b = {c->items, c->valid, c->n, c->prep, c->msg};
     prepare_ahead *pa = prepare_ahead_start(model, b, tkr_cpu_count());
     if (ahead) return pa;
     prepare_ahead_wait(pa);

@@ -20,12 +20,10 @@ struct prepare_ahead {
 
 static void prepare_one(const tkr_model *m, const prep_batch *b, int i) {
     b->prep[i] = NULL;
-    b->st[i] = TKR_OK;
     if (!b->valid[i]) return;
     tkr_error e;
     memset(&e, 0, sizeof e);
-    b->st[i] = tkr_prepare(m, &b->items[i], &b->prep[i], &e);
-    if (b->st[i] != TKR_OK) snprintf(b->msg[i], PREP_MSG_MAX, "%s", e.message);
+    if (tkr_prepare(m, &b->items[i], &b->prep[i], &e) != TKR_OK) snprintf(b->msg[i], PREP_MSG_MAX, "%s", e.message);
 }
 
 static void *prepare_worker(void *arg) {

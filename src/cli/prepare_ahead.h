@@ -9,14 +9,13 @@
 
 enum { PREP_MSG_MAX = TKR_ERROR_MESSAGE_MAX }; /* a whole tkr_error message */
 
-/* n items; valid[i] == 0 skips item i. Results: prep[i] (NULL on failure), st[i], and on failure
- * the message in msg[i]. The arrays stay the caller's and must live until prepare_ahead_wait. */
+/* n items; valid[i] == 0 skips item i. Results: prep[i] (NULL on failure), and on failure the
+ * message in msg[i]. The arrays stay the caller's and must live until prepare_ahead_wait. */
 typedef struct {
     const tkr_item *items;
     const int *valid;
     int n;
     tkr_prepared **prep;
-    tkr_status *st;
     char (*msg)[PREP_MSG_MAX];
 } prep_batch;
 
