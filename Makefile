@@ -190,6 +190,13 @@ $(BUILD)/tests/gpu/test_flash: $(BUILD)/tests/gpu/test_flash.o $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
+# cuBLASLt's candidate algorithms on the model's GEMM shapes, timed (bench/bench_gemm_algos.cu)
+$(BUILD)/bench/bench_gemm_algos: bench/bench_gemm_algos.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC    $<"
+	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -o $@ $< -L$(CUDA_HOME)/lib64 \
+	  -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt
+
 # gcc-aarch64-linux-gnu 12.2 has an internal compiler error vectorising a reduction in this test
 ifeq ($(TARGET_ARM64),1)
 $(BUILD)/tests/test_kernels: CFLAGS_ALL += -fno-tree-vectorize
