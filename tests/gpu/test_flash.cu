@@ -32,12 +32,16 @@ struct Shape {
 struct Version {
     const char *name;
     int variant, wg_cfg, wg_min_len;
+    bool longest_first;
 };
 
 /* v4: its default per head size, the runner-up (cuda_flash_wg.cu); "v3 auto": version 3 handing
- * batches of 256 rows or more to version 4, as the backend does from TKR_CUDA_WG_MIN (1024) rows */
+ * batches of 256 rows or more to version 4, as the backend does from TKR_CUDA_WG_MIN (1024) rows;
+ * "v3 grid order": causal blocks in the grid's order instead of longest first */
 const Version kVersions[] = {
-    {"v1", 1, 0, 0}, {"v2", 2, 0, 0}, {"v3", 3, 0, 0}, {"v4", 4, 0, 0}, {"v4 other", 4, 1, 0}, {"v3 auto", 3, 0, 256},
+    {"v1", 1, 0, 0, true},       {"v2", 2, 0, 0, true},       {"v3", 3, 0, 0, true},
+    {"v4", 4, 0, 0, true},       {"v4 other", 4, 1, 0, true}, {"v3 auto", 3, 0, 256, true},
+    {"v3 grid order", 3, 0, 0, false},
 };
 
 #define CK(x)                                                                                                   \
@@ -113,6 +117,7 @@ struct Batch {
         a.v2_min_len = v.variant == 1 ? 1 << 30 : 1;
         a.wg_cfg = v.wg_cfg;
         a.wg_min_len = v.wg_min_len;
+        a.longest_first = v.longest_first;
         return a;
     }
     /* The reference output [T, H hd] in double. */
@@ -193,13 +198,13 @@ int check_shapes(bool has_wg) {
             CK(cudaGetLastError());
             CK(cudaDeviceSynchronize());
             if (st == TKR_ERR_UNSUPPORTED) {
-                printf("  %-24s %-11s unsupported\n", sh.name, v.name);
+                printf("  %-24s %-13s unsupported\n", sh.name, v.name);
                 continue;
             }
             double wc, re;
             compare(b, ref, &wc, &re);
             const bool ok = st == TKR_OK && wc >= 0.9999 && re <= 0.02;
-            printf("%s %-24s %-11s worst cosine %.7f, max error %.4f of max |out|\n", ok ? "ok  " : "FAIL", sh.name,
+            printf("%s %-24s %-13s worst cosine %.7f, max error %.4f of max |out|\n", ok ? "ok  " : "FAIL", sh.name,
                    v.name, wc, re);
             if (!ok) fails++;
         }

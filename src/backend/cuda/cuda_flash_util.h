@@ -61,8 +61,19 @@ template <int HD, int NT> struct FlashSeq {
     const __nv_bfloat16 *kb, *vb;
     /* false when the block has nothing to do (empty or skipped sequence, rows past its end) */
     __device__ bool setup(const AttnArgs &a, int bq, int bk) {
-        const int s = blockIdx.z, qt = blockIdx.x;
+        /* the grid is (query tiles, heads, sequences); blocks start roughly in linear order, so
+           for causal attention, where a tile's work grows with its index, the linear index is
+           read tile-major from the last tile down: the longest blocks start first and the short
+           ones fill the tail */
+        int s = blockIdx.z, qt = blockIdx.x;
         h = blockIdx.y;
+        if (a.causal && a.longest_first && gridDim.x > 1) {
+            const unsigned hs = gridDim.y * gridDim.z;
+            const unsigned lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+            qt = (int)(gridDim.x - 1 - lin / hs);
+            h = (int)(lin % hs % gridDim.y);
+            s = (int)(lin % hs / gridDim.y);
+        }
         start = a.seq_start[s];
         L = a.seq_start[s + 1] - start;
         if (L <= 0 || (L >= a.skip_len && L <= a.skip_max)) return false;

@@ -121,6 +121,7 @@ struct Backend {
     int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
     int wg_min = 1024;                /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
+    bool causal_lpt = true;           /* TKR_CUDA_CAUSAL_LPT=0: AttnArgs::longest_first off */
     bool rope_tab = true;             /* TKR_CUDA_ROPE_TABLE=0: bf16 rotary with the angles
                                          computed in every layer (bias_rope_g)          */
     Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
@@ -237,6 +238,9 @@ struct AttnArgs {
        head size 80 whose longest sequence has at least this many rows to version 4 (0: never;
        only where wgmma_available()) */
     int variant = 3, v2_min_len = 64, wg_cfg = 0, wg_min_len = 0;
+    /* causal only: the flash kernels take their blocks' query tiles last tile first across all
+       heads and sequences (the longest blocks first; cuda_flash_util.h); TKR_CUDA_CAUSAL_LPT=0 off */
+    bool longest_first = true;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
