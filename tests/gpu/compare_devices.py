@@ -3,21 +3,33 @@
 
 usage: compare_devices.py TKR_BIN MODEL_DIR EXPECTED.jsonl DATA_DIR FIXTURES_DIR --a "ARGS" --b "ARGS"
        [--min-cos C] [--identical]
+ARGS may start with NAME=VALUE words: environment variables for that run.
 Runs `tkr-embed embed --input -` once with each argument set on all items and compares the
 vectors item by item: cosine >= C (default 0.99999), or bit-identical with --identical. Exit 0
 only if every item passes; prints the worst cosine."""
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 
 
 def run(tkr, model, lines, args):
-    p = subprocess.run([tkr, "embed", "-m", model, "--input", "-"] + args.split(),
-                       input=("\n".join(lines) + "\n").encode(), capture_output=True)
+    """args: tkr-embed's arguments, after NAME=VALUE words that go into its environment"""
+    words, env = args.split(), dict(os.environ)
+    while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+        k, v = words.pop(0).split("=", 1)
+        env[k] = v
+    p = subprocess.run([tkr, "embed", "-m", model, "--input", "-"] + words,
+                       input=("\n".join(lines) + "\n").encode(), capture_output=True, env=env)
     if p.returncode != 0:
         print("tkr-embed %s failed (%d): %s" % (args, p.returncode, p.stderr.decode(errors="replace")[:2000]))
         sys.exit(1)
+    tune = [l for l in p.stderr.decode(errors="replace").splitlines() if l.startswith("lt-tune")]
+    if tune:  # TKR_CUDA_LT_TUNE_LOG=1: how many GEMM shapes took another algorithm
+        took = sum(bool(re.search(r"(?<!not) taken ", l)) for l in tune)
+        print("%s: GEMM tuning: %d decisions, another algorithm taken in %d" % (args, len(tune), took))
     return [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
 
 

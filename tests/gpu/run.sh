@@ -115,6 +115,9 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
     --b "--device cuda --precision fp32"
   check "determinism bf16 $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" --a "--device cuda" \
     --b "--device cuda" --identical
+  # GEMM tuning may only take algorithms with the heuristic's bits: every GEMM tuned against none
+  check "tuned GEMMs = untuned, bit for bit $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+    --a "TKR_CUDA_LT_TUNE_MIN=0 TKR_CUDA_LT_TUNE_LOG=1 --device cuda" --b "TKR_CUDA_LT_TUNE=0 --device cuda" --identical
   rm -f "$tmp/$m/model.safetensors"
 done
 

@@ -356,7 +356,7 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if ((e = cudaMalloc(&be->blas_ws, ws)) != cudaSuccess) return cuda_fail(err, e, "cuBLAS workspace");
     cublasSetWorkspace(be->blas, be->blas_ws, ws);
     const char *lt = getenv("TKR_CUDA_LT");
-    be->lt_all = lt && !strcmp(lt, "2");
+    be->lt_all = !(lt && !strcmp(lt, "1"));
     if (!be->fp32 && !(lt && !strcmp(lt, "0")) && cublasLtCreate(&be->lt) != CUBLAS_STATUS_SUCCESS) be->lt = nullptr;
     const char *kv = getenv("TKR_CUDA_KEEP_VISION");
     be->keep_vision = !(kv && !strcmp(kv, "0"));
@@ -384,6 +384,10 @@ tkr_status setup(Backend *be, tkr_error *err) {
     be->rope_tab = !(rt && !strcmp(rt, "0"));
     const char *lp = getenv("TKR_CUDA_CAUSAL_LPT");
     be->causal_lpt = !(lp && !strcmp(lp, "0"));
+    const char *tu = getenv("TKR_CUDA_LT_TUNE");
+    if (tu && *tu) be->lt_tune_max = atoi(tu) > 0 ? atoi(tu) : 0;
+    const char *tm = getenv("TKR_CUDA_LT_TUNE_MIN");
+    if (tm && *tm) be->lt_tune_min = atof(tm) > 0 ? atof(tm) : 0;
     prof_init(be);
     return TKR_OK;
 }

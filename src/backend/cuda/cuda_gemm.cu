@@ -4,10 +4,10 @@
  * instead of in separate passes over HBM: D = x W^T (+ bias) (+ D when accumulating; beta = 1
  * reads the float32 residual stream as C and writes it back as D). Each shape (M, N, K, ldx,
  * output type, epilogue, beta) gets its descriptors and algorithm once, from cuBLASLt's
- * heuristic with the backend's 32 MiB workspace, and keeps them (Backend::plans): the same shape
- * always runs the same algorithm, so results repeat bit for bit run to run. Where cuBLASLt has no
- * algorithm for a combination (or TKR_CUDA_LT=0), cublasGemmEx does the product and the caller
- * adds the bias (bias_done stays false). fp32 mode: cublasSgemm (PEDANTIC math, no TF32) with
+ * heuristic with the backend's 32 MiB workspace, or the fastest candidate with the same bits
+ * (cuda_gemm_tune.cu), and keeps them (Backend::plans): results repeat bit for bit run to run.
+ * Where cuBLASLt has no algorithm for a combination (or TKR_CUDA_LT=0), cublasGemmEx does the
+ * product and the caller adds the bias (bias_done stays false). fp32 mode: cublasSgemm (PEDANTIC math, no TF32) with
  * beta = 1 for accumulation; biases are the caller's. */
 #include "backend/cuda/cuda_internal.h"
 
@@ -28,6 +28,7 @@ struct LtPlan {
 namespace {
 
 constexpr size_t LT_WS = 32u << 20; /* the workspace cuda_backend.cu allocates (Backend::blas_ws) */
+constexpr int MAX_PLANS = 1024;     /* plans kept; beyond, the oldest is replaced */
 
 void plan_destroy(LtPlan &p) {
     if (p.desc) cublasLtMatmulDescDestroy(p.desc);
@@ -36,9 +37,10 @@ void plan_destroy(LtPlan &p) {
     if (p.c) cublasLtMatrixLayoutDestroy(p.c);
 }
 
-/* Makes the plan for a key: descriptors, then the heuristic's first algorithm; ok = false when
- * any step fails (the caller then uses cublasGemmEx). */
-void plan_make(Backend *be, LtPlan &p) {
+/* Makes the plan for a key: descriptors, then the heuristic's first algorithm, tuned on the live
+ * operands W, x (bias: the bias vector of a bias plan); ok = false when any step fails (the
+ * caller then uses cublasGemmEx). */
+void plan_make(Backend *be, LtPlan &p, const void *W, const void *x, const float *bias) {
     p.ok = false;
     p.desc = nullptr;
     p.a = p.b = p.c = nullptr;
@@ -72,23 +74,39 @@ void plan_make(Backend *be, LtPlan &p) {
     if (st != CUBLAS_STATUS_SUCCESS || n < 1 || res.state != CUBLAS_STATUS_SUCCESS) return;
     p.algo = res.algo;
     p.ok = true;
+    /* a faster algorithm with the same bits, if cuBLASLt has one (cuda_gemm_tune.cu) */
+    if (p.bias) cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    TuneShape ts = {p.desc, p.a, p.b, p.c, p.M, p.N, p.K, p.ldx, (bool)p.out_g, (bool)p.bias, (bool)p.acc,
+                    &res.algo, W, x};
+    lt_tune(be, ts, &p.algo);
 }
 
-/* The plan for a key, made on first use; nullptr when the table cannot grow. */
-LtPlan *plan_for(Backend *be, int M, int N, int K, int ldx, bool out_g, bool bias, bool acc) {
+/* The plan for a key, made on first use (a plan made again gives the same algorithm: the
+ * heuristic is deterministic and the tuning decisions are kept per bucket); nullptr when the
+ * table cannot grow. */
+LtPlan *plan_for(Backend *be, int M, int N, int K, int ldx, bool out_g, bool bias, bool acc, const void *W,
+                 const void *x, const float *bias_ptr) {
     for (int i = 0; i < be->n_plans; i++) {
         LtPlan &p = be->plans[i];
         if (p.M == M && p.N == N && p.K == K && p.ldx == ldx && p.out_g == out_g && p.bias == bias && p.acc == acc)
             return &p;
     }
-    if (be->n_plans == be->cap_plans) {
-        int cap = be->cap_plans ? be->cap_plans * 2 : 64;
-        LtPlan *np = (LtPlan *)realloc(be->plans, sizeof(LtPlan) * (size_t)cap);
-        if (!np) return nullptr;
-        be->plans = np;
-        be->cap_plans = cap;
+    LtPlan *slot;
+    if (be->n_plans == MAX_PLANS) { /* full (a server sees many row counts): the oldest plan goes */
+        slot = &be->plans[be->next_evict];
+        be->next_evict = (be->next_evict + 1) % MAX_PLANS;
+        plan_destroy(*slot);
+    } else {
+        if (be->n_plans == be->cap_plans) {
+            int cap = be->cap_plans ? be->cap_plans * 2 : 64;
+            LtPlan *np = (LtPlan *)realloc(be->plans, sizeof(LtPlan) * (size_t)cap);
+            if (!np) return nullptr;
+            be->plans = np;
+            be->cap_plans = cap;
+        }
+        slot = &be->plans[be->n_plans++];
     }
-    LtPlan &p = be->plans[be->n_plans++];
+    LtPlan &p = *slot;
     p.M = M;
     p.N = N;
     p.K = K;
@@ -96,7 +114,7 @@ LtPlan *plan_for(Backend *be, int M, int N, int K, int ldx, bool out_g, bool bia
     p.out_g = out_g;
     p.bias = bias;
     p.acc = acc;
-    plan_make(be, p);
+    plan_make(be, p, W, x, bias_ptr);
     return &p;
 }
 
@@ -106,7 +124,12 @@ void gemm_plans_free(Backend *be) {
     for (int i = 0; i < be->n_plans; i++) plan_destroy(be->plans[i]);
     free(be->plans);
     be->plans = nullptr;
-    be->n_plans = be->cap_plans = 0;
+    be->n_plans = be->cap_plans = be->next_evict = 0;
+    free(be->tune);
+    be->tune = nullptr;
+    be->n_tune = be->cap_tune = 0;
+    if (be->tune_y.p) cudaFree(be->tune_y.p);
+    be->tune_y = DevBuf();
     if (be->lt) cublasLtDestroy(be->lt);
     be->lt = nullptr;
 }
@@ -124,7 +147,7 @@ tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, t
     int ld = ldx > 0 ? ldx : L.K;
     bool want_bias = bias_done && L.b;
     if (!be->fp32 && be->lt && (want_bias || accumulate || be->lt_all)) {
-        LtPlan *p = plan_for(be, M, L.N, L.K, ld, out_g, want_bias, accumulate);
+        LtPlan *p = plan_for(be, M, L.N, L.K, ld, out_g, want_bias, accumulate, W, x, L.b);
         if (p && p->ok) {
             if (want_bias)
                 cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &L.b, sizeof L.b);

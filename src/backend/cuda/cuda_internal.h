@@ -63,7 +63,8 @@ struct DevBuf {
 };
 
 struct Prof;
-struct LtPlan; /* cuda_gemm.cu */
+struct LtPlan;   /* cuda_gemm.cu */
+struct TuneRec;  /* cuda_gemm_tune.cu */
 
 struct Backend {
     tkr_backend base;                 /* first: the C side sees a tkr_backend *     */
@@ -77,8 +78,14 @@ struct Backend {
     cublasLtHandle_t lt = nullptr;    /* bf16 GEMMs with epilogues (cuda_gemm.cu)     */
     LtPlan *plans = nullptr;          /* one per GEMM shape seen, [cap_plans]          */
     int n_plans = 0, cap_plans = 0;
-    bool lt_all = false;              /* TKR_CUDA_LT=2: every bf16 GEMM through cuBLASLt (1, the
-                                         default: those with an epilogue; 0: none)     */
+    int next_evict = 0;               /* the plan replaced next once the table is full  */
+    bool lt_all = true;               /* every bf16 GEMM through cuBLASLt (TKR_CUDA_LT=1: those
+                                         with an epilogue only; 0: none)                */
+    int lt_tune_max = 64;             /* TKR_CUDA_LT_TUNE: buckets to time (cuda_gemm_tune.cu) */
+    double lt_tune_min = 1e9;         /* TKR_CUDA_LT_TUNE_MIN: products of fewer FLOP are not tuned */
+    TuneRec *tune = nullptr;          /* the decisions, [cap_tune]                      */
+    int n_tune = 0, cap_tune = 0;
+    DevBuf tune_y;                    /* scratch of the bit checks                      */
     bool resid_gemm = true;           /* TKR_CUDA_RESID=0: residual adds in the norm kernel,
                                          not in the GEMM (beta = 1)                     */
     /* weights */
@@ -262,6 +269,28 @@ bool wgmma_available(cudaStream_t s);
  * can (bf16 mode, cuBLASLt epilogue) and says so in *bias_done; otherwise the caller adds it. */
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx = 0,
                   bool out_g = false, bool accumulate = false, bool *bias_done = nullptr);
+/* One cuBLASLt product to tune (cuda_gemm_tune.cu): its descriptors (the bias pointer already
+ * set; b: x's layout, row stride ldx), the heuristic's algorithm ref and the live operands W, x. */
+struct TuneShape {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    int M, N, K, ldx;
+    bool out_g, bias, acc;
+    const cublasLtMatmulAlgo_t *ref;
+    const void *W, *x;
+};
+/* The tuning decision of one bucket of M (cuda_gemm_tune.cu). */
+struct TuneRec {
+    int N, K, ldx;
+    bool out_g, bias, acc;
+    int bucket;                       /* M in [2^bucket, 2^(bucket + 1))                */
+    bool taken;                       /* algo beat the heuristic's with the same bits   */
+    cublasLtMatmulAlgo_t algo;
+};
+/* *chosen = the fastest of cuBLASLt's candidates for s (at least 2% faster than ref) whose output
+ * is bit-identical to ref's, else ref: timed on the first shape of s's bucket of M, bit-checked
+ * on the later ones. Synchronizes the stream. */
+void lt_tune(Backend *be, const TuneShape &s, cublasLtMatmulAlgo_t *chosen);
 /* Frees the cuBLASLt plans and handle. */
 void gemm_plans_free(Backend *be);
 
