@@ -7,7 +7,8 @@
 #      every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
 #      --precision fp32 at cos >= 0.99999, both attention paths (direct kernel, cuBLAS), and
 #      bf16 at cos >= 0.999; the same items GPU against CPU (fp32, >= 0.99999); run-to-run
-#      determinism (bit-identical vectors); a small batch budget;
+#      determinism (bit-identical vectors); every GEMM tuned against none (bit-identical:
+#      cuda_gemm_tune.cu); a small batch budget;
 #   3. unless --no-bench: bench/bench_gpu_hf.py (HF transformers, bf16, sdpa, random 2B shape)
 #      and bench/bench_gpu (ours, same model directory and input shapes) in the same run;
 #   4. quantized GGUF weights on the GPU (tkr-embed quantize of the fixtures: q8_0, q4_k_m, q4_0)
