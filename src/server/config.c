@@ -71,6 +71,9 @@ void tkr_server_usage(FILE *f) {
         "      --release-vision-weights  drop the vision tower's weight pages after each image\n"
         "                                pass: lower peak memory (the tower is not held beside\n"
         "                                the decoder), slower next image (default off)\n"
+        "      --warmup, --no-warmup     embed one batch at the text budget before ready: sizes\n"
+        "                                device memory, makes and tunes the GEMM plans, fails\n"
+        "                                early if the budget does not fit (default: on a GPU)\n"
         "network:\n"
         "      --host ADDR               address to bind (default 127.0.0.1)\n"
         "      --port N                  TCP port, 0 = any free port (default 8080)\n"
@@ -334,6 +337,8 @@ static const opt_spec options[] = {
     {"--precision", NULL, K_STRING, F(precision), 0, 0},
     {"--fast-bf16", NULL, K_FLAG, F(fast_bf16), 0, 0},
     {"--release-vision-weights", NULL, K_FLAG, F(release_vision_weights), 0, 0},
+    {"--warmup", NULL, K_FLAG, F(warmup), 0, 0},
+    {"--no-warmup", NULL, K_FLAG, F(no_warmup), 0, 0},
     {"--host", NULL, K_STRING, F(host), 0, 0},
     {"--port", NULL, K_INT, F(port), 0, 65535},
     {"--max-connections", NULL, K_INT, F(max_connections), 1, 65536},

@@ -19,6 +19,8 @@ typedef struct {
     bool fast_bf16;                  /* --fast-bf16: bf16 activations for BF16 weights       */
     bool release_vision_weights;     /* --release-vision-weights: drop the vision tower's
                                         pages after each image pass (small hosts)           */
+    bool warmup, no_warmup;          /* --warmup / --no-warmup: one batch at the text budget
+                                        before ready; default: on a GPU only (engine_model.c) */
 
     /* network */
     const char *host;                /* bind address; default 127.0.0.1                     */

@@ -56,6 +56,10 @@ typedef struct tkr_engine {
     const char *device_name;
     void (*device_memory)(void *impl, tkr_device_memory *out);
 
+    /* Optional: what the engine ran before it was handed over (the warm-up), for the log; "" =
+     * nothing. */
+    char warmup[160];
+
     /* Optional. Frees impl. */
     void (*destroy)(void *impl);
 } tkr_engine;

@@ -8,6 +8,7 @@
 #include "server/image_probe.h"
 #include "server/sbuf.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -138,6 +139,53 @@ static void me_destroy(void *impl) {
     free(m);
 }
 
+/* One call at the text batch budget (batch_tokens over at most 64 items of token ids) before
+ * the server reports ready; by default on a GPU only. Why: the first batches would otherwise pay
+ * the device's one-time costs (the activation arena growing to the budget, cuBLASLt plans and
+ * their tuning), and a budget the GPU cannot hold fails here, with its reason, instead of on a
+ * request. The summary goes to out (for the log). */
+static tkr_status warm_up(model_engine *m, const tkr_server_config *cfg, int batch_tokens, int batch_items,
+                          char *out, size_t cap, tkr_error *err) {
+    int n = batch_items < 1 ? 1 : batch_items > 64 ? 64 : batch_items;
+    const int t = m->default_template_tokens; /* the prompt around an item's ids */
+    if (t + 1 > cfg->max_tokens_per_item) { /* no item is allowed: nothing to warm up with */
+        snprintf(out, cap, "skipped (the prompt alone passes --max-tokens-per-item %d)", cfg->max_tokens_per_item);
+        return TKR_OK;
+    }
+    int len = batch_tokens / n - t;
+    if (len > cfg->max_tokens_per_item - t) len = cfg->max_tokens_per_item - t;
+    if (len < 1) { /* a budget under n prompts: fewer items of one id */
+        len = 1;
+        n = batch_tokens / (t + 1) < 1 ? 1 : batch_tokens / (t + 1) > n ? n : batch_tokens / (t + 1);
+    }
+    int32_t vocab = tkr_tokenizer_vocab_size(m->tok);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)len);
+    tkr_item *items = calloc((size_t)n, sizeof *items);
+    tkr_result *res = calloc((size_t)n, sizeof *res);
+    float *vec = malloc(sizeof(float) * (size_t)n * (size_t)tkr_model_dim(m->model));
+    tkr_status st = TKR_OK;
+    if (!ids || !items || !res || !vec) st = tkr_fail(err, TKR_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == TKR_OK && i < len; i++) /* any valid ids: the cost does not depend on them */
+        ids[i] = vocab > 2000 ? 1000 + i % 1000 : i % (vocab > 0 ? vocab : 1);
+    for (int i = 0; st == TKR_OK && i < n; i++) {
+        items[i] = tkr_item_default();
+        items[i].token_ids = ids;
+        items[i].n_token_ids = len;
+    }
+    double t0 = tkr_now_seconds();
+    if (st == TKR_OK) st = tkr_embed(m->model, items, n, vec, res, err);
+    for (int i = 0; st == TKR_OK && i < n; i++)
+        if (res[i].status != TKR_OK) st = tkr_fail(err, res[i].status, "%s", res[i].message);
+    if (st == TKR_OK)
+        snprintf(out, cap, "%d item%s of %d prompt tokens in %.0f ms", n, n == 1 ? "" : "s", res[0].prompt_tokens,
+                 1e3 * (tkr_now_seconds() - t0));
+    free(ids);
+    free(items);
+    free(res);
+    free(vec);
+    return st;
+}
+
 tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_engine *out,
                                  tkr_error *err) {
     memset(out, 0, sizeof *out);
@@ -210,6 +258,21 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
     if (d.on_gpu) {
         tkr_model_describe_kernels(m->model, m->device, sizeof m->device);
         out->device_name = m->device;
+    }
+    if (!cfg->no_warmup && (cfg->warmup || d.on_gpu)) {
+        /* the budgets the server will use (tkr_server_set_engine takes the same) */
+        int bt = cfg->max_batch_tokens > 0 ? cfg->max_batch_tokens : d.batch_tokens > 0 ? d.batch_tokens : 8192;
+        int bi = cfg->max_batch_items > 0 ? cfg->max_batch_items : d.batch_items > 0 ? d.batch_items : 64;
+        tkr_error werr;
+        tkr_error_clear(&werr);
+        st = warm_up(m, cfg, bt, bi, out->warmup, sizeof out->warmup, &werr);
+        if (st != TKR_OK) {
+            tkr_fail(err, st, "warm-up at %d batch tokens on %s: %s (--max-batch-tokens lowers the budget, "
+                     "--no-warmup skips this)", bt, d.on_gpu ? m->device : "the CPU", werr.message);
+            me_destroy(m);
+            memset(out, 0, sizeof *out);
+            return st;
+        }
     }
     refresh_memory(m);
     out->device_memory = me_device_memory;

@@ -131,6 +131,7 @@ int tkr_serve_main(int argc, char **argv, tkr_engine_open_fn open_engine, void *
                 rc = 1;
                 break;
             }
+            if (st.engine.warmup[0]) tkr_log("warm-up: %s", st.engine.warmup);
             if (tkr_server_set_engine(srv, &st.engine, &err) != TKR_OK) {
                 tkr_log("%s", err.message);
                 rc = 1;

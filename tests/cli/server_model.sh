@@ -118,6 +118,25 @@ http 200 "${JSON[@]}" -d '{"model":"m","truncate":true,"input":"the quick brown 
 cp "$BODY" "$WORK/trunc.out"
 kill -TERM "$SRV_PID"; wait "$SRV_PID"
 
+# warm-up (on by default on a GPU only): --warmup runs one batch at the text budget before ready
+# and logs it; the vectors after it are still the CLI's; a budget under one prompt per item runs
+# fewer items of one id; --no-warmup wins over --warmup
+srv_log_start warm --warmup --max-batch-tokens 2000
+check 'grep -Eq "warm-up: 64 items of [0-9]+ prompt tokens in [0-9]+ ms" "$SRV_LOG"' "no warm-up line: $(grep warm "$SRV_LOG")"
+http 200 "${JSON[@]}" -d '{"model":"m","input":"hello world"}' "http://127.0.0.1:$PORT/v1/embeddings"
+cp "$BODY" "$WORK/warm.out"
+expect_cli "$WORK/warm.out" warm-up 0
+kill -TERM "$SRV_PID"; wait "$SRV_PID"
+srv_log_start warm_small --warmup --max-batch-tokens 40
+check 'grep -Eq "warm-up: [1-9] items? of [0-9]+ prompt tokens" "$SRV_LOG"' "small budget: $(grep warm "$SRV_LOG")"
+kill -TERM "$SRV_PID"; wait "$SRV_PID"
+srv_log_start warm_tiny --warmup --max-tokens-per-item 16
+check 'grep -q "warm-up: skipped" "$SRV_LOG"' "template over the item limit: $(grep warm "$SRV_LOG")"
+kill -TERM "$SRV_PID"; wait "$SRV_PID"
+srv_log_start no_warm --warmup --no-warmup
+check '! grep -q "warm-up" "$SRV_LOG"' "--no-warmup still warmed up"
+kill -TERM "$SRV_PID"; wait "$SRV_PID"
+
 # the comparisons: bit for bit, prompt tokens too
 r=$(python3 - "$WORK" <<'PY'
 import json, math, struct, sys
