@@ -5,6 +5,7 @@
  * Qwen2-VL resize policy. The engine's results carry the exact counts that usage reports. */
 #include "server/engine_model.h"
 #include "hub/hub.h"
+#include "server/http.h"
 #include "server/image_probe.h"
 #include "server/sbuf.h"
 #include "util/error.h"
@@ -260,12 +261,11 @@ tkr_status tkr_engine_model_open(const tkr_server_config *cfg, void *ctx, tkr_en
         out->device_name = m->device;
     }
     if (!cfg->no_warmup && (cfg->warmup || d.on_gpu)) {
-        /* the budgets the server will use (tkr_server_set_engine takes the same) */
-        int bt = cfg->max_batch_tokens > 0 ? cfg->max_batch_tokens : d.batch_tokens > 0 ? d.batch_tokens : 8192;
-        int bi = cfg->max_batch_items > 0 ? cfg->max_batch_items : d.batch_items > 0 ? d.batch_items : 64;
+        const tkr_batcher_params bp = tkr_server_batch_budgets(cfg, out); /* the server's own */
+        const int bt = bp.max_batch_tokens;
         tkr_error werr;
         tkr_error_clear(&werr);
-        st = warm_up(m, cfg, bt, bi, out->warmup, sizeof out->warmup, &werr);
+        st = warm_up(m, cfg, bt, bp.max_batch_items, out->warmup, sizeof out->warmup, &werr);
         if (st != TKR_OK) {
             tkr_fail(err, st, "warm-up at %d batch tokens on %s: %s (--max-batch-tokens lowers the budget, "
                      "--no-warmup skips this)", bt, d.on_gpu ? m->device : "the CPU", werr.message);

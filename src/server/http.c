@@ -645,17 +645,20 @@ tkr_status tkr_server_start(const tkr_server_config *cfg, tkr_server **out, tkr_
 
 int tkr_server_port(const tkr_server *s) { return s->port; }
 
-tkr_status tkr_server_set_engine(tkr_server *s, const tkr_engine *engine, tkr_error *err) {
-    if (atomic_load(&s->state) != STATE_LOADING)
-        return tkr_fail(err, TKR_ERR_INVALID_ARG, "the server is not waiting for an engine");
-    /* budgets left unset (0) come from the engine's device, else the CPU defaults */
-    const tkr_server_config *c = s->cfg;
+tkr_batcher_params tkr_server_batch_budgets(const tkr_server_config *c, const tkr_engine *engine) {
     tkr_batcher_params bp = {
         c->max_batch_items > 0 ? c->max_batch_items : engine->batch_items > 0 ? engine->batch_items : 64,
         c->max_batch_tokens > 0 ? c->max_batch_tokens : engine->batch_tokens > 0 ? engine->batch_tokens : 8192,
         c->max_batch_image_tokens > 0 ? c->max_batch_image_tokens
         : engine->batch_image_tokens > 0 ? engine->batch_image_tokens : 5120,
         c->max_queue_items};
+    return bp;
+}
+
+tkr_status tkr_server_set_engine(tkr_server *s, const tkr_engine *engine, tkr_error *err) {
+    if (atomic_load(&s->state) != STATE_LOADING)
+        return tkr_fail(err, TKR_ERR_INVALID_ARG, "the server is not waiting for an engine");
+    tkr_batcher_params bp = tkr_server_batch_budgets(s->cfg, engine);
     tkr_log("batch budgets: %d items, %d prompt tokens, %d image tokens per model call%s%s", bp.max_batch_items,
             bp.max_batch_tokens, bp.max_batch_image_tokens, engine->device_name ? " on " : "",
             engine->device_name ? engine->device_name : "");

@@ -11,6 +11,7 @@
 #ifndef TKR_SERVER_HTTP_H
 #define TKR_SERVER_HTTP_H
 
+#include "server/batcher.h"
 #include "server/config.h"
 #include "server/engine.h"
 
@@ -22,6 +23,10 @@ tkr_status tkr_server_start(const tkr_server_config *cfg, tkr_server **out, tkr_
 
 /* The bound port (useful with port 0). */
 int tkr_server_port(const tkr_server *s);
+
+/* The batch budgets the server uses: the options, where unset (0) the engine's device's, else
+ * the CPU defaults (64 items, 8192 prompt tokens, 5120 image tokens). */
+tkr_batcher_params tkr_server_batch_budgets(const tkr_server_config *cfg, const tkr_engine *engine);
 
 /* Makes the server ready: starts the batcher over engine, which must stay valid until
  * tkr_server_stop returns. */

@@ -7,8 +7,8 @@
  * heuristic with the backend's 32 MiB workspace, or the fastest candidate with the same bits
  * (cuda_gemm_tune.cu), and keeps them (Backend::plans): results repeat bit for bit run to run.
  * Where cuBLASLt has no algorithm for a combination (or TKR_CUDA_LT=0), cublasGemmEx does the
- * product and the caller adds the bias (bias_done stays false). fp32 mode: cublasSgemm (PEDANTIC math, no TF32) with
- * beta = 1 for accumulation; biases are the caller's. */
+ * product and the caller adds the bias (bias_done stays false). fp32 mode: cublasSgemm
+ * (PEDANTIC math, no TF32) with beta = 1 for accumulation; biases are the caller's. */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>

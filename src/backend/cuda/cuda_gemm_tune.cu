@@ -103,21 +103,13 @@ float time_algo(Backend *be, const TuneShape &s, const cublasLtMatmulAlgo_t &alg
     return best;
 }
 
-bool identical_after(Backend *be, const TuneShape &s, const cublasLtMatmulAlgo_t &algo, void *y, const void *ref_y,
-                     size_t bytes, unsigned long long *d_count);
-
-/* Whether algo's output equals the reference output ref_y bit for bit (both from zeroed C). */
+/* Whether algo's output, run into y after zeroing it, equals the reference output ref_y (made
+ * from zeroed C too) bit for bit. */
 bool identical(Backend *be, const TuneShape &s, const cublasLtMatmulAlgo_t &algo, void *y, const void *ref_y,
                size_t bytes, unsigned long long *d_count) {
-    return cudaMemsetAsync(y, 0, bytes, be->stream) == cudaSuccess &&
-           identical_after(be, s, algo, y, ref_y, bytes, d_count);
-}
-
-/* identical() with y already zeroed. */
-bool identical_after(Backend *be, const TuneShape &s, const cublasLtMatmulAlgo_t &algo, void *y, const void *ref_y,
-                     size_t bytes, unsigned long long *d_count) {
     unsigned long long h = 1;
-    if (!run_algo(be, s, algo, y) || cudaMemsetAsync(d_count, 0, sizeof *d_count, be->stream) != cudaSuccess)
+    if (cudaMemsetAsync(y, 0, bytes, be->stream) != cudaSuccess || !run_algo(be, s, algo, y) ||
+        cudaMemsetAsync(d_count, 0, sizeof *d_count, be->stream) != cudaSuccess)
         return false;
     k_count_diff<<<1024, 256, 0, be->stream>>>((const uint32_t *)y, (const uint32_t *)ref_y, bytes / 4, d_count);
     if (cudaMemcpyAsync(&h, d_count, sizeof h, cudaMemcpyDeviceToHost, be->stream) != cudaSuccess ||
@@ -197,8 +189,8 @@ bool same_bits_on_rows(Backend *be, const TuneShape &s, const cublasLtMatmulAlgo
     cublasLtMatmulHeuristicResult_t chk;
     ok = ok && cublasLtMatmulAlgoCheck(be->lt, v.desc, v.a, b, c, c, s.ref, &chk) == CUBLAS_STATUS_SUCCESS &&
          cublasLtMatmulAlgoCheck(be->lt, v.desc, v.a, b, c, c, &algo, &chk) == CUBLAS_STATUS_SUCCESS &&
-         cudaMemsetAsync(y0, 0, 2 * bytes, be->stream) == cudaSuccess && run_algo(be, v, *s.ref, y0);
-    ok = ok && identical_after(be, v, algo, y1, y0, bytes, d_count);
+         cudaMemsetAsync(y0, 0, bytes, be->stream) == cudaSuccess && run_algo(be, v, *s.ref, y0);
+    ok = ok && identical(be, v, algo, y1, y0, bytes, d_count);
     if (b) cublasLtMatrixLayoutDestroy(b);
     if (c) cublasLtMatrixLayoutDestroy(c);
     cudaGetLastError();
