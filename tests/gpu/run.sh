@@ -109,6 +109,9 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
       "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
       --a "--device cuda" --b "--device cuda --precision fp32" --min-cos 0.999
+    # causal head size 128 in blocks of 4 warps or 8: each warp's rows see the same tiles in the same order
+    check "causal flash blocks of 4 warps = 8, bit for bit $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+      --a "--device cuda" --b "TKR_CUDA_CAUSAL_WIDE=1 --device cuda" --identical
   fi
   check "hf-ref fp32 batch-64 $m" $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
     --args "--device cuda --precision fp32 --max-batch-tokens 64"

@@ -32,16 +32,17 @@ struct Shape {
 struct Version {
     const char *name;
     int variant, wg_cfg, wg_min_len;
-    bool longest_first;
+    bool longest_first, wide_causal;
 };
 
 /* v4: its default per head size, the runner-up (cuda_flash_wg.cu); "v3 auto": version 3 handing
  * batches of 256 rows or more to version 4, as the backend does from TKR_CUDA_WG_MIN (1024) rows;
- * "v3 grid order": causal blocks in the grid's order instead of longest first */
+ * "v3 grid order": causal blocks in the grid's order instead of longest first; "v3 wide": causal
+ * head size 128 in blocks of 8 warps, not 4 */
 const Version kVersions[] = {
-    {"v1", 1, 0, 0, true},       {"v2", 2, 0, 0, true},       {"v3", 3, 0, 0, true},
-    {"v4", 4, 0, 0, true},       {"v4 other", 4, 1, 0, true}, {"v3 auto", 3, 0, 256, true},
-    {"v3 grid order", 3, 0, 0, false},
+    {"v1", 1, 0, 0, true, false},        {"v2", 2, 0, 0, true, false},       {"v3", 3, 0, 0, true, false},
+    {"v4", 4, 0, 0, true, false},        {"v4 other", 4, 1, 0, true, false}, {"v3 auto", 3, 0, 256, true, false},
+    {"v3 grid order", 3, 0, 0, false, false}, {"v3 wide", 3, 0, 0, true, true},
 };
 
 #define CK(x)                                                                                                   \
@@ -118,6 +119,7 @@ struct Batch {
         a.wg_cfg = v.wg_cfg;
         a.wg_min_len = v.wg_min_len;
         a.longest_first = v.longest_first;
+        a.wide_causal = v.wide_causal;
         return a;
     }
     /* The reference output [T, H hd] in double. */

@@ -382,6 +382,8 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
     const char *rt = getenv("TKR_CUDA_ROPE_TABLE");
     be->rope_tab = !(rt && !strcmp(rt, "0"));
+    const char *cw = getenv("TKR_CUDA_CAUSAL_WIDE");
+    be->causal_wide = cw && !strcmp(cw, "1");
     const char *lp = getenv("TKR_CUDA_CAUSAL_LPT");
     be->causal_lpt = !(lp && !strcmp(lp, "0"));
     const char *tu = getenv("TKR_CUDA_LT_TUNE");

@@ -13,7 +13,7 @@
  * Three versions here (TKR_CUDA_FLASH=1/2/3; 4 is cuda_flash_wg.cu): the first (k_flash, above for short sequences); for
  * batches whose longest sequence has at least TKR_CUDA_FLASH2_MIN (64) rows, k_flash2 with
  * 8 warps of one 16-row m-tile (2) or, by default, 4 warps of two m-tiles (3; head sizes <= 96,
- * 128 spills there and takes 2). Measured on the H200, vision tower at 5120 patches, hd 80:
+ * 128 spills there and takes 2's shape, with 4 warps for causal text). Measured on the H200, vision tower at 5120 patches, hd 80:
  * about 185 / 240 / 285 TFLOP/s (cuDNN's wgmma kernel under torch sdpa: about 410).
  *
  * Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane = 4 g + t. A (16x16, row-major):
@@ -400,6 +400,10 @@ tkr_status launch(const AttnArgs &a, cudaStream_t s) {
     if (long_seq && a.variant == 2) return launch2<HD, 1, 8>(a, s);
     if (long_seq && a.variant >= 3) { /* two m-tiles per warp spill at head size 128 */
         if constexpr (HD <= 96) return launch2<HD, 2, 4>(a, s);
+        /* causal text: blocks of 4 warps (64 rows) where 8 ran one block per SM (222 registers a
+           thread) and left the rows above the diagonal idle: 16 x 512 156.4 TFLOP/s against 145.6,
+           64 x 128 68.5 against 60.4 (tests/gpu/test_flash --bench, H200) */
+        else if (a.causal && !a.wide_causal) return launch2<HD, 1, 4>(a, s);
         else return launch2<HD, 1, 8>(a, s);
     }
     size_t smem = sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (HD + PAD);

@@ -175,6 +175,7 @@ tkr_status run_attention(Backend *be, const AttnArgs &a0, bool bf16_only = false
     a.wg_cfg = be->wg_cfg;
     a.wg_min_len = be->wgmma ? be->wg_min : 0;
     a.longest_first = be->causal_lpt;
+    a.wide_causal = be->causal_wide;
     if (use_flash(be, a.hd) && !a.last_row_only) {
         tkr_status st = flash_attention(a, be->stream);
         if (st != TKR_ERR_UNSUPPORTED || bf16_only) return st;

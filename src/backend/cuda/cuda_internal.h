@@ -129,6 +129,7 @@ struct Backend {
     int wg_min = 1024;                /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     bool causal_lpt = true;           /* TKR_CUDA_CAUSAL_LPT=0: AttnArgs::longest_first off */
+    bool causal_wide = false;         /* TKR_CUDA_CAUSAL_WIDE=1: AttnArgs::wide_causal       */
     bool rope_tab = true;             /* TKR_CUDA_ROPE_TABLE=0: bf16 rotary with the angles
                                          computed in every layer (bias_rope_g)          */
     Prof *prof = nullptr;             /* per-op timing (TKR_CUDA_PROFILE=1), else NULL  */
@@ -248,6 +249,9 @@ struct AttnArgs {
     /* causal only: the flash kernels take their blocks' query tiles last tile first across all
        heads and sequences (the longest blocks first; cuda_flash_util.h); TKR_CUDA_CAUSAL_LPT=0 off */
     bool longest_first = true;
+    /* version 3, causal, head size 128: blocks of 8 warps (128 rows) as before 2026-12-03
+       instead of 4 (the ablation of tests/gpu/test_flash's "v3 wide") */
+    bool wide_causal = false;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
