@@ -271,7 +271,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!dir || n_images < 1 || runs < 1 || replicas < 1 || replicas > MAX_REPLICAS) {
-        fprintf(stderr, "bench_gpu: give -m DIR\n");
+        fprintf(stderr, "bench_gpu: give -m DIR (and --images, --runs >= 1, --replicas 1..%d)\n", MAX_REPLICAS);
         return 2;
     }
     tkr_model *m;
