@@ -35,14 +35,15 @@ struct Version {
     bool longest_first, wide_causal;
 };
 
-/* v4: its default per head size, the runner-up (cuda_flash_wg.cu); "v3 auto": version 3 handing
- * batches of 256 rows or more to version 4, as the backend does from TKR_CUDA_WG_MIN (1024) rows;
+/* v4: its default per head size (swizzled tiles), the runner-up, the best with core-matrix tiles
+ * (cuda_flash_wg.cu); "v3 auto": version 3 handing batches of 256 rows or more to version 4, as
+ * the backend does from TKR_CUDA_WG_MIN (512) rows;
  * "v3 grid order": causal blocks in the grid's order instead of longest first; "v3 wide": causal
  * head size 128 in blocks of 8 warps, not 4 */
 const Version kVersions[] = {
     {"v1", 1, 0, 0, true, false},        {"v2", 2, 0, 0, true, false},       {"v3", 3, 0, 0, true, false},
     {"v4", 4, 0, 0, true, false},        {"v4 other", 4, 1, 0, true, false}, {"v3 auto", 3, 0, 256, true, false},
-    {"v3 grid order", 3, 0, 0, false, false}, {"v3 wide", 3, 0, 0, true, true},
+    {"v3 grid order", 3, 0, 0, false, false}, {"v3 wide", 3, 0, 0, true, true}, {"v4 core tiles", 4, 2, 0, true, false},
 };
 
 #define CK(x)                                                                                                   \

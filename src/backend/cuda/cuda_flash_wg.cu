@@ -10,22 +10,22 @@
  *   the online softmax on S in registers (the accumulator layout is mma.sync's C layout repeated
  *   over N / 8: d[4 j + e] is row g (+8 for e >= 2), column 8 j + 2 t + (e & 1));
  *   O [64, HD] += P V: wgmma m64nHDk16, A = P packed to bf16 from S, B = the V tile transposed.
- * K and V tiles stream into shared memory with cp.async, stored as 8 x 8 "core matrices" of 128
- * contiguous bytes (the no-swizzle layout a wgmma descriptor reads): element (key j, dim d) at
- * ((j / 8) * HD / 8 + d / 8) * 64 + (j % 8) * 8 + d % 8. The same layout serves K as B of Q K^T
- * (K-major: d is the reduction) and V as B of P V (MN-major: d is N). Schedules: plain (S, wait,
- * softmax, P V, wait; two stages), pipelined (S of the next tile in flight during the softmax;
- * three stages), and k_flash_pp below.
+ * K and V tiles stream into shared memory with cp.async, by default as rows of 128 bytes with
+ * the 128-byte swizzle (load_tile_sw in cuda_wgmma.h: what the tensor cores read at full rate),
+ * or (wg_cfg 2) as 8 x 8 "core matrices" of 128 contiguous bytes (the no-swizzle layout): element
+ * (key j, dim d) at ((j / 8) * HD / 8 + d / 8) * 64 + (j % 8) * 8 + d % 8. Either layout serves K
+ * as B of Q K^T (K-major: d is the reduction) and V as B of P V (MN-major: d is N). Schedules:
+ * plain (S, wait, softmax, P V, wait; two stages), pipelined (S of the next tile in flight during
+ * the softmax; three stages; core-matrix tiles), and k_flash_pp (cuda_flash_pp.cu).
  *
  * k_flash_pp adds FlashAttention-3's structure: a producer warpgroup, mbarrier-signalled stages,
  * register reallocation and two consumer warpgroups taking turns (its own comment).
  *
- * Measured on the H200 (tests/gpu/test_flash --bench): long causal text at head size 128 199
- * TFLOP/s (plain) against version 3's 170; the vision tower's head size 80 at 5120 patches
- * 344-350 (k_flash_pp) against 315-317, at 1024 patches 280 against 286; so version 3 hands
- * sequences of 1024 rows or more of those two kinds here (AttnArgs::wg_min_len). cuDNN's kernel
- * under torch reaches about 410 at 5120 patches: TMA loads into swizzled tiles and larger
- * tiles per warpgroup are what this one lacks.
+ * Measured on the H200 (tests/gpu/test_flash --bench, swizzled tiles): long causal text at head
+ * size 128 283 TFLOP/s (plain) against version 3's 202, 16 x 512 176 against 154; the vision
+ * tower's head size 80 at 5120 patches 426-431 (k_flash_pp) against 303-317, at 1024 patches 357
+ * against 277; so version 3 hands sequences of 512 rows or more of those two kinds here
+ * (AttnArgs::wg_min_len). cuDNN's kernel under torch reaches about 410 at 5120 patches.
  *
  * Built for sm_90a only (__CUDA_ARCH_FEAT_SM90_ALL); wgmma_available() tells at run time
  * whether this build's code for the GPU has it (the compute_90 PTX, JIT-compiled for newer
@@ -40,25 +40,31 @@ using namespace flash;
 using namespace wg;
 
 /* The plain schedule: per tile, S, wait, softmax, P V, wait; K/V two stages deep. */
-template <int HD, int BK, int NWG>
+template <int HD, int BK, int NWG, bool SW>
 __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int BQ = 64 * NWG, NT = NWG * 128, QS = HD + PAD, TILE = BK * HD;
+    constexpr int BQ = 64 * NWG, NT = NWG * 128, TILE = BK * HD;
     extern __shared__ __align__(128) unsigned char smraw[];
-    __nv_bfloat16 *Qs = (__nv_bfloat16 *)smraw; /* [BQ][QS]                                   */
-    __nv_bfloat16 *KV = Qs + BQ * QS;           /* 2 stages x (K, V), each [BK / 8][CH][8][8] */
+    /* 2 stages x (K, V) (load_tile's or load_tile_sw's layout) from the first 1024-byte boundary
+       (swizzled tiles need it; the launch asks for 1024 bytes more), then Q [BQ][QS] */
+    __nv_bfloat16 *KV = (__nv_bfloat16 *)(smraw + (SW ? (1024 - (saddr(smraw) & 1023)) & 1023 : 0));
+    __nv_bfloat16 *Qs = KV + 4 * TILE;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     FlashSeq<HD, NT> fs;
     if (!fs.setup(a, BQ, BK)) return;
+    auto load = [&](__nv_bfloat16 *dst, int k0) {
+        if constexpr (SW) load_tile_sw<HD, BK, NT>(fs, a, dst, k0, tid);
+        else load_tile<HD, BK, NT>(fs, a, dst, k0, tid);
+    };
     fs.load_q(a, Qs, BQ, tid);
-    load_tile<HD, BK, NT>(fs, a, KV + 0, 0, tid);
+    load(KV, 0);
     cp_commit();
     WgRows<HD, BK> w;
     w.init(fs.q0, warp, g);
     for (int it = 0; it < fs.ntiles; it++) {
         const int k0 = it * BK;
         if (it + 1 < fs.ntiles) {
-            load_tile<HD, BK, NT>(fs, a, KV + ((it + 1) & 1) * 2 * TILE, k0 + BK, tid);
+            load(KV + ((it + 1) & 1) * 2 * TILE, k0 + BK);
             cp_commit();
             cp_wait<1>();
         } else {
@@ -69,10 +75,15 @@ __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a) {
         if (it == 0) w.load_q(Qs, fs.q0, t);
         const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * TILE;
         if (w.active(a, fs.L, k0)) {
-            float s[BK / 2];
-            w.issue_s(s, Ks);
+            float s[BK / 2], c0, c1;
+            uint32_t pa[BK / 16][4];
+            if constexpr (SW) w.issue_s_sw(s, Ks);
+            else w.issue_s(s, Ks);
             wg_wait<0>();
-            w.softmax_issue_pv(a, fs.L, k0, fs.sl2, t, s, Ks + TILE);
+            w.softmax(a, fs.L, k0, fs.sl2, t, s, &c0, &c1);
+            w.rescale_pack(c0, c1, s, pa);
+            if constexpr (SW) w.issue_pv_sw(pa, Ks + TILE);
+            else w.issue_pv(pa, Ks + TILE);
             wg_wait<0>();
             w.fence_o();
         }
@@ -147,13 +158,14 @@ __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wgp(AttnArgs a) {
 #endif
 }
 
-template <int HD, int BK, int NWG, bool PIPE>
+template <int HD, int BK, int NWG, bool PIPE, bool SW = false>
 tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
     constexpr int BQ = 64 * NWG, STAGES = PIPE ? 3 : 2;
     void (*kern)(AttnArgs);
     if constexpr (PIPE) kern = k_flash_wgp<HD, BK, NWG>;
-    else kern = k_flash_wg<HD, BK, NWG>;
-    const size_t smem = sizeof(__nv_bfloat16) * ((size_t)BQ * (HD + PAD) + 2 * STAGES * (size_t)BK * HD);
+    else kern = k_flash_wg<HD, BK, NWG, SW>;
+    const size_t smem = (SW ? 1024 : 0) +
+                        sizeof(__nv_bfloat16) * ((size_t)BQ * (HD + PAD) + 2 * STAGES * (size_t)BK * HD);
     if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
         return TKR_ERR_UNSUPPORTED;
     dim3 grid((a.max_len + BQ - 1) / BQ, a.n_heads, a.n_seq);
@@ -162,17 +174,20 @@ tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
 }
 
 /* The kernel per head size: wg_cfg 0 the fastest measured on the H200 (tests/gpu/test_flash
- * --bench), 1 the runner-up. Head size 80 (vision, 16 x 5120 patches): k_flash_pp with 128-key
- * tiles, 3 stages 344 TFLOP/s; the pipelined schedule with 64-key tiles and 3 warpgroups 292
- * (version 3: 317; k_flash_pp with 64-key tiles, 4 stages 330, 2 stages 233). 128 (causal text,
- * 16 x 1290): plain, 64-key tiles, 3 warpgroups 199; pipelined with 2 warpgroups 159 (version 3:
- * 170; k_flash_pp 179). (Plain with 128-key tiles and 2 warpgroups gave wrong results at head
- * size 128 in the test, cause not found: not offered.) */
+ * --bench), 1 the runner-up, 2 the fastest with core-matrix tiles (the default before the
+ * swizzled ones). Head size 80 (vision, 16 x 5120 patches): k_flash_pp with swizzled 128-key
+ * tiles in 3 stages 426-431 TFLOP/s (core-matrix tiles 345-350); the pipelined schedule with
+ * 64-key tiles and 3 warpgroups 282-292 (version 3: 303-317). 128 (causal text, 16 x 1290): plain,
+ * 64-key swizzled tiles, 3 warpgroups 283 (core-matrix tiles 199-210; 16 x 512: 176 against
+ * version 3's 154); pipelined with 2 warpgroups 159-168 (version 3: 170-202). (Plain with 128-key
+ * tiles and 2 warpgroups gave wrong results at head size 128 in the test, cause not found: not
+ * offered.) */
 template <int HD>
 tkr_status launch_hd(const AttnArgs &a, cudaStream_t s) {
-    const bool other = a.wg_cfg == 1;
-    if constexpr (HD == 80) return other ? launch_wg<80, 64, 3, true>(a, s) : flash_pp_hd80(a, s);
-    else return other ? launch_wg<HD, 64, 2, true>(a, s) : launch_wg<HD, 64, 3, false>(a, s);
+    const bool other = a.wg_cfg == 1, core = a.wg_cfg == 2;
+    if constexpr (HD == 80) return other ? launch_wg<80, 64, 3, true>(a, s) : flash_pp_hd80(a, s, !core);
+    else if (other) return launch_wg<HD, 64, 2, true>(a, s);
+    else return core ? launch_wg<HD, 64, 3, false>(a, s) : launch_wg<HD, 64, 3, false, true>(a, s);
 }
 
 __global__ void k_wgmma_probe(int *has) {

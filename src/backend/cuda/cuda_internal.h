@@ -126,7 +126,7 @@ struct Backend {
     int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3 / 4: which flash kernel */
     bool wgmma = false;               /* the GPU runs this build's sm_90a code (v4)      */
     int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
-    int wg_min = 1024;                /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
+    int wg_min = 512;                 /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     bool causal_lpt = true;           /* TKR_CUDA_CAUSAL_LPT=0: AttnArgs::longest_first off */
     bool causal_wide = false;         /* TKR_CUDA_CAUSAL_WIDE=1: AttnArgs::wide_causal       */

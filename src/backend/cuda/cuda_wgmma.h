@@ -1,6 +1,6 @@
 /* cuda_wgmma.h - what the wgmma flash kernels share (cuda_flash_wg.cu, cuda_flash_pp.cu): the
  * wgmma.mma_async wrappers, shared-memory descriptors, mbarriers, the K/V tile loader in the
- * core-matrix layout, and one warpgroup's rows (WgRows). Device code for sm_90a only: empty in
+ * core-matrix and the swizzled layouts, and one warpgroup's rows (WgRows). Device code for sm_90a only: empty in
  * every other compilation pass. nvcc only. */
 #ifndef TKR_CUDA_WGMMA_H
 #define TKR_CUDA_WGMMA_H
@@ -12,8 +12,9 @@ namespace wg {
 
 using namespace flash;
 
-/* k_flash_pp (cuda_flash_pp.cu) at head size 80 with 128-key tiles in 3 stages. */
-tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s);
+/* k_flash_pp (cuda_flash_pp.cu) at head size 80 with 128-key tiles in 3 stages: swizzled
+ * (load_tile_sw), else in load_tile's core-matrix layout. */
+tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, bool swizzled);
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) /* the device code of the sm_90a pass only */
 
@@ -70,6 +71,16 @@ __device__ inline void wgmma_n128(float (&d)[64], const uint32_t (&a)[4], uint64
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d), "n"(TB));
 }
 
+/* N = 16, on d [0, 8) of the given accumulators (the last 16 columns of a head of 80). */
+template <int TB>
+__device__ inline void wgmma_n16(float *d, const uint32_t (&a)[4], uint64_t desc, int scale_d) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, %14;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d), "n"(TB));
+}
+
 template <int N, int TB>
 __device__ inline void wgmma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc, int scale_d) {
     if constexpr (N == 64) wgmma_n64<TB>(d, a, desc, scale_d);
@@ -115,6 +126,40 @@ __device__ inline uint64_t smem_desc(const void *p, uint32_t lbo, uint32_t sbo) 
     uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
     return (uint64_t)((addr & 0x3FFFF) >> 4) | (uint64_t)((lbo >> 4) & 0x3FFF) << 16 |
            (uint64_t)((sbo >> 4) & 0x3FFF) << 32;
+}
+
+/* A swizzled descriptor: mode 1 = 128-byte swizzle (rows of 128 bytes, 8-row atoms of 1024), 3 =
+ * 32-byte (rows of 32, atoms of 256). The hardware XORs the 16-byte chunk index of an address
+ * (bits 4-6) with its bits 7-9 (128B) or bit 4 with bit 7 (32B): absolute addresses, so each
+ * region starts on its atom size, and a start inside a row (the k-steps) keeps that alignment. */
+__device__ inline uint64_t smem_desc_sw(const void *p, uint32_t lbo, uint32_t sbo, uint32_t mode) {
+    return smem_desc(p, lbo, sbo) | (uint64_t)mode << 62;
+}
+
+/* The swizzled tile (heads of 80 or 128), for K and for V alike: dims [0, 64) as BK rows of 128
+ * bytes, 128B-swizzled (element (j, d) at j 64 + ((d / 8) ^ (j % 8)) 8 + d % 8); then dims [64,
+ * 128) the same way (head size 128), or dims [64, 80) as BK rows of 32 bytes, 32B-swizzled (at
+ * BK 64 + j 16 + (((d - 64) / 8) ^ (j / 4 % 2)) 8 + d % 8). Rows of 128 bytes are how Hopper's
+ * tensor cores read shared memory at full rate: the no-swizzle core-matrix layout (load_tile)
+ * held k_flash_pp at 350 TFLOP/s, these tiles 426 (16 x 5120 patches). As B of Q K^T (K-major)
+ * the k-steps 0-3 read the first part, the rest the second; as B of P V (MN-major) N = HD splits
+ * into a wgmma of N 64 on the first part and one of N 64 or 16 on the second. */
+template <int HD, int BK, int NT, class FS>
+__device__ void load_tile_sw(const FS &fs, const AttnArgs &a, __nv_bfloat16 *Ks, int k0, int tid) {
+    static_assert(HD == 80 || HD == 128, "swizzled tiles: head sizes 80 and 128");
+    constexpr int CH = HD / 8;
+    __nv_bfloat16 *Vs = Ks + BK * HD;
+    for (int i = tid; i < BK * CH; i += NT) {
+        const int j = i / CH, c = i - j * CH; /* key, 16-byte chunk: a row is contiguous in memory */
+        const bool ok = k0 + j < fs.L;
+        const size_t off = ok ? (size_t)(k0 + j) * a.kv_stride + c * 8 : 0;
+        int so;
+        if (c < 8) so = j * 64 + ((c ^ (j & 7)) << 3);
+        else if (HD == 128) so = BK * 64 + j * 64 + (((c - 8) ^ (j & 7)) << 3);
+        else so = BK * 64 + j * 16 + (((c - 8) ^ ((j >> 2) & 1)) << 3);
+        cp16(Ks + so, fs.kb + off, ok);
+        cp16(Vs + so, fs.vb + off, ok);
+    }
 }
 
 /* Keys and values [k0, k0 + BK) into Ks (K, then V at Ks + BK HD; core-matrix layout, zeros
@@ -168,8 +213,6 @@ template <int HD, int BK> struct WgRows {
         for (int kk = 0; kk < KD; kk++) wgmma<BK, 0>(s, qf[kk], smem_desc(Ks + kk * 128, K_LBO, K_SBO), kk);
         wg_commit();
     }
-    /* The online softmax of the finished S of the tile at k0, O rescaled, then O += P V for the
-     * V tile at Vs: one committed wgmma group. */
     /* The online softmax of the finished S of the tile at k0, in place: s becomes P (float), the
      * row sums are updated; *c0, *c1 are the factors O must be scaled by before P V is added. */
     __device__ void softmax(const AttnArgs &a, int L, int k0, float sl2, int t, float (&s)[BK / 2], float *c0,
@@ -227,6 +270,36 @@ template <int HD, int BK> struct WgRows {
             pa[nb >> 1][(nb & 1) * 2] = pack_bf16(s[4 * nb], s[4 * nb + 1]);
             pa[nb >> 1][(nb & 1) * 2 + 1] = pack_bf16(s[4 * nb + 2], s[4 * nb + 3]);
         }
+    }
+    /* issue_s for the swizzled K tile (load_tile_sw) */
+    __device__ void issue_s_sw(float (&s)[BK / 2], const __nv_bfloat16 *Ks) {
+#pragma unroll
+        for (int i = 0; i < BK / 2; i++) reg_fence(s[i]);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            if (kk < 4) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + kk * 16, 16, 1024, 1), kk);
+            else if (HD == 128) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64 + (kk - 4) * 16, 16, 1024, 1), 1);
+            else wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64, 16, 256, 3), 1);
+        }
+        wg_commit();
+    }
+    /* issue_pv for the swizzled V tile: per 16 keys, N 64 on dims [0, 64) (o [0, 32)), then N 64
+     * or 16 on the rest (o [32, HD / 2)). MN-major: the offset along N (lbo) goes unused with one
+     * atom per wgmma, so both offsets are the one between 8-key groups. */
+    __device__ void issue_pv_sw(const uint32_t (&pa)[BK / 16][4], const __nv_bfloat16 *Vs) {
+#pragma unroll
+        for (int i = 0; i < HD / 2; i++) reg_fence(o[i]);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[0]), pa[kk], smem_desc_sw(Vs + kk * 1024, 1024, 1024, 1), 1);
+            if constexpr (HD == 128)
+                wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[32]), pa[kk],
+                             smem_desc_sw(Vs + BK * 64 + kk * 1024, 1024, 1024, 1), 1);
+            else wgmma_n16<1>(&o[32], pa[kk], smem_desc_sw(Vs + BK * 64 + kk * 256, 256, 256, 3), 1);
+        }
+        wg_commit();
     }
     /* O += P V for the V tile at Vs: one committed wgmma group */
     __device__ void issue_pv(const uint32_t (&pa)[BK / 16][4], const __nv_bfloat16 *Vs) {
