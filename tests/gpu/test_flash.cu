@@ -35,8 +35,8 @@ struct Version {
     bool longest_first, wide_causal;
 };
 
-/* v4: its default per head size (swizzled tiles), the runner-up, the best with core-matrix tiles
- * (cuda_flash_wg.cu); "v3 auto": version 3 handing batches of 256 rows or more to version 4, as
+/* v4: its default per head size (swizzled tiles; TMA loads at head size 80), the runner-up, the
+ * best with core-matrix tiles, swizzled tiles by cp.async (cuda_flash_wg.cu); "v3 auto": version 3 handing batches of 256 rows or more to version 4, as
  * the backend does from TKR_CUDA_WG_MIN (512) rows;
  * "v3 grid order": causal blocks in the grid's order instead of longest first; "v3 wide": causal
  * head size 128 in blocks of 8 warps, not 4 */
@@ -44,6 +44,7 @@ const Version kVersions[] = {
     {"v1", 1, 0, 0, true, false},        {"v2", 2, 0, 0, true, false},       {"v3", 3, 0, 0, true, false},
     {"v4", 4, 0, 0, true, false},        {"v4 other", 4, 1, 0, true, false}, {"v3 auto", 3, 0, 256, true, false},
     {"v3 grid order", 3, 0, 0, false, false}, {"v3 wide", 3, 0, 0, true, true}, {"v4 core tiles", 4, 2, 0, true, false},
+    {"v4 cp.async", 4, 3, 0, true, false},
 };
 
 #define CK(x)                                                                                                   \
@@ -121,6 +122,7 @@ struct Batch {
         a.wg_min_len = v.wg_min_len;
         a.longest_first = v.longest_first;
         a.wide_causal = v.wide_causal;
+        a.total_rows = T;
         return a;
     }
     /* The reference output [T, H hd] in double. */

@@ -1,28 +1,57 @@
 /* cuda_flash_pp.cu - flash attention version 4's kernel for the vision tower (head size 80):
  * FlashAttention-3's structure on wgmma (see cuda_flash_wg.cu for the layouts). sm_90a only.
- * Measured on the H200 at 16 x 5120 patches (tests/gpu/test_flash --bench): 426-431 TFLOP/s with
- * swizzled tiles against 345-350 with core-matrix tiles and version 3's 303-317; swizzled
- * 128-key tiles in 3 stages beat 4 stages (411) and 64-key tiles in 5 (368); with core-matrix
- * tiles, 3 stages of 128 keys beat 64-key tiles in 4 (330) and 128 in 2 (233). */
+ * Measured on the H200 at 16 x 5120 patches (tests/gpu/test_flash --bench): 489 TFLOP/s with
+ * swizzled tiles loaded by TMA, 426-433 loaded by cp.async, 345-350 with core-matrix tiles
+ * (version 3: 303-317); swizzled 128-key tiles in 3 stages beat 4 stages (411) and 64-key tiles
+ * in 5 (368); with core-matrix tiles, 3 stages of 128 keys beat 64-key tiles in 4 (330) and 128
+ * in 2 (233). */
 #include "backend/cuda/cuda_wgmma.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
 
 namespace tkrcuda {
 namespace wg {
 
 namespace {
 
+/* The TMA descriptors of the K and V parts of the q|k|v rows (LD = 2): dims [0, 64) of a head as
+ * boxes of 64 x BK with the 128-byte swizzle, dims [64, 80) as boxes of 16 x BK with the 32-byte
+ * one: load_tile_sw's layout, written by the copy engine. */
+struct TmaMaps {
+    CUtensorMap ka, kb, va, vb;
+};
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* 2D tile copy global -> shared by the tensor memory accelerator; completes bytes on bar. */
+__device__ inline void tma_load_2d(void *dst, const CUtensorMap *map, int col, int row, uint64_t *bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+                 "%3}], [%4];\n" ::"r"(saddr(dst)),
+                 "l"((uint64_t)map), "r"(col), "r"(row), "r"(saddr(bar))
+                 : "memory");
+}
+/* This thread's arrival on b, announcing bytes more to come from TMA copies. */
+__device__ inline void mbar_expect_tx(uint64_t *b, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(saddr(b)), "r"(bytes) : "memory");
+}
+#endif
+
 /* FlashAttention-3's structure: 2 consumer warpgroups of 64 rows and a producer warpgroup that
- * streams K/V tiles with cp.async into ST stages (each stage's "full" mbarrier completes when its
- * copies land; the consumers arrive on its "empty" one when done with it) and gives its registers
+ * streams K/V tiles into ST stages (LD 2: one thread issues 4 TMA copies a stage, which may bring
+ * rows of the next sequence past this one's end: finite values the softmax masks, and zeros past
+ * the buffer; LD 0-1: the warpgroup's cp.asyncs, zeros past the end) (each stage's "full"
+ * mbarrier completes when its copies land; the consumers arrive on its "empty" one when done
+ * with it) and gives its registers
  * to the consumers (setmaxnreg: 40 for it, 232 for them; launched at 168). The consumers take
  * turns to issue their products (named barriers 2, 3), so one's softmax runs beside the other's
  * products, and each issues P(j - 1) V(j - 1) together with S(j), so that product runs during
  * softmax(j). Every warpgroup computes every tile of the block (causal rows before a tile see
  * masked keys only): wgmma under conditions the compiler cannot resolve is serialized. */
-template <int HD, int BK, int ST, bool SW>
-__global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a) {
+template <int HD, int BK, int ST, int LD>
+__global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_constant__ TmaMaps tm) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int BQ = 128, NC = 256, TILE = BK * HD;
+    constexpr bool SW = LD >= 1, TMA = LD == 2;
     extern __shared__ __align__(128) unsigned char smraw[];
     /* swizzled tiles need 1024-byte aligned stages: the stages first, from the first 1024-byte
      * boundary (the launch asks for 1024 bytes more) */
@@ -36,22 +65,38 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a) {
     if (!fs.setup(a, BQ, BK)) return;
     if (tid == 0) {
         for (int i = 0; i < ST; i++) {
-            mbar_init(&full[i], 128);
+            mbar_init(&full[i], TMA ? 1 : 128);
             mbar_init(&empty[i], NC);
         }
+        fence_proxy_async(); /* the barriers visible to the TMA copies' completions */
     }
     __syncthreads();
     const int n = fs.ntiles;
     if (wg == 2) { /* the producer */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        for (int j = 0; j < n; j++) {
-            const int sidx = j % ST;
-            if (j >= ST) mbar_wait(&empty[sidx], (j / ST - 1) & 1);
-            if constexpr (SW) load_tile_sw<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
-            else load_tile<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
-            cp_arrive(&full[sidx]);
+        if constexpr (TMA) { /* one thread issues the copies */
+            if (tid != NC) return;
+            const int col = fs.h / (a.n_heads / a.n_kv) * HD;
+            for (int j = 0; j < n; j++) {
+                const int sidx = j % ST, row = fs.start + j * BK;
+                if (j >= ST) mbar_wait(&empty[sidx], (j / ST - 1) & 1);
+                __nv_bfloat16 *Kd = KV + sidx * 2 * TILE, *Vd = Kd + TILE;
+                mbar_expect_tx(&full[sidx], 2 * TILE * (uint32_t)sizeof(__nv_bfloat16));
+                tma_load_2d(Kd, &tm.ka, col, row, &full[sidx]);
+                tma_load_2d(Kd + BK * 64, &tm.kb, col + 64, row, &full[sidx]);
+                tma_load_2d(Vd, &tm.va, col, row, &full[sidx]);
+                tma_load_2d(Vd + BK * 64, &tm.vb, col + 64, row, &full[sidx]);
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                const int sidx = j % ST;
+                if (j >= ST) mbar_wait(&empty[sidx], (j / ST - 1) & 1);
+                if constexpr (SW) load_tile_sw<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
+                else load_tile<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
+                cp_arrive(&full[sidx]);
+            }
+            cp_wait<0>();
         }
-        cp_wait<0>();
         return;
     }
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
@@ -109,22 +154,56 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a) {
 #endif
 }
 
-template <int HD, int BK, int ST, bool SW>
+/* A 2D map of rows x cols bf16 (row pitch stride elements) read in boxes of box_cols x box_rows. */
+bool encode_map(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *m, const void *base, int cols, int rows,
+                int stride, int box_cols, int box_rows, CUtensorMapSwizzle sw) {
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)stride * 2};
+    const cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows}, es[2] = {1, 1};
+    return enc(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(base), dims, strides, box, es,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, sw, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/* The maps of launch LD = 2 (head size 80): false when the driver has no encoder or the
+ * buffers do not fit TMA (16-byte aligned bases and pitch; the rows must be known). */
+bool make_maps(const AttnArgs &a, int bk, TmaMaps *tm) {
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (a.total_rows <= 0 || ((uintptr_t)a.kh & 15) || ((uintptr_t)a.vh & 15) || (a.kv_stride * 2) % 16 ||
+        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess || !fn) {
+        cudaGetLastError();
+        return false;
+    }
+    PFN_cuTensorMapEncodeTiled_v12000 enc = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+    const int cols = a.n_kv * 80, R = a.total_rows, S = a.kv_stride;
+    return encode_map(enc, &tm->ka, a.kh, cols, R, S, 64, bk, CU_TENSOR_MAP_SWIZZLE_128B) &&
+           encode_map(enc, &tm->kb, a.kh, cols, R, S, 16, bk, CU_TENSOR_MAP_SWIZZLE_32B) &&
+           encode_map(enc, &tm->va, a.vh, cols, R, S, 64, bk, CU_TENSOR_MAP_SWIZZLE_128B) &&
+           encode_map(enc, &tm->vb, a.vh, cols, R, S, 16, bk, CU_TENSOR_MAP_SWIZZLE_32B);
+}
+
+template <int HD, int BK, int ST, int LD>
 tkr_status launch_pp(const AttnArgs &a, cudaStream_t s) {
-    const size_t smem = (SW ? 1024 : 0) + 128 +
+    TmaMaps tm;
+    memset(&tm, 0, sizeof tm);
+    if constexpr (LD == 2)
+        if (!make_maps(a, BK, &tm)) return launch_pp<HD, BK, ST, 1>(a, s);
+    const size_t smem = (LD ? 1024 : 0) + 128 +
                         sizeof(__nv_bfloat16) * ((size_t)128 * (HD + PAD) + 2 * ST * (size_t)BK * HD);
-    if (cudaFuncSetAttribute(k_flash_pp<HD, BK, ST, SW>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+    if (cudaFuncSetAttribute(k_flash_pp<HD, BK, ST, LD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
         cudaSuccess)
         return TKR_ERR_UNSUPPORTED;
     dim3 grid((a.max_len + 127) / 128, a.n_heads, a.n_seq);
-    k_flash_pp<HD, BK, ST, SW><<<grid, 384, smem, s>>>(a);
+    k_flash_pp<HD, BK, ST, LD><<<grid, 384, smem, s>>>(a, tm);
     return TKR_OK;
 }
 
 } // namespace
 
-tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, bool swizzled) {
-    return swizzled ? launch_pp<80, 128, 3, true>(a, s) : launch_pp<80, 128, 3, false>(a, s);
+tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, int layout) {
+    if (layout == 2) return launch_pp<80, 128, 3, 2>(a, s);
+    return layout == 1 ? launch_pp<80, 128, 3, 1>(a, s) : launch_pp<80, 128, 3, 0>(a, s);
 }
 
 } // namespace wg

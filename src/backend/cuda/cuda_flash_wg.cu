@@ -10,8 +10,9 @@
  *   the online softmax on S in registers (the accumulator layout is mma.sync's C layout repeated
  *   over N / 8: d[4 j + e] is row g (+8 for e >= 2), column 8 j + 2 t + (e & 1));
  *   O [64, HD] += P V: wgmma m64nHDk16, A = P packed to bf16 from S, B = the V tile transposed.
- * K and V tiles stream into shared memory with cp.async, by default as rows of 128 bytes with
- * the 128-byte swizzle (load_tile_sw in cuda_wgmma.h: what the tensor cores read at full rate),
+ * K and V tiles stream into shared memory (TMA in k_flash_pp, else cp.async), by default as rows
+ * of 128 bytes with the 128-byte swizzle (load_tile_sw in cuda_wgmma.h: what the tensor cores
+ * read at full rate),
  * or (wg_cfg 2) as 8 x 8 "core matrices" of 128 contiguous bytes (the no-swizzle layout): element
  * (key j, dim d) at ((j / 8) * HD / 8 + d / 8) * 64 + (j % 8) * 8 + d % 8. Either layout serves K
  * as B of Q K^T (K-major: d is the reduction) and V as B of P V (MN-major: d is N). Schedules:
@@ -23,7 +24,7 @@
  *
  * Measured on the H200 (tests/gpu/test_flash --bench, swizzled tiles): long causal text at head
  * size 128 283 TFLOP/s (plain) against version 3's 202, 16 x 512 176 against 154; the vision
- * tower's head size 80 at 5120 patches 426-431 (k_flash_pp) against 303-317, at 1024 patches 357
+ * tower's head size 80 at 5120 patches 489 (k_flash_pp, TMA) against 303-317, at 1024 patches 392
  * against 277; so version 3 hands sequences of 512 rows or more of those two kinds here
  * (AttnArgs::wg_min_len). cuDNN's kernel under torch reaches about 410 at 5120 patches.
  *
@@ -175,9 +176,10 @@ tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
 
 /* The kernel per head size: wg_cfg 0 the fastest measured on the H200 (tests/gpu/test_flash
  * --bench), 1 the runner-up, 2 the fastest with core-matrix tiles (the default before the
- * swizzled ones). Head size 80 (vision, 16 x 5120 patches): k_flash_pp with swizzled 128-key
- * tiles in 3 stages 426-431 TFLOP/s (core-matrix tiles 345-350); the pipelined schedule with
- * 64-key tiles and 3 warpgroups 282-292 (version 3: 303-317). 128 (causal text, 16 x 1290): plain,
+ * swizzled ones), 3 (head size 80) swizzled tiles loaded by cp.async instead of TMA. Head size 80
+ * (vision, 16 x 5120 patches): k_flash_pp with swizzled 128-key tiles in 3 stages, loaded by TMA
+ * 489 TFLOP/s, by cp.async 426-433 (core-matrix tiles 345-350); the pipelined schedule with
+ * 64-key tiles and 3 warpgroups 282-295 (version 3: 303-317). 128 (causal text, 16 x 1290): plain,
  * 64-key swizzled tiles, 3 warpgroups 283 (core-matrix tiles 199-210; 16 x 512: 176 against
  * version 3's 154); pipelined with 2 warpgroups 159-168 (version 3: 170-202). (Plain with 128-key
  * tiles and 2 warpgroups gave wrong results at head size 128 in the test, cause not found: not
@@ -185,7 +187,8 @@ tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
 template <int HD>
 tkr_status launch_hd(const AttnArgs &a, cudaStream_t s) {
     const bool other = a.wg_cfg == 1, core = a.wg_cfg == 2;
-    if constexpr (HD == 80) return other ? launch_wg<80, 64, 3, true>(a, s) : flash_pp_hd80(a, s, !core);
+    if constexpr (HD == 80)
+        return other ? launch_wg<80, 64, 3, true>(a, s) : flash_pp_hd80(a, s, core ? 0 : a.wg_cfg == 3 ? 1 : 2);
     else if (other) return launch_wg<HD, 64, 2, true>(a, s);
     else return core ? launch_wg<HD, 64, 3, false>(a, s) : launch_wg<HD, 64, 3, false, true>(a, s);
 }

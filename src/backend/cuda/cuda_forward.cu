@@ -281,6 +281,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         }
         AttnArgs a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, QKV, QKV, att, H * hd, H, KV, hd,
                       seq, n, max_len, true, false, INT_MAX, INT_MAX};
+        a.total_rows = T;
         if (qkvb) {
             a.qh = qkvb;
             a.kh = qkvb + (size_t)H * hd;
@@ -454,6 +455,7 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         }
         AttnArgs a = {qkv, qkv + E, qkv + 2 * E, 3 * E, 3 * E, att, E, H, H, hd, seq, n_images, max_len, false, false,
                       any_gemm ? be->gemm_attn_min : INT_MAX, INT_MAX};
+        a.total_rows = nP;
         if (qb) {
             a.qh = qb;
             a.kh = qb + E;

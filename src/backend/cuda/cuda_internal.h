@@ -252,6 +252,8 @@ struct AttnArgs {
     /* version 3, causal, head size 128: blocks of 8 warps (128 rows) as before 2026-12-03
        instead of 4 (the ablation of tests/gpu/test_flash's "v3 wide") */
     bool wide_causal = false;
+    /* rows of the q/k/v buffers (TMA descriptors need the extent; 0: unknown, no TMA) */
+    int total_rows = 0;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);

@@ -12,9 +12,10 @@ namespace wg {
 
 using namespace flash;
 
-/* k_flash_pp (cuda_flash_pp.cu) at head size 80 with 128-key tiles in 3 stages: swizzled
- * (load_tile_sw), else in load_tile's core-matrix layout. */
-tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, bool swizzled);
+/* k_flash_pp (cuda_flash_pp.cu) at head size 80 with 128-key tiles in 3 stages; layout 0: K/V
+ * tiles in load_tile's core-matrix layout, 1: swizzled (load_tile_sw), 2: swizzled, loaded by TMA
+ * (1 where the buffers do not fit TMA). */
+tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, int layout);
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) /* the device code of the sm_90a pass only */
 
