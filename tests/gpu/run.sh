@@ -10,7 +10,8 @@
 #      determinism (bit-identical vectors); every GEMM tuned against none (bit-identical:
 #      cuda_gemm_tune.cu); a small batch budget;
 #   3. unless --no-bench: bench/bench_gpu_hf.py (HF transformers, bf16, sdpa, random 2B shape)
-#      and bench/bench_gpu (ours, same model directory and input shapes) in the same run;
+#      and bench/bench_gpu (ours, same model directory and input shapes) in the same run,
+#      TKR_BENCH_ROUNDS times in turn (default 1), then their ratios (bench/gpu_ratios.py);
 #   4. quantized GGUF weights on the GPU (tkr-embed quantize of the fixtures: q8_0, q4_k_m, q4_0)
 #      against the CPU on the same GGUF (cos >= 0.999), fp32 mode and determinism; /metrics of a
 #      GPU server (memory gauges, device name, GPU batch budgets);
@@ -20,7 +21,8 @@
 #      on the same model quantized to Q8_0).
 # --quant-only: steps 1, 4, 5 (and 6 with --7b) only; --bench-only: steps 1, 3, 5 (and 6) only
 # (the checks and the benches then fit two device commands of 10 minutes).
-# Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl. Exit 0 = all checks passed.
+# Logs: $OUT (or tests/out/gpu)/gpu.log, bench_hf.jsonl, bench_tkr.jsonl (the 7B: bench_hf_7b.jsonl,
+# bench_tkr_7b.jsonl, bench_tkr_7b_q8.jsonl). Exit 0 = all checks passed.
 # Data: TKR_TEST_DATA as for tests/run.sh (tokenizer files and the photos the fixtures use).
 # TKR_GPU_MODELS="m3-h128-bf16" limits the fixture models (default: all three).
 # Bench options: TKR_BENCH_HF_ARGS (e.g. --profile: torch.profiler tables into gpu.log),
@@ -128,14 +130,20 @@ done
 if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
   B=${TKR_BENCH_DIR:-/tmp/tkr-bench-2b}
   rm -rf "$B"
-  say "== bench: HF transformers (bench/bench_gpu_hf.py)"
-  PYTHONUNBUFFERED=1 timeout 400 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
-    ${TKR_BENCH_HF_ARGS:-} 2>>"$LOG" | tee "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
+  : >"$LOGDIR/bench_hf.jsonl"; : >"$LOGDIR/bench_tkr.jsonl"
+  # TKR_BENCH_ROUNDS rounds of HF then ours: each round gives a paired ratio (bench/gpu_ratios.py)
+  for round in $(seq 1 "${TKR_BENCH_ROUNDS:-1}"); do
+    say "== bench round $round: HF transformers (bench/bench_gpu_hf.py)"
+    PYTHONUNBUFFERED=1 timeout 400 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
+      ${TKR_BENCH_HF_ARGS:-} 2>>"$LOG" | tee -a "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py"; rc=1; }
+    say "== bench round $round: tkr-embed (bench/bench_gpu, bf16)"
+    timeout 300 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --img1280 "$B/img1280.jpg" \
+      2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }
+  done
+  say "== ratios, tkr-embed against HF (bench/gpu_ratios.py)"
+  python3 "$ROOT/bench/gpu_ratios.py" "$LOGDIR/bench_hf.jsonl" "$LOGDIR/bench_tkr.jsonl" 2>&1 | tee -a "$LOG"
   say "== bench: the flash kernels alone (tests/gpu/test_flash --bench)"
   "$TKR_BUILD/tests/gpu/test_flash" --bench 2>&1 | grep '"bench"' | tee "$LOGDIR/bench_flash.jsonl" | tee -a "$LOG"
-  say "== bench: tkr-embed (bench/bench_gpu, bf16)"
-  timeout 300 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --img1280 "$B/img1280.jpg" \
-    2>>"$LOGDIR/bench_tkr.stderr" | tee "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu"; rc=1; }
   if [ -n "${TKR_BENCH_ALT_ENV:-}" ]; then  # the same bench again with other settings, e.g. TKR_CUDA_FLASH=1
     say "== bench: tkr-embed with $TKR_BENCH_ALT_ENV"
     echo "== $TKR_BENCH_ALT_ENV" >>"$LOGDIR/bench_tkr.stderr"
@@ -232,10 +240,11 @@ if [ $WITH_7B = 1 ]; then
   rm -rf "$B"
   say "== bench 7B: HF transformers (bench/bench_gpu_hf.py --shape 7b --quick)"
   PYTHONUNBUFFERED=1 timeout 300 python3 "$ROOT/bench/bench_gpu_hf.py" --out "$B" --data "$TKR_TEST_DATA" \
-    --shape 7b --quick --images 16 2>>"$LOG" | tee -a "$LOGDIR/bench_hf.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py 7b"; rc=1; }
+    --shape 7b --quick --images 16 2>>"$LOG" | tee "$LOGDIR/bench_hf_7b.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu_hf.py 7b"; rc=1; }
   say "== bench 7B: tkr-embed bf16 (bench/bench_gpu --quick)"
   timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --img256 "$B/img256.jpg" --images 16 --quick \
-    2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b"; rc=1; }
+    2>>"$LOG" | tee "$LOGDIR/bench_tkr_7b.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b"; rc=1; }
+  python3 "$ROOT/bench/gpu_ratios.py" "$LOGDIR/bench_hf_7b.jsonl" "$LOGDIR/bench_tkr_7b.jsonl" 2>&1 | tee -a "$LOG"
   if [ "${TKR_GPU_7B_Q8:-1}" = 1 ]; then
     say "== bench 7B: tkr-embed on Q8_0 weights (tkr-embed quantize --type q8_0, then bench_gpu --quick)"
     mkdir -p "$B/q8"
@@ -243,7 +252,7 @@ if [ $WITH_7B = 1 ]; then
     if timeout 200 "$TKR" quantize -q -m "$B/model" -o "$B/q8/model-q8_0.gguf" --type q8_0 >>"$LOG" 2>&1; then
       say "quantized in $(( $(date +%s) - t0 )) s: $(du -sh "$B/q8" | cut -f1)"
       timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/q8" --img256 "$B/img256.jpg" --images 16 --quick \
-        2>>"$LOG" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b q8_0"; rc=1; }
+        2>>"$LOG" | tee "$LOGDIR/bench_tkr_7b_q8.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu 7b q8_0"; rc=1; }
     else
       say "FAIL quantize 7B"; rc=1
     fi
