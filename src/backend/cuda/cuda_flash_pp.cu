@@ -38,10 +38,12 @@ __device__ inline void mbar_expect_tx(uint64_t *b, uint32_t bytes) {
 
 /* FlashAttention-3's structure: 2 consumer warpgroups of 64 rows and a producer warpgroup that
  * streams K/V tiles into ST stages (LD 2: one thread issues 4 TMA copies a stage, which may bring
- * rows of the next sequence past this one's end: finite values the softmax masks, and zeros past
- * the buffer; LD 0-1: the warpgroup's cp.asyncs, zeros past the end) (each stage's "full"
- * mbarrier completes when its copies land; the consumers arrive on its "empty" one when done
- * with it) and gives its registers
+ * rows of the next sequence past this one's end, and zeros past the buffer; the softmax sets
+ * their scores to -inf whatever the keys hold, and their values meet P = 0: finite, as V is a
+ * projection of a normed row, so 0 V = 0 unless the weights themselves are not finite, which
+ * spoils every item anyway; LD 0-1: the warpgroup's cp.asyncs, zeros past the end) (each stage's
+ * "full" mbarrier completes when its copies land; the consumers arrive on its "empty" one when
+ * done with it) and gives its registers
  * to the consumers (setmaxnreg: 40 for it, 232 for them; launched at 168). The consumers take
  * turns to issue their products (named barriers 2, 3), so one's softmax runs beside the other's
  * products, and each issues P(j - 1) V(j - 1) together with S(j), so that product runs during
