@@ -93,8 +93,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
             for (int j = 0; j < n; j++) {
                 const int sidx = j % ST;
                 if (j >= ST) mbar_wait(&empty[sidx], (j / ST - 1) & 1);
-                if constexpr (SW) load_tile_sw<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
-                else load_tile<HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
+                load_kv<SW, HD, BK, 128>(fs, a, KV + sidx * 2 * TILE, j * BK, tid - NC);
                 cp_arrive(&full[sidx]);
             }
             cp_wait<0>();
@@ -107,17 +106,9 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
     cp_commit();
     cp_wait<0>();
     bar_sync(1, NC); /* the consumers only */
-    WgRows<HD, BK> w;
+    WgRows<HD, BK, SW> w;
     w.init(fs.q0, warp, g);
     w.load_q(Qs, fs.q0, t);
-    auto issue_s = [](WgRows<HD, BK> &r, float (&sc)[BK / 2], const __nv_bfloat16 *Ks) {
-        if constexpr (SW) r.issue_s_sw(sc, Ks);
-        else r.issue_s(sc, Ks);
-    };
-    auto issue_pv = [](WgRows<HD, BK> &r, const uint32_t (&p)[BK / 16][4], const __nv_bfloat16 *Vs) {
-        if constexpr (SW) r.issue_pv_sw(p, Vs);
-        else r.issue_pv(p, Vs);
-    };
     if (wg == 1) bar_arrive(2, NC); /* warpgroup 0 goes first */
     float s[BK / 2], c0, c1;
     uint32_t pa[BK / 16][4];
@@ -125,7 +116,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
     mbar_wait(&full[0], 0);
     fence_proxy_async();
     bar_sync(turn, NC);
-    issue_s(w, s, KV);
+    w.issue_s(s, KV);
     bar_arrive(next, NC);
     wg_wait<0>();
     w.softmax(a, fs.L, 0, fs.sl2, t, s, &c0, &c1);
@@ -135,8 +126,8 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
         mbar_wait(&full[j % ST], (j / ST) & 1);
         fence_proxy_async();
         bar_sync(turn, NC);
-        issue_s(w, s, Ks);
-        issue_pv(w, pa, Vp);
+        w.issue_s(s, Ks);
+        w.issue_pv(pa, Vp);
         bar_arrive(next, NC);
         wg_wait<1>(); /* S(j); P(j - 1) V(j - 1) still runs */
         w.softmax(a, fs.L, j * BK, fs.sl2, t, s, &c0, &c1);
@@ -147,7 +138,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
     }
     /* the last tile's P V; warpgroup 1's final hand-over would have no taker */
     bar_sync(turn, NC);
-    issue_pv(w, pa, KV + ((n - 1) % ST) * 2 * TILE + TILE);
+    w.issue_pv(pa, KV + ((n - 1) % ST) * 2 * TILE + TILE);
     if (wg == 0) bar_arrive(next, NC);
     wg_wait<0>();
     w.fence_o();

@@ -53,19 +53,15 @@ __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     FlashSeq<HD, NT> fs;
     if (!fs.setup(a, BQ, BK)) return;
-    auto load = [&](__nv_bfloat16 *dst, int k0) {
-        if constexpr (SW) load_tile_sw<HD, BK, NT>(fs, a, dst, k0, tid);
-        else load_tile<HD, BK, NT>(fs, a, dst, k0, tid);
-    };
     fs.load_q(a, Qs, BQ, tid);
-    load(KV, 0);
+    load_kv<SW, HD, BK, NT>(fs, a, KV, 0, tid);
     cp_commit();
-    WgRows<HD, BK> w;
+    WgRows<HD, BK, SW> w;
     w.init(fs.q0, warp, g);
     for (int it = 0; it < fs.ntiles; it++) {
         const int k0 = it * BK;
         if (it + 1 < fs.ntiles) {
-            load(KV + ((it + 1) & 1) * 2 * TILE, k0 + BK);
+            load_kv<SW, HD, BK, NT>(fs, a, KV + ((it + 1) & 1) * 2 * TILE, k0 + BK, tid);
             cp_commit();
             cp_wait<1>();
         } else {
@@ -76,15 +72,10 @@ __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a) {
         if (it == 0) w.load_q(Qs, fs.q0, t);
         const __nv_bfloat16 *Ks = KV + (it & 1) * 2 * TILE;
         if (w.active(a, fs.L, k0)) {
-            float s[BK / 2], c0, c1;
-            uint32_t pa[BK / 16][4];
-            if constexpr (SW) w.issue_s_sw(s, Ks);
-            else w.issue_s(s, Ks);
+            float s[BK / 2];
+            w.issue_s(s, Ks);
             wg_wait<0>();
-            w.softmax(a, fs.L, k0, fs.sl2, t, s, &c0, &c1);
-            w.rescale_pack(c0, c1, s, pa);
-            if constexpr (SW) w.issue_pv_sw(pa, Ks + TILE);
-            else w.issue_pv(pa, Ks + TILE);
+            w.softmax_issue_pv(a, fs.L, k0, fs.sl2, t, s, Ks + TILE);
             wg_wait<0>();
             w.fence_o();
         }

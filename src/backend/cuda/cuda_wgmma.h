@@ -180,9 +180,17 @@ __device__ void load_tile(const FS &fs, const AttnArgs &a, __nv_bfloat16 *Ks, in
     }
 }
 
+/* load_tile_sw (SW) or load_tile: the K/V tile layout a kernel was built for. */
+template <bool SW, int HD, int BK, int NT, class FS>
+__device__ void load_kv(const FS &fs, const AttnArgs &a, __nv_bfloat16 *Ks, int k0, int tid) {
+    if constexpr (SW) load_tile_sw<HD, BK, NT>(fs, a, Ks, k0, tid);
+    else load_tile<HD, BK, NT>(fs, a, Ks, k0, tid);
+}
+
 /* One warpgroup's rows: their Q fragments, output accumulators and softmax state; the two
- * products of a tile as asynchronous wgmma groups, and the softmax between them. */
-template <int HD, int BK> struct WgRows {
+ * products of a tile as asynchronous wgmma groups (reading K/V tiles in load_tile_sw's layout
+ * when SW, else load_tile's), and the softmax between them. */
+template <int HD, int BK, bool SW = false> struct WgRows {
     static constexpr int CH = HD / 8, KD = HD / 16, NB = BK / 8;
     static constexpr uint32_t K_LBO = 128, K_SBO = CH * 128; /* K: next 8 dims, next 8 keys */
     static constexpr uint32_t V_LBO = CH * 128, V_SBO = 128; /* V: next 8 keys, next 8 dims */
@@ -205,13 +213,19 @@ template <int HD, int BK> struct WgRows {
     __device__ bool active(const AttnArgs &a, int L, int k0) const {
         return wq0 < L && !(a.causal && k0 > wq0 + 63);
     }
-    /* S = Q K^T for the K tile at Ks: one committed wgmma group */
+    /* S = Q K^T for the K tile at Ks: one committed wgmma group. Swizzled tiles: k-steps 0-3
+     * in the first part (128B), the rest in the second (128B at head size 128, 32B at 80). */
     __device__ void issue_s(float (&s)[BK / 2], const __nv_bfloat16 *Ks) {
 #pragma unroll
         for (int i = 0; i < BK / 2; i++) reg_fence(s[i]); /* no zeroing: the first step has scale_d = 0 */
         wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < KD; kk++) wgmma<BK, 0>(s, qf[kk], smem_desc(Ks + kk * 128, K_LBO, K_SBO), kk);
+        for (int kk = 0; kk < KD; kk++) {
+            if constexpr (!SW) wgmma<BK, 0>(s, qf[kk], smem_desc(Ks + kk * 128, K_LBO, K_SBO), kk);
+            else if (kk < 4) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + kk * 16, 16, 1024, 1), kk);
+            else if (HD == 128) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64 + (kk - 4) * 16, 16, 1024, 1), 1);
+            else wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64, 16, 256, 3), 1);
+        }
         wg_commit();
     }
     /* The online softmax of the finished S of the tile at k0, in place: s becomes P (float), the
@@ -272,43 +286,27 @@ template <int HD, int BK> struct WgRows {
             pa[nb >> 1][(nb & 1) * 2 + 1] = pack_bf16(s[4 * nb + 2], s[4 * nb + 3]);
         }
     }
-    /* issue_s for the swizzled K tile (load_tile_sw) */
-    __device__ void issue_s_sw(float (&s)[BK / 2], const __nv_bfloat16 *Ks) {
-#pragma unroll
-        for (int i = 0; i < BK / 2; i++) reg_fence(s[i]);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < KD; kk++) {
-            if (kk < 4) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + kk * 16, 16, 1024, 1), kk);
-            else if (HD == 128) wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64 + (kk - 4) * 16, 16, 1024, 1), 1);
-            else wgmma<BK, 0>(s, qf[kk], smem_desc_sw(Ks + BK * 64, 16, 256, 3), 1);
-        }
-        wg_commit();
-    }
-    /* issue_pv for the swizzled V tile: per 16 keys, N 64 on dims [0, 64) (o [0, 32)), then N 64
-     * or 16 on the rest (o [32, HD / 2)). MN-major: the offset along N (lbo) goes unused with one
-     * atom per wgmma, so both offsets are the one between 8-key groups. */
-    __device__ void issue_pv_sw(const uint32_t (&pa)[BK / 16][4], const __nv_bfloat16 *Vs) {
-#pragma unroll
-        for (int i = 0; i < HD / 2; i++) reg_fence(o[i]);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[0]), pa[kk], smem_desc_sw(Vs + kk * 1024, 1024, 1024, 1), 1);
-            if constexpr (HD == 128)
-                wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[32]), pa[kk],
-                             smem_desc_sw(Vs + BK * 64 + kk * 1024, 1024, 1024, 1), 1);
-            else wgmma_n16<1>(&o[32], pa[kk], smem_desc_sw(Vs + BK * 64 + kk * 256, 256, 256, 3), 1);
-        }
-        wg_commit();
-    }
-    /* O += P V for the V tile at Vs: one committed wgmma group */
+    /* O += P V for the V tile at Vs: one committed wgmma group. Swizzled tiles: per 16 keys,
+     * N 64 on dims [0, 64) (o [0, 32)), then N 64 or 16 on the rest (o [32, HD / 2)); MN-major,
+     * the offset along N (lbo) goes unused with one atom per wgmma, so both offsets are the one
+     * between 8-key groups. */
     __device__ void issue_pv(const uint32_t (&pa)[BK / 16][4], const __nv_bfloat16 *Vs) {
 #pragma unroll
         for (int i = 0; i < HD / 2; i++) reg_fence(o[i]);
         wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) wgmma<HD, 1>(o, pa[kk], smem_desc(Vs + kk * 2 * CH * 64, V_LBO, V_SBO), 1);
+        for (int kk = 0; kk < BK / 16; kk++) {
+            if constexpr (!SW) {
+                wgmma<HD, 1>(o, pa[kk], smem_desc(Vs + kk * 2 * CH * 64, V_LBO, V_SBO), 1);
+            } else {
+                wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[0]), pa[kk], smem_desc_sw(Vs + kk * 1024, 1024, 1024, 1),
+                             1);
+                if constexpr (HD == 128)
+                    wgmma_n64<1>(*reinterpret_cast<float(*)[32]>(&o[32]), pa[kk],
+                                 smem_desc_sw(Vs + BK * 64 + kk * 1024, 1024, 1024, 1), 1);
+                else wgmma_n16<1>(&o[32], pa[kk], smem_desc_sw(Vs + BK * 64 + kk * 256, 256, 256, 3), 1);
+            }
+        }
         wg_commit();
     }
     /* softmax, rescale_pack and issue_pv in a row */
