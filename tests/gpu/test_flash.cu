@@ -123,6 +123,7 @@ struct Batch {
         a.longest_first = v.longest_first;
         a.wide_causal = v.wide_causal;
         a.total_rows = T;
+        a.tma_encode = tma_encoder();
         return a;
     }
     /* The reference output [T, H hd] in double. */

@@ -374,6 +374,7 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (fl && (!strcmp(fl, "1") || !strcmp(fl, "2") || !strcmp(fl, "3") || !strcmp(fl, "4")))
         be->flash_variant = fl[0] - '0';
     be->wgmma = !be->fp32 && wgmma_available(be->stream);
+    be->tma_encode = be->wgmma ? tma_encoder() : nullptr;
     const char *wc = getenv("TKR_CUDA_WG_CFG");
     if (wc && *wc) be->wg_cfg = atoi(wc);
     const char *wm = getenv("TKR_CUDA_WG_MIN");

@@ -157,18 +157,13 @@ bool encode_map(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *m, const voi
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/* The maps of launch LD = 2 (head size 80): false when the driver has no encoder or the
- * buffers do not fit TMA (16-byte aligned bases and pitch; the rows must be known). */
+/* The maps of launch LD = 2 (head size 80): false without an encoder (AttnArgs::tma_encode) or
+ * where the buffers do not fit TMA (16-byte aligned bases and pitch; the rows must be known). */
 bool make_maps(const AttnArgs &a, int bk, TmaMaps *tm) {
-    void *fn = nullptr;
-    cudaDriverEntryPointQueryResult q;
-    if (a.total_rows <= 0 || ((uintptr_t)a.kh & 15) || ((uintptr_t)a.vh & 15) || (a.kv_stride * 2) % 16 ||
-        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess || !fn) {
-        cudaGetLastError();
+    if (!a.tma_encode || a.total_rows <= 0 || ((uintptr_t)a.kh & 15) || ((uintptr_t)a.vh & 15) ||
+        (a.kv_stride * 2) % 16)
         return false;
-    }
-    PFN_cuTensorMapEncodeTiled_v12000 enc = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+    PFN_cuTensorMapEncodeTiled_v12000 enc = (PFN_cuTensorMapEncodeTiled_v12000)a.tma_encode;
     const int cols = a.n_kv * 80, R = a.total_rows, S = a.kv_stride;
     return encode_map(enc, &tm->ka, a.kh, cols, R, S, 64, bk, CU_TENSOR_MAP_SWIZZLE_128B) &&
            encode_map(enc, &tm->kb, a.kh, cols, R, S, 16, bk, CU_TENSOR_MAP_SWIZZLE_32B) &&
@@ -200,4 +195,17 @@ tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, int layout) {
 }
 
 } // namespace wg
+
+/* Looked up once (the backend's init), not at every launch of k_flash_pp: 32 a vision pass. */
+void *tma_encoder() {
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    return fn;
+}
+
 } // namespace tkrcuda

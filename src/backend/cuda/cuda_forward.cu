@@ -174,6 +174,7 @@ tkr_status run_attention(Backend *be, const AttnArgs &a0, bool bf16_only = false
     a.v2_min_len = be->flash2_min;
     a.wg_cfg = be->wg_cfg;
     a.wg_min_len = be->wgmma ? be->wg_min : 0;
+    a.tma_encode = be->tma_encode;
     a.longest_first = be->causal_lpt;
     a.wide_causal = be->causal_wide;
     if (use_flash(be, a.hd) && !a.last_row_only) {

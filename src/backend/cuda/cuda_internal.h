@@ -125,6 +125,7 @@ struct Backend {
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
     int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3 / 4: which flash kernel */
     bool wgmma = false;               /* the GPU runs this build's sm_90a code (v4)      */
+    void *tma_encode = nullptr;       /* tma_encoder() where wgmma (AttnArgs::tma_encode) */
     int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
     int wg_min = 512;                 /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
@@ -254,6 +255,8 @@ struct AttnArgs {
     bool wide_causal = false;
     /* rows of the q/k/v buffers (TMA descriptors need the extent; 0: unknown, no TMA) */
     int total_rows = 0;
+    /* the driver's cuTensorMapEncodeTiled (tma_encoder(), looked up once), or NULL: no TMA */
+    void *tma_encode = nullptr;
 };
 /* The direct kernel: one block per (query tile, head, sequence), online softmax in float32. */
 tkr_status attention(bool fp32, const AttnArgs &a, cudaStream_t s);
@@ -268,6 +271,9 @@ tkr_status flash_attention(const AttnArgs &a, cudaStream_t s);
 tkr_status flash_attention_wg(const AttnArgs &a, cudaStream_t s);
 /* Whether this build has sm_90a code for the current GPU (runs a probe kernel on s, synchronously). */
 bool wgmma_available(cudaStream_t s);
+/* The driver's cuTensorMapEncodeTiled for AttnArgs::tma_encode (cuda_flash_pp.cu), or NULL
+ * where the driver has none; found through the runtime, so the build does not link libcuda. */
+void *tma_encoder();
 
 /* ---- GEMMs (cuda_gemm.cu) ---- */
 /* y [M, N] float (or G when out_g) = x [M, K] (G, row stride ldx; 0 = K) @ L.w^T; with
