@@ -7,34 +7,12 @@
  * in 2 (233). */
 #include "backend/cuda/cuda_wgmma.h"
 
-#include <cuda.h>
 #include <cudaTypedefs.h>
 
 namespace tkrcuda {
 namespace wg {
 
 namespace {
-
-/* The TMA descriptors of the K and V parts of the q|k|v rows (LD = 2): dims [0, 64) of a head as
- * boxes of 64 x BK with the 128-byte swizzle, dims [64, 80) as boxes of 16 x BK with the 32-byte
- * one: load_tile_sw's layout, written by the copy engine. */
-struct TmaMaps {
-    CUtensorMap ka, kb, va, vb;
-};
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* 2D tile copy global -> shared by the tensor memory accelerator; completes bytes on bar. */
-__device__ inline void tma_load_2d(void *dst, const CUtensorMap *map, int col, int row, uint64_t *bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
-                 "%3}], [%4];\n" ::"r"(saddr(dst)),
-                 "l"((uint64_t)map), "r"(col), "r"(row), "r"(saddr(bar))
-                 : "memory");
-}
-/* This thread's arrival on b, announcing bytes more to come from TMA copies. */
-__device__ inline void mbar_expect_tx(uint64_t *b, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(saddr(b)), "r"(bytes) : "memory");
-}
-#endif
 
 /* FlashAttention-3's structure: 2 consumer warpgroups of 64 rows and a producer warpgroup that
  * streams K/V tiles into ST stages (LD 2: one thread issues 4 TMA copies a stage, which may bring
@@ -80,14 +58,9 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
             if (tid != NC) return;
             const int col = fs.h / (a.n_heads / a.n_kv) * HD;
             for (int j = 0; j < n; j++) {
-                const int sidx = j % ST, row = fs.start + j * BK;
+                const int sidx = j % ST;
                 if (j >= ST) mbar_wait(&empty[sidx], (j / ST - 1) & 1);
-                __nv_bfloat16 *Kd = KV + sidx * 2 * TILE, *Vd = Kd + TILE;
-                mbar_expect_tx(&full[sidx], 2 * TILE * (uint32_t)sizeof(__nv_bfloat16));
-                tma_load_2d(Kd, &tm.ka, col, row, &full[sidx]);
-                tma_load_2d(Kd + BK * 64, &tm.kb, col + 64, row, &full[sidx]);
-                tma_load_2d(Vd, &tm.va, col, row, &full[sidx]);
-                tma_load_2d(Vd + BK * 64, &tm.vb, col + 64, row, &full[sidx]);
+                tma_stage<HD, BK>(tm, KV + sidx * 2 * TILE, col, fs.start + j * BK, &full[sidx]);
             }
         } else {
             for (int j = 0; j < n; j++) {
@@ -157,19 +130,25 @@ bool encode_map(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *m, const voi
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/* The maps of launch LD = 2 (head size 80): false without an encoder (AttnArgs::tma_encode) or
- * where the buffers do not fit TMA (16-byte aligned bases and pitch; the rows must be known). */
+} // namespace
+
+/* The maps of the TMA loaders (head sizes 80 and 128): false without an encoder
+ * (AttnArgs::tma_encode) or where the buffers do not fit TMA (16-byte aligned bases and pitch;
+ * the rows must be known). */
 bool make_maps(const AttnArgs &a, int bk, TmaMaps *tm) {
-    if (!a.tma_encode || a.total_rows <= 0 || ((uintptr_t)a.kh & 15) || ((uintptr_t)a.vh & 15) ||
-        (a.kv_stride * 2) % 16)
+    if ((a.hd != 80 && a.hd != 128) || !a.tma_encode || a.total_rows <= 0 || ((uintptr_t)a.kh & 15) ||
+        ((uintptr_t)a.vh & 15) || (a.kv_stride * 2) % 16)
         return false;
     PFN_cuTensorMapEncodeTiled_v12000 enc = (PFN_cuTensorMapEncodeTiled_v12000)a.tma_encode;
-    const int cols = a.n_kv * 80, R = a.total_rows, S = a.kv_stride;
+    const int cols = a.n_kv * a.hd, R = a.total_rows, S = a.kv_stride, rest = a.hd - 64;
+    const CUtensorMapSwizzle sw2 = rest == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_32B;
     return encode_map(enc, &tm->ka, a.kh, cols, R, S, 64, bk, CU_TENSOR_MAP_SWIZZLE_128B) &&
-           encode_map(enc, &tm->kb, a.kh, cols, R, S, 16, bk, CU_TENSOR_MAP_SWIZZLE_32B) &&
+           encode_map(enc, &tm->kb, a.kh, cols, R, S, rest, bk, sw2) &&
            encode_map(enc, &tm->va, a.vh, cols, R, S, 64, bk, CU_TENSOR_MAP_SWIZZLE_128B) &&
-           encode_map(enc, &tm->vb, a.vh, cols, R, S, 16, bk, CU_TENSOR_MAP_SWIZZLE_32B);
+           encode_map(enc, &tm->vb, a.vh, cols, R, S, rest, bk, sw2);
 }
+
+namespace {
 
 template <int HD, int BK, int ST, int LD>
 tkr_status launch_pp(const AttnArgs &a, cudaStream_t s) {

@@ -40,28 +40,55 @@ namespace {
 using namespace flash;
 using namespace wg;
 
-/* The plain schedule: per tile, S, wait, softmax, P V, wait; K/V two stages deep. */
-template <int HD, int BK, int NWG, bool SW>
-__global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a) {
+/* The plain schedule: per tile, S, wait, softmax, P V, wait; K/V two stages deep, loaded by
+ * every thread's cp.asyncs (LD 0: core-matrix tiles, 1: swizzled) or by thread 0's TMA copies
+ * (LD 2: swizzled; the stage's mbarrier completes when they land). */
+template <int HD, int BK, int NWG, int LD>
+__global__ void __launch_bounds__(NWG * 128, 1) k_flash_wg(AttnArgs a, const __grid_constant__ TmaMaps tm) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int BQ = 64 * NWG, NT = NWG * 128, TILE = BK * HD;
+    constexpr bool SW = LD >= 1, TMA = LD == 2;
     extern __shared__ __align__(128) unsigned char smraw[];
     /* 2 stages x (K, V) (load_tile's or load_tile_sw's layout) from the first 1024-byte boundary
-       (swizzled tiles need it; the launch asks for 1024 bytes more), then Q [BQ][QS] */
+       (swizzled tiles need it; the launch asks for 1024 bytes more), then Q [BQ][QS], then the
+       stages' mbarriers (TMA) */
     __nv_bfloat16 *KV = (__nv_bfloat16 *)(smraw + (SW ? (1024 - (saddr(smraw) & 1023)) & 1023 : 0));
     __nv_bfloat16 *Qs = KV + 4 * TILE;
+    uint64_t *bar = (uint64_t *)(Qs + BQ * (HD + PAD));
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     FlashSeq<HD, NT> fs;
     if (!fs.setup(a, BQ, BK)) return;
+    const int col = fs.h / (a.n_heads / a.n_kv) * HD;
+    auto load = [&](int stage, int k0) {
+        __nv_bfloat16 *dst = KV + stage * 2 * TILE;
+        if constexpr (TMA) {
+            if (tid == 0) tma_stage<HD, BK>(tm, dst, col, fs.start + k0, &bar[stage]);
+        } else {
+            load_kv<SW, HD, BK, NT>(fs, a, dst, k0, tid);
+        }
+    };
+    if constexpr (TMA) {
+        if (tid == 0) {
+            mbar_init(&bar[0], 1);
+            mbar_init(&bar[1], 1);
+            fence_proxy_async();
+        }
+        __syncthreads();
+    }
     fs.load_q(a, Qs, BQ, tid);
-    load_kv<SW, HD, BK, NT>(fs, a, KV, 0, tid);
+    load(0, 0);
     cp_commit();
     WgRows<HD, BK, SW> w;
     w.init(fs.q0, warp, g);
     for (int it = 0; it < fs.ntiles; it++) {
         const int k0 = it * BK;
-        if (it + 1 < fs.ntiles) {
-            load_kv<SW, HD, BK, NT>(fs, a, KV + ((it + 1) & 1) * 2 * TILE, k0 + BK, tid);
+        if constexpr (TMA) {
+            /* stage (it + 1) & 1 was last read in tile it - 1, before its closing barrier */
+            if (it + 1 < fs.ntiles) load((it + 1) & 1, k0 + BK);
+            if (it == 0) cp_wait<0>(); /* Q */
+            mbar_wait(&bar[it & 1], (it >> 1) & 1);
+        } else if (it + 1 < fs.ntiles) {
+            load((it + 1) & 1, k0 + BK);
             cp_commit();
             cp_wait<1>();
         } else {
@@ -150,38 +177,55 @@ __global__ void __launch_bounds__(NWG * 128, 1) k_flash_wgp(AttnArgs a) {
 #endif
 }
 
-template <int HD, int BK, int NWG, bool PIPE, bool SW = false>
-tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
-    constexpr int BQ = 64 * NWG, STAGES = PIPE ? 3 : 2;
-    void (*kern)(AttnArgs);
-    if constexpr (PIPE) kern = k_flash_wgp<HD, BK, NWG>;
-    else kern = k_flash_wg<HD, BK, NWG, SW>;
-    const size_t smem = (SW ? 1024 : 0) +
-                        sizeof(__nv_bfloat16) * ((size_t)BQ * (HD + PAD) + 2 * STAGES * (size_t)BK * HD);
-    if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+/* The pipelined schedule (core-matrix tiles). */
+template <int HD, int BK, int NWG>
+tkr_status launch_wgp(const AttnArgs &a, cudaStream_t s) {
+    constexpr int BQ = 64 * NWG;
+    const size_t smem = sizeof(__nv_bfloat16) * ((size_t)BQ * (HD + PAD) + 2 * 3 * (size_t)BK * HD);
+    if (cudaFuncSetAttribute(k_flash_wgp<HD, BK, NWG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess)
         return TKR_ERR_UNSUPPORTED;
     dim3 grid((a.max_len + BQ - 1) / BQ, a.n_heads, a.n_seq);
-    kern<<<grid, NWG * 128, smem, s>>>(a);
+    k_flash_wgp<HD, BK, NWG><<<grid, NWG * 128, smem, s>>>(a);
+    return TKR_OK;
+}
+
+/* The plain schedule with loader LD (k_flash_wg); LD 2 falls back to 1 where TMA cannot take the
+ * buffers. */
+template <int HD, int BK, int NWG, int LD>
+tkr_status launch_wg(const AttnArgs &a, cudaStream_t s) {
+    constexpr int BQ = 64 * NWG;
+    TmaMaps tm;
+    memset(&tm, 0, sizeof tm);
+    if constexpr (LD == 2)
+        if (!make_maps(a, BK, &tm)) return launch_wg<HD, BK, NWG, 1>(a, s);
+    const size_t smem = (LD ? 1024 : 0) + 16 +
+                        sizeof(__nv_bfloat16) * ((size_t)BQ * (HD + PAD) + 2 * 2 * (size_t)BK * HD);
+    if (cudaFuncSetAttribute(k_flash_wg<HD, BK, NWG, LD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess)
+        return TKR_ERR_UNSUPPORTED;
+    dim3 grid((a.max_len + BQ - 1) / BQ, a.n_heads, a.n_seq);
+    k_flash_wg<HD, BK, NWG, LD><<<grid, NWG * 128, smem, s>>>(a, tm);
     return TKR_OK;
 }
 
 /* The kernel per head size: wg_cfg 0 the fastest measured on the H200 (tests/gpu/test_flash
  * --bench), 1 the runner-up, 2 the fastest with core-matrix tiles (the default before the
- * swizzled ones), 3 (head size 80) swizzled tiles loaded by cp.async instead of TMA. Head size 80
- * (vision, 16 x 5120 patches): k_flash_pp with swizzled 128-key tiles in 3 stages, loaded by TMA
- * 489 TFLOP/s, by cp.async 426-433 (core-matrix tiles 345-350); the pipelined schedule with
- * 64-key tiles and 3 warpgroups 282-295 (version 3: 303-317). 128 (causal text, 16 x 1290): plain,
- * 64-key swizzled tiles, 3 warpgroups 283 (core-matrix tiles 199-210; 16 x 512: 176 against
- * version 3's 154); pipelined with 2 warpgroups 159-168 (version 3: 170-202). (Plain with 128-key
- * tiles and 2 warpgroups gave wrong results at head size 128 in the test, cause not found: not
- * offered.) */
+ * swizzled ones), 3 swizzled tiles loaded by cp.async instead of TMA. Head size 80 (vision, 16 x
+ * 5120 patches): k_flash_pp with swizzled 128-key tiles in 3 stages, loaded by TMA 489-512
+ * TFLOP/s, by cp.async 419-433 (core-matrix tiles 345-350); the pipelined schedule with 64-key
+ * tiles and 3 warpgroups 280-295 (version 3: 303-317). 128 (causal text): plain, 64-key swizzled
+ * tiles, 3 warpgroups, loaded by TMA: 16 x 512 179 (cp.async 173; core-matrix tiles 134; version
+ * 3 154), 16 x 1290 288 (cp.async 282, core-matrix tiles 208, version 3 202); pipelined with 2
+ * warpgroups 127-167. (Plain with 128-key tiles and 2 warpgroups gave wrong results at head size
+ * 128 in the test, cause not found: not offered.) */
 template <int HD>
 tkr_status launch_hd(const AttnArgs &a, cudaStream_t s) {
-    const bool other = a.wg_cfg == 1, core = a.wg_cfg == 2;
-    if constexpr (HD == 80)
-        return other ? launch_wg<80, 64, 3, true>(a, s) : flash_pp_hd80(a, s, core ? 0 : a.wg_cfg == 3 ? 1 : 2);
-    else if (other) return launch_wg<HD, 64, 2, true>(a, s);
-    else return core ? launch_wg<HD, 64, 3, false>(a, s) : launch_wg<HD, 64, 3, false, true>(a, s);
+    const bool other = a.wg_cfg == 1, core = a.wg_cfg == 2, cpa = a.wg_cfg == 3;
+    if constexpr (HD == 80) return other ? launch_wgp<80, 64, 3>(a, s) : flash_pp_hd80(a, s, core ? 0 : cpa ? 1 : 2);
+    else if (other) return launch_wgp<HD, 64, 2>(a, s);
+    else if (core) return launch_wg<HD, 64, 3, 0>(a, s);
+    else return cpa ? launch_wg<HD, 64, 3, 1>(a, s) : launch_wg<HD, 64, 3, 2>(a, s);
 }
 
 __global__ void k_wgmma_probe(int *has) {

@@ -7,6 +7,8 @@
 
 #include "backend/cuda/cuda_flash_util.h"
 
+#include <cuda.h>
+
 namespace tkrcuda {
 namespace wg {
 
@@ -16,6 +18,18 @@ using namespace flash;
  * tiles in load_tile's core-matrix layout, 1: swizzled (load_tile_sw), 2: swizzled, loaded by TMA
  * (1 where the buffers do not fit TMA). */
 tkr_status flash_pp_hd80(const AttnArgs &a, cudaStream_t s, int layout);
+
+/* The TMA descriptors of the K and V parts of the q|k|v rows: dims [0, 64) of a head as boxes of
+ * 64 x BK with the 128-byte swizzle, the rest (64 dims, or 16 at head size 80) as boxes of
+ * 64 x BK with the 128-byte swizzle or 16 x BK with the 32-byte one: load_tile_sw's layout,
+ * written by the copy engine. */
+struct TmaMaps {
+    CUtensorMap ka, kb, va, vb;
+};
+/* Encodes them (cuda_flash_pp.cu) for tiles of bk keys: false when the driver has no encoder or
+ * the buffers do not fit TMA (head sizes 80 and 128, 16-byte aligned bases and pitch, the rows
+ * known: AttnArgs::total_rows). */
+bool make_maps(const AttnArgs &a, int bk, TmaMaps *tm);
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) /* the device code of the sm_90a pass only */
 
@@ -119,6 +133,31 @@ __device__ inline void cp_arrive(uint64_t *b) {
 __device__ inline void bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
 __device__ inline void bar_arrive(int id, int n) {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+
+/* 2D tile copy global -> shared by the tensor memory accelerator; completes bytes on bar. */
+__device__ inline void tma_load_2d(void *dst, const CUtensorMap *map, int col, int row, uint64_t *bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+                 "%3}], [%4];\n" ::"r"(saddr(dst)),
+                 "l"((uint64_t)map), "r"(col), "r"(row), "r"(saddr(bar))
+                 : "memory");
+}
+/* This thread's arrival on b, announcing bytes more to come from TMA copies. */
+__device__ inline void mbar_expect_tx(uint64_t *b, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(saddr(b)), "r"(bytes) : "memory");
+}
+/* One stage by TMA (one thread): keys [row, row + BK) of the K and V parts at column col into
+ * Kd (K, then V at Kd + BK HD, load_tile_sw's layout); bar (count 1) completes when all land.
+ * Rows past the sequence come from the next one (finite values the softmax masks), zeros past
+ * the buffer. */
+template <int HD, int BK>
+__device__ void tma_stage(const TmaMaps &tm, __nv_bfloat16 *Kd, int col, int row, uint64_t *bar) {
+    __nv_bfloat16 *Vd = Kd + BK * HD;
+    mbar_expect_tx(bar, 2 * BK * HD * (uint32_t)sizeof(__nv_bfloat16));
+    tma_load_2d(Kd, &tm.ka, col, row, bar);
+    tma_load_2d(Kd + BK * 64, &tm.kb, col + 64, row, bar);
+    tma_load_2d(Vd, &tm.va, col, row, bar);
+    tma_load_2d(Vd + BK * 64, &tm.vb, col + 64, row, bar);
 }
 
 /* A shared-memory matrix descriptor, no swizzle: start address, then the byte distances between
