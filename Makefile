@@ -197,6 +197,12 @@ $(BUILD)/bench/bench_gemm_algos: bench/bench_gemm_algos.cu
 	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -o $@ $< -L$(CUDA_HOME)/lib64 \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt
 
+# a gate|up GEMM with the SiLU-gate in its epilogue against cuBLAS + the separate kernel (prototype)
+$(BUILD)/bench/bench_gemm_swiglu: $(BUILD)/bench/bench_gemm_swiglu.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
 # gcc-aarch64-linux-gnu 12.2 has an internal compiler error vectorising a reduction in this test
 ifeq ($(TARGET_ARM64),1)
 $(BUILD)/tests/test_kernels: CFLAGS_ALL += -fno-tree-vectorize
