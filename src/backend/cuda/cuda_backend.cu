@@ -363,6 +363,7 @@ tkr_status setup(Backend *be, tkr_error *err) {
     const char *rg = getenv("TKR_CUDA_RESID");
     be->resid_gemm = !(rg && !strcmp(rg, "0"));
     be->total_mem = prop.totalGlobalMem;
+    be->n_sm = prop.multiProcessorCount;
     int ver = 0;
     cublasGetVersion(be->blas, &ver);
     snprintf(be->name, sizeof be->name, "cuda:%d %.200s (sm_%d%d, %s, cuBLAS %d.%d)", be->device, prop.name, prop.major,

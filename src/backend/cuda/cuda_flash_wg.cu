@@ -10,9 +10,9 @@
  *   the online softmax on S in registers (the accumulator layout is mma.sync's C layout repeated
  *   over N / 8: d[4 j + e] is row g (+8 for e >= 2), column 8 j + 2 t + (e & 1));
  *   O [64, HD] += P V: wgmma m64nHDk16, A = P packed to bf16 from S, B = the V tile transposed.
- * K and V tiles stream into shared memory (TMA in k_flash_pp, else cp.async), by default as rows
- * of 128 bytes with the 128-byte swizzle (load_tile_sw in cuda_wgmma.h: what the tensor cores
- * read at full rate),
+ * K and V tiles stream into shared memory (TMA in k_flash_pp and the plain schedule, cp.async in
+ * the others and where TMA cannot take the buffers), by default as rows of 128 bytes with the
+ * 128-byte swizzle (load_tile_sw in cuda_wgmma.h: what the tensor cores read at full rate),
  * or (wg_cfg 2) as 8 x 8 "core matrices" of 128 contiguous bytes (the no-swizzle layout): element
  * (key j, dim d) at ((j / 8) * HD / 8 + d / 8) * 64 + (j % 8) * 8 + d % 8. Either layout serves K
  * as B of Q K^T (K-major: d is the reduction) and V as B of P V (MN-major: d is N). Schedules:

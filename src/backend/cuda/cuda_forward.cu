@@ -263,10 +263,11 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
     PROF("t.embed", gather_embeddings(be, x, ids, b->extra_row ? extra_row : nullptr, extra, T, D, st));
     if (NL == 0) {
         gather_rows(xl, x, last, n, (size_t)D * 4, st);
-        add_norm(f, xl, nullptr, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
+        add_norm(f, xl, nullptr, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, be->n_sm, st);
         return finish(be, out, od, nn * D * 4, err);
     }
-    PROF("t.norm", add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, st));
+    PROF("t.norm",
+         add_norm(f, x, nullptr, nullptr, T, D, true, be->layers[0].in_norm, nullptr, eps, xn, false, be->n_sm, st));
     for (int l = 0; l + 1 < NL; l++) {
         const TextLayer &L = be->layers[l];
         if (qkvb) { /* flash: q|k|v straight to bf16 (the bias in the GEMM where cuBLASLt can), rotated in place */
@@ -292,12 +293,13 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         /* the residual adds: in the GEMM (x += att W^T, beta = 1), or in the norm kernel (TKR_CUDA_RESID=0) */
         const bool rg = be->resid_gemm;
         PROF("t.gemm.o", TRY(linear(be, att, T, L.o, rg ? x : tmp, err, 0, false, rg)));
-        PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false, st));
+        PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false,
+                                be->n_sm, st));
         PROF("t.gemm.gateup", TRY(linear(be, xn, T, L.gateup, gu, err, 0, true)));
         PROF("t.silu", silu_mul(f, gu, T, I, gg, st));
         PROF("t.gemm.down", TRY(linear(be, gg, T, L.down, rg ? x : tmp, err, 0, false, rg)));
         PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps,
-                                xn, false, st));
+                                xn, false, be->n_sm, st));
     }
     /* the last layer: keys and values for every row, the rest for each sequence's last row */
     const TextLayer &L = be->layers[NL - 1];
@@ -314,11 +316,11 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         ProfScope last_scope(be, "t.last");
         gather_rows(xl, x, last, n, (size_t)D * 4, st);
         TRY(linear(be, att, n, L.o, tmp, err));
-        add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, st);
+        add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, be->n_sm, st);
         TRY(linear(be, xn, n, L.gateup, gu, err, 0, true));
         silu_mul(f, gu, n, I, gg, st);
         TRY(linear(be, gg, n, L.down, tmp, err));
-        add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, st);
+        add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, be->n_sm, st);
     }
     return finish(be, out, od, nn * D * 4, err);
 }
@@ -439,7 +441,7 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
     PROF("v.patch", TRY(linear(be, pg, nP, be->patch, x, err)));
     const float *w0 = v->depth > 0 ? be->blocks[0].n1w : be->lnq_w;
     const float *b0 = v->depth > 0 ? be->blocks[0].n1b : be->lnq_b;
-    add_norm(f, x, nullptr, nullptr, nP, E, false, w0, b0, eps, xn, false, st);
+    add_norm(f, x, nullptr, nullptr, nP, E, false, w0, b0, eps, xn, false, be->n_sm, st);
     for (int bi = 0; bi < v->depth; bi++) {
         const VisionBlock &B = be->blocks[bi];
         __nv_bfloat16 *qb = fl ? (__nv_bfloat16 *)qkvg : nullptr; /* [P, 3E] bf16 for flash */
@@ -480,14 +482,14 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         bool bd = false;
         PROF("v.gemm.proj", TRY(linear(be, att, nP, B.proj, rg ? x : tmp, err, 0, false, rg, &bd)));
         PROF("v.norm", add_norm(f, x, rg ? nullptr : tmp, bd ? nullptr : B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn,
-                                false, st));
+                                false, be->n_sm, st));
         PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true, false, &bd)));
         PROF("v.gelu", bias_act_g(f, gg, bd ? nullptr : B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
         PROF("v.gemm.fc2", TRY(linear(be, gg, nP, B.fc2, rg ? x : tmp, err, 0, false, rg, &bd)));
         const float *nw = bi + 1 < v->depth ? be->blocks[bi + 1].n1w : be->lnq_w;
         const float *nb = bi + 1 < v->depth ? be->blocks[bi + 1].n1b : be->lnq_b;
         PROF("v.norm", add_norm(f, x, rg ? nullptr : tmp, bd ? nullptr : B.fc2.b, nP, E, false, nw, nb, eps, xn, false,
-                                st));
+                                be->n_sm, st));
     }
     /* merger: 4 consecutive normed patches are one row of 4E */
     {

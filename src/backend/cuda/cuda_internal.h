@@ -125,6 +125,7 @@ struct Backend {
     bool flash = true;                /* bf16: tensor-core attention (cuda_flash.cu)   */
     int flash_variant = 3;            /* TKR_CUDA_FLASH=1 / 2 / 3 / 4: which flash kernel */
     bool wgmma = false;               /* the GPU runs this build's sm_90a code (v4)      */
+    int n_sm = 132;                   /* the GPU's SM count (add_norm's grid)            */
     void *tma_encode = nullptr;       /* tma_encoder() where wgmma (AttnArgs::tma_encode) */
     int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
     int wg_min = 512;                 /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
@@ -181,9 +182,10 @@ void convert_to(bool fp32, void *dst, const void *src, tkr_dtype dt, size_t n, c
 void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids,
                   const int32_t *extra_row, const float *extra, int T, int D, cudaStream_t s);
 /* Per row of x [M, D] float: x += a (+ abias) when either is not NULL; then y = norm(x), of G (float
- * when out_f32). rms: RMSNorm (w), else LayerNorm (w, b). Sums in double, as the CPU does. */
+ * when out_f32). rms: RMSNorm (w), else LayerNorm (w, b). Sums in double, as the CPU does.
+ * n_sm: the GPU's SM count (Backend::n_sm), which sizes the grid of the many-row kernel. */
 void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms,
-              const float *w, const float *b, float eps, void *y, bool out_f32, cudaStream_t s);
+              const float *w, const float *b, float eps, void *y, bool out_f32, int n_sm, cudaStream_t s);
 /* y = act(x + bias) as G (or float when out_f32). x [M, N] float. */
 void bias_act(bool fp32, const float *x, const float *bias, int M, int N, Act act, void *y,
               bool out_f32, cudaStream_t s);

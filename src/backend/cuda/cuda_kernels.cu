@@ -17,17 +17,6 @@ template <typename T> __device__ inline T from_f(float x);
 template <> __device__ inline float from_f<float>(float x) { return x; }
 template <> __device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
-/* The device's SM count (grids of a few blocks per SM); 132 (an H100 / H200) if it cannot be read. */
-int sm_count() {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 132;
-    }
-    return n > 0 ? n : 132;
-}
-
 /* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. */
 __device__ double block_sum(double v, double *sh) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -445,13 +434,13 @@ void embed_gather(bool fp32, float *x, const void *embed, const int32_t *ids, co
 }
 
 void add_norm(bool fp32, float *x, const float *a, const float *abias, int M, int D, bool rms, const float *w,
-              const float *b, float eps, void *y, bool out_f32, cudaStream_t s) {
+              const float *b, float eps, void *y, bool out_f32, int n_sm, cudaStream_t s) {
     if (M <= 0) return;
     bool vec = D % 4 == 0 && D <= 4 * 256 * 4 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)a & 15) == 0 &&
                ((uintptr_t)abias & 15) == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)y & 15) == 0;
     bool wide = D > 4 * 256 * 2; /* the 7B's 3584: four float4 per thread */
     if (vec && D <= 4 * 32 * 12 && M >= 1024) { /* warps over rows; few rows keep one block a row */
-        unsigned nb = (unsigned)((M + 3) / 4), cap = 4u * (unsigned)sm_count();
+        unsigned nb = (unsigned)((M + 3) / 4), cap = 4u * (unsigned)(n_sm > 0 ? n_sm : 1);
         if (nb > cap) nb = cap;
         float *yf = (float *)y;
         __nv_bfloat16 *yg = (__nv_bfloat16 *)y;
