@@ -190,6 +190,12 @@ $(BUILD)/tests/gpu/test_flash: $(BUILD)/tests/gpu/test_flash.o $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
+# the fused gate|up + SiLU-gate GEMM against a CPU reference, on the GPU (tests/gpu/run.sh)
+$(BUILD)/tests/gpu/test_swiglu: $(BUILD)/tests/gpu/test_swiglu.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
 # cuBLASLt's candidate algorithms on the model's GEMM shapes, timed (bench/bench_gemm_algos.cu)
 $(BUILD)/bench/bench_gemm_algos: bench/bench_gemm_algos.cu
 	@mkdir -p $(dir $@)
@@ -197,7 +203,7 @@ $(BUILD)/bench/bench_gemm_algos: bench/bench_gemm_algos.cu
 	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -o $@ $< -L$(CUDA_HOME)/lib64 \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt
 
-# a gate|up GEMM with the SiLU-gate in its epilogue against cuBLAS + the separate kernel (prototype)
+# the fused gate|up + SiLU-gate GEMM (and the variants it beat) against cuBLAS + the separate kernel
 $(BUILD)/bench/bench_gemm_swiglu: $(BUILD)/bench/bench_gemm_swiglu.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -275,4 +281,4 @@ install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 clean:
 	rm -rf build build-san build-arm64 build-fuzz build-cuda
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(wildcard $(BUILD)/tests/gpu/*.d $(BUILD)/bench/*.d)

@@ -1,26 +1,18 @@
-/* bench_gemm_swiglu.cu - a gate|up GEMM with the SiLU-gate in its epilogue (wgmma + TMA, our own),
- * against cuBLAS's GEMM followed by the separate SiLU-gate kernel, on the 2B text MLP shape.
- *
- * Why: a 16 x 512 text pass spends 15.5 of its 36 ms in the gate|up GEMM (cuBLASLt, ~790
- * TFLOP/s) and 2.95 ms in the SiLU-gate that reads the GEMM's 8192 x 17920 bf16 output back from
- * HBM; cuBLASLt has no SwiGLU epilogue. Our own GEMM saves that pass only if it runs near
- * cuBLASLt's speed: this prototype measures it before the backend takes it.
- *   build-cuda/bench/bench_gemm_swiglu [M (8192)] [runs (20)]
- * Kernel: y [M, I] = silu(x Wg^T) * (x Wu^T), x [M, K] bf16, W [2I, K] bf16 (gate rows, then up
- * rows, as the backend fuses them), y bf16. A block of 3 warpgroups: one thread of the last
- * streams x and W tiles by TMA into ST stages (128-byte swizzle; each stage's "full" mbarrier
- * completes when its bytes land, the consumers' arrivals on its "empty" one free it); the two
- * consumer warpgroups each own 64 rows and 2 BNO accumulator columns (BNO gate columns, then the
- * same BNO up columns), both operands from shared memory by descriptor, one wgmma group in
- * flight while the next stage is waited for. The epilogue forms silu(gate) * up in float and
- * stores bf16 pairs. Checked against cuBLAS's float32 GEMM + a float SiLU-gate.
- * Measured on the H200 (2026-12-03, every variant's check ok, max error 0.0156 of 7.4): at M 8192
- * cuBLAS's GEMM (cublasGemmEx, bf16 out) 0.597 ms (756 TFLOP/s) + the SiLU-gate 0.109 = 0.706;
- * fused, persistent, BN 128: 0.674 (670 TFLOP/s; one block per tile 0.683, BN 64 0.73-0.79).
- * The backend's tuned cuBLASLt GEMM takes 0.565-0.577, so the fused kernel saves about 1% of a
- * pass as it is. At M 20480 it loses (1.89 ms against 1.71): x (63 MB) leaves L2 between
- * n-tiles in the M-fastest order. Missing against cuBLASLt's ~790: W multicast in clusters of
- * 2 (half the W bytes from L2), a grouped tile order, the epilogue overlapped with products. */
+/* bench_gemm_swiglu.cu - the gate|up GEMM with the SiLU-gate in its epilogue: the backend's
+ * kernel (cuda_gemm_swiglu.cu, its configurations) and the designs it beat, against cuBLAS's
+ * GEMM followed by the separate SiLU-gate kernel, on the 2B (or 7B) text MLP shape.
+ *   build-cuda/bench/bench_gemm_swiglu [M (8192)] [rounds (15)] [2b|7b]
+ * y [M, I] = silu(x Wg^T) * (x Wu^T), x [M, K] bf16, W [2I, K] bf16 (gate rows, then up rows, as
+ * the backend fuses them), y bf16. Each kernel's output is checked against cuBLAS's float32
+ * GEMM + a float SiLU-gate ("no silu" variants are timing only and fail it), then all are timed
+ * in turn, round after round (median): the H200's clock follows its power draw over a run.
+ * The designs kept here for comparison: the cooperative kernel (a block of 3 warpgroups, one
+ * thread of the last streaming x and W tiles by TMA into 4 stages; the two consumer warpgroups
+ * each own 64 rows of one 128 x 256 accumulator tile, gate columns then up columns), persistent,
+ * with the backend's SiLU (EPI 0), the division by the MUFU reciprocal (1) or none (2); the same
+ * in clusters of 2 with the W tile multicast. Measured on the H200 (2026-12-03; docs/benchmarks.md,
+ * "The fused gate|up + SiLU-gate GEMM"): at M 8192 the backend's pingpong kernel 0.647-0.676 ms
+ * against cuBLAS + SiLU-gate 0.789-0.808 and the cooperative designs 0.72-0.81. */
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/cuda_wgmma.h"
 
@@ -35,6 +27,8 @@
 #include <string.h>
 
 #include <algorithm>
+#include <functional>
+#include <string>
 #include <vector>
 
 using namespace tkrcuda::wg;
@@ -53,43 +47,6 @@ namespace {
 constexpr int BM = 128, BK = 64;
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* D [64, 256] (+)= A [64, 16] B [16, 256], both from shared memory by descriptor (K-major). */
-__device__ inline void wgmma_ss_n256(float (&d)[128], uint64_t da, uint64_t db, int scale_d) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
-                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, "
-                 "%14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "
-                 "%28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, "
-                 "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "
-                 "%56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "
-                 "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, "
-                 "%84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, "
-                 "%98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, "
-                 "%126, %127"
-                 "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-                   "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-                   "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
-                   "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-                   "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
-                   "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
-                   "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
-                   "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]),
-                   "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]),
-                   "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
-                   "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]),
-                   "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]),
-                   "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]),
-                   "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-                   "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]),
-                   "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]),
-                   "+f"(d[126]), "+f"(d[127])
-                 : "l"(da), "l"(db), "r"(scale_d));
-}
-
 template <int NB> __device__ inline void wgmma_ss(float (&d)[NB / 2], uint64_t da, uint64_t db, int scale_d) {
     static_assert(NB == 256, "BNO 128 only (BNO 64, on m64n128k16, was slower: see the file comment)");
     wgmma_ss_n256(d, da, db, scale_d);
@@ -98,11 +55,32 @@ template <int NB> __device__ inline void wgmma_ss(float (&d)[NB / 2], uint64_t d
 
 __device__ inline float silu_f(float g) { return g / (1.0f + __expf(-g)); }
 
+/* The epilogue's product for EPI 0 (as the backend's SiLU-gate kernel: IEEE division), 1 (the
+ * division by the MUFU reciprocal), 2 (no SiLU at all: timing of the GEMM alone, fails the check). */
+template <int EPI> __device__ inline float swiglu(float g, float u) {
+    if (EPI == 0) return silu_f(g) * u;
+    if (EPI == 1) return __fdividef(g, 1.0f + __expf(-g)) * u;
+    return g * u;
+}
+
+/* Rows r0 and r0 + 8 of the tile's BNO outputs from a consumer thread's accumulators (gate
+ * columns in d[0, BNO/2), up columns after; the m64nNk16 layout: 4 floats per 8 columns). */
+template <int BNO, int EPI>
+__device__ inline void store_swiglu(const float *d, __nv_bfloat16 *y, size_t r0, int I, int n0, int tq) {
+    __nv_bfloat16 *y0 = y + r0 * I + n0 + 2 * tq, *y1 = y0 + (size_t)8 * I;
+#pragma unroll
+    for (int nb = 0; nb < BNO / 8; nb++) {
+        const float *gt = d + 4 * nb, *up = d + 4 * (nb + BNO / 8);
+        *(__nv_bfloat162 *)(y0 + nb * 8) = __floats2bfloat162_rn(swiglu<EPI>(gt[0], up[0]), swiglu<EPI>(gt[1], up[1]));
+        *(__nv_bfloat162 *)(y1 + nb * 8) = __floats2bfloat162_rn(swiglu<EPI>(gt[2], up[2]), swiglu<EPI>(gt[3], up[3]));
+    }
+}
+
 /* See the file comment. Needs M % BM == 0, I % BNO == 0, K % BK == 0 (the host checks). PERS:
  * a persistent grid (one block per SM walking tiles t, t + gridDim.x, ... m-tile fastest), the
  * stage ring running on across tiles, so that the next tile's first loads overlap this tile's
  * epilogue; else one block per tile. */
-template <int BNO, int ST, bool PERS>
+template <int BNO, int ST, bool PERS, int EPI>
 __global__ void __launch_bounds__(384, 1) k_gateup_silu(const __grid_constant__ CUtensorMap tx,
                                                          const __grid_constant__ CUtensorMap tw, int M, int I, int K,
                                                          __nv_bfloat16 *y) {
@@ -169,15 +147,127 @@ __global__ void __launch_bounds__(384, 1) k_gateup_silu(const __grid_constant__ 
         mbar_arrive(&empty[(it - 1) % ST]); /* the tile's last stage, for the next tile's loads */
 #pragma unroll
         for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
-        const size_t r0 = (size_t)m0 + wg * 64 + warp * 16 + g;
-        __nv_bfloat16 *y0 = y + r0 * I + n0 + 2 * tq, *y1 = y0 + (size_t)8 * I;
+        store_swiglu<BNO, EPI>(d, y, (size_t)m0 + wg * 64 + warp * 16 + g, I, n0, tq);
+    }
+#endif
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* ---- cluster helpers (the pair of blocks of k_gateup_silu_c2) ---- */
+__device__ inline uint32_t cluster_rank() {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ inline void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+/* An arrival on the mbarrier at b's offset in block `rank` of the cluster. */
+__device__ inline void mbar_arrive_cluster(uint64_t *b, uint32_t rank) {
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(saddr(b)),
+                 "r"(rank)
+                 : "memory");
+}
+/* tma_load_2d into the same offset of every block in mask, completing on each one's barrier. */
+__device__ inline void tma_load_2d_mc(void *dst, const CUtensorMap *map, int col, int row, uint64_t *bar,
+                                      uint16_t mask) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], "
+                 "[%1, {%2, %3}], [%4], %5;\n" ::"r"(saddr(dst)),
+                 "l"((uint64_t)map), "r"(col), "r"(row), "r"(saddr(bar)), "h"(mask)
+                 : "memory");
+}
+#endif
+
+/* k_gateup_silu (persistent) in clusters of 2 blocks on adjacent m-tiles of the same n-tile:
+ * each block loads its own x tile and half of the W tile (rank 0 the gate rows, rank 1 the up
+ * rows) multicast to both, so that the W bytes each SM pulls from L2 halve; a stage is freed
+ * when the consumers of both blocks are done with it (one arrival per warp on each block's
+ * "empty" barrier). Pairs of tiles go in groups of GM pairs down M, each group across all of N
+ * (the group's x rows stay in L2 while W streams: at M 20480, x is 63 MB). */
+template <int BNO, int ST, int GM, int EPI>
+__global__ void __launch_bounds__(384, 1)
+    k_gateup_silu_c2(const __grid_constant__ CUtensorMap tx, const __grid_constant__ CUtensorMap tw, int M, int I,
+                     int K, __nv_bfloat16 *y) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int NB = 2 * BNO, A_EL = BM * BK, STAGE_EL = A_EL + NB * BK;
+    constexpr uint32_t STAGE_BYTES = STAGE_EL * 2;
+    extern __shared__ __align__(1024) unsigned char smraw[];
+    __nv_bfloat16 *sm = (__nv_bfloat16 *)(smraw + ((1024 - (saddr(smraw) & 1023)) & 1023));
+    uint64_t *full = (uint64_t *)(sm + ST * STAGE_EL), *empty = full + ST;
+    const int tid = threadIdx.x, wg = tid >> 7, KT = K / BK, MP = M / BM / 2, NT = I / BNO;
+    const uint32_t rank = cluster_rank();
+    const int n_pairs = MP * NT, p0 = blockIdx.x / 2, p_step = gridDim.x / 2;
+    /* pair p -> (m-tile of this block, n-tile): groups of GM pairs down M, each across all of N */
+    auto tile = [&](int p, int *m0, int *n0) {
+        const int grp = p / (GM * NT), in = p % (GM * NT), rows = MP - grp * GM < GM ? MP - grp * GM : GM;
+        *m0 = ((grp * GM + in % rows) * 2 + (int)rank) * BM;
+        *n0 = in / rows * BNO;
+    };
+    if (tid == 0) {
+        for (int s = 0; s < ST; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], 16); /* 8 consumer warps x 2 blocks */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    cluster_sync();
+    if (wg == 2) { /* the producer; every thread stays for the closing cluster barrier */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 256) {
+            int it = 0;
+            for (int p = p0; p < n_pairs; p += p_step) {
+                int m0, n0;
+                tile(p, &m0, &n0);
+                for (int kt = 0; kt < KT; kt++, it++) {
+                    const int s = it % ST;
+                    if (it >= ST) mbar_wait(&empty[s], (it / ST - 1) & 1);
+                    __nv_bfloat16 *As = sm + s * STAGE_EL, *Bs = As + A_EL;
+                    mbar_expect_tx(&full[s], STAGE_BYTES);
+                    tma_load_2d(As, &tx, kt * BK, m0, &full[s]);
+                    tma_load_2d_mc(Bs + rank * BNO * BK, &tw, kt * BK, (int)rank * I + n0, &full[s], 3);
+                }
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+        auto release = [&](int s) {
+            if (lane == 0) {
+                mbar_arrive_cluster(&empty[s], 0);
+                mbar_arrive_cluster(&empty[s], 1);
+            }
+        };
+        int it = 0;
+        for (int p = p0; p < n_pairs; p += p_step) {
+            int m0, n0;
+            tile(p, &m0, &n0);
+            float d[NB / 2];
 #pragma unroll
-        for (int nb = 0; nb < BNO / 8; nb++) {
-            const float *gt = d + 4 * nb, *up = d + 4 * (nb + BNO / 8);
-            *(__nv_bfloat162 *)(y0 + nb * 8) = __floats2bfloat162_rn(silu_f(gt[0]) * up[0], silu_f(gt[1]) * up[1]);
-            *(__nv_bfloat162 *)(y1 + nb * 8) = __floats2bfloat162_rn(silu_f(gt[2]) * up[2], silu_f(gt[3]) * up[3]);
+            for (int i = 0; i < NB / 2; i++) d[i] = 0.f;
+            for (int kt = 0; kt < KT; kt++, it++) {
+                const int s = it % ST;
+                mbar_wait(&full[s], (it / ST) & 1);
+                const __nv_bfloat16 *As = sm + s * STAGE_EL + wg * 64 * BK, *Bs = sm + s * STAGE_EL + A_EL;
+#pragma unroll
+                for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
+                wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++)
+                    wgmma_ss<NB>(d, smem_desc_sw(As + kk * 16, 16, 1024, 1), smem_desc_sw(Bs + kk * 16, 16, 1024, 1),
+                                 1);
+                wg_commit();
+                wg_wait<1>();
+                if (kt > 0) release((it - 1) % ST);
+            }
+            wg_wait<0>();
+            release((it - 1) % ST);
+#pragma unroll
+            for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
+            store_swiglu<BNO, EPI>(d, y, (size_t)m0 + wg * 64 + warp * 16 + g, I, n0, tq);
         }
     }
+    cluster_sync(); /* neither block leaves while the other may still write to it */
 #endif
 }
 
@@ -205,77 +295,130 @@ __global__ void k_fill(__nv_bfloat16 *p, size_t n, uint32_t seed, float scale) {
 
 bool encode(CUtensorMap *m, const void *base, int cols, int rows, int box_rows) {
     void *fn = tkrcuda::tma_encoder(); /* the backend's lookup of the driver's encoder */
-    if (!fn) return false;
-    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)cols * 2};
-    const cuuint32_t box[2] = {(cuuint32_t)BK, (cuuint32_t)box_rows}, es[2] = {1, 1};
-    return ((PFN_cuTensorMapEncodeTiled_v12000)fn)(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(base),
-                                                   dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    return fn && encode_map((PFN_cuTensorMapEncodeTiled_v12000)fn, m, base, cols, rows, cols, BK, box_rows,
+                            CU_TENSOR_MAP_SWIZZLE_128B);
 }
 
-template <typename F> float time_ms(int runs, F f) {
+/* One kernel under test: how to launch it, its check against the float reference, its timings. */
+struct Variant {
+    std::string name;
+    std::function<void()> launch;
+    float err = 0, ref = 0;
+    bool checked = false;
+    std::vector<float> ms;
+};
+
+struct Ctx {
+    int M, I, K;
+    __nv_bfloat16 *y;
+    const float *gu; /* float32 gate | up, the reference */
+    unsigned *err;
+    std::vector<Variant> vs;
+};
+
+/* Runs the launch once and checks y against the float reference (check: false for cuBLAS and
+ * the SiLU-gate alone, whose outputs are not y); the timing comes later, interleaved. */
+void add(Ctx &c, const std::string &name, std::function<void()> launch, bool check = true) {
+    Variant v;
+    v.name = name;
+    v.launch = std::move(launch);
+    if (check) {
+        CK(cudaMemset(c.y, 0, (size_t)c.M * c.I * 2));
+        v.launch();
+        CK(cudaGetLastError());
+        CK(cudaDeviceSynchronize());
+        CK(cudaMemset(c.err, 0, 8));
+        k_check<<<4096, 256>>>(c.y, c.gu, c.M, c.I, c.err);
+        unsigned h[2];
+        CK(cudaMemcpy(h, c.err, 8, cudaMemcpyDeviceToHost));
+        memcpy(&v.err, &h[0], 4);
+        memcpy(&v.ref, &h[1], 4);
+        v.checked = true;
+    }
+    c.vs.push_back(std::move(v));
+}
+
+/* Rounds over all variants, each round starting at the next one, REP launches timed per entry:
+ * the GPU's clock drifts with its power draw over a run, and interleaving spreads that drift over
+ * every variant alike instead of favouring the first ones. Median per variant. */
+void time_all(Ctx &c, int rounds, int rep) {
     cudaEvent_t a, b;
     CK(cudaEventCreate(&a));
     CK(cudaEventCreate(&b));
-    f(); /* warm-up */
-    CK(cudaDeviceSynchronize());
-    std::vector<float> t;
-    for (int r = 0; r < runs; r++) {
-        CK(cudaEventRecord(a));
-        f();
-        CK(cudaEventRecord(b));
-        CK(cudaEventSynchronize(b));
-        float ms = 0;
-        CK(cudaEventElapsedTime(&ms, a, b));
-        t.push_back(ms);
+    const int n = (int)c.vs.size();
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < n; k++) {
+            Variant &v = c.vs[(r + k) % n];
+            CK(cudaEventRecord(a));
+            for (int i = 0; i < rep; i++) v.launch();
+            CK(cudaEventRecord(b));
+            CK(cudaEventSynchronize(b));
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, a, b));
+            v.ms.push_back(ms / rep);
+        }
+}
+
+void report(Ctx &c, double flop) {
+    for (Variant &v : c.vs) {
+        std::sort(v.ms.begin(), v.ms.end());
+        const float ms = v.ms[v.ms.size() / 2];
+        printf("{\"bench\": \"gemm_swiglu\", \"kernel\": \"%s\", \"M\": %d, \"ms\": %.4f, \"tflops\": %.1f",
+               v.name.c_str(), c.M, ms, flop / ms / 1e9);
+        if (v.checked)
+            printf(", \"max_err\": %.3g, \"max_ref\": %.3g, \"check\": \"%s\"", v.err, v.ref,
+                   v.err <= 0.02f * v.ref ? "ok" : "FAIL");
+        printf("}\n");
     }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
 }
 
-/* Runs f once and checks y against the float reference gu, then times it. */
-template <typename F>
-void check_and_time(const char *name, F f, int M, int I, __nv_bfloat16 *y, const float *gu, unsigned *err, int runs,
-                    double flop) {
-    CK(cudaMemset(y, 0, (size_t)M * I * 2));
-    f();
-    CK(cudaGetLastError());
-    CK(cudaDeviceSynchronize());
-    CK(cudaMemset(err, 0, 8));
-    k_check<<<4096, 256>>>(y, gu, M, I, err);
-    unsigned h[2];
-    CK(cudaMemcpy(h, err, 8, cudaMemcpyDeviceToHost));
-    float e, r;
-    memcpy(&e, &h[0], 4);
-    memcpy(&r, &h[1], 4);
-    const float ms = time_ms(runs, f);
-    const bool ok = e <= 0.02f * r;
-    printf("{\"bench\": \"gemm_swiglu\", \"kernel\": \"%s\", \"M\": %d, \"ms\": %.4f, \"tflops\": %.1f, "
-           "\"max_err\": %.3g, \"max_ref\": %.3g, \"check\": \"%s\"}\n",
-           name, M, ms, flop / ms / 1e9, e, r, ok ? "ok" : "FAIL");
+int n_sms() {
+    int n = 0;
+    CK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0));
+    return n;
 }
 
-template <int BNO, int ST, bool PERS>
-void run_fused(const char *name, const CUtensorMap &tx, const CUtensorMap &tw, int M, int I, int K, __nv_bfloat16 *y,
-               const float *gu, unsigned *err, int runs, double flop) {
+template <int BNO, int ST, int EPI> void add_coop(Ctx &c, const char *name, CUtensorMap tx, CUtensorMap tw) {
     const size_t smem = 1024 + (size_t)ST * (BM * BK + 2 * BNO * BK) * 2 + 2 * ST * 8;
-    CK(cudaFuncSetAttribute(k_gateup_silu<BNO, ST, PERS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    int n_sm = 0;
-    CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
-    const int tiles = M / BM * (I / BNO);
-    dim3 grid = PERS ? dim3(tiles < n_sm ? tiles : n_sm) : dim3(M / BM, I / BNO);
-    auto f = [&] { k_gateup_silu<BNO, ST, PERS><<<grid, 384, smem>>>(tx, tw, M, I, K, y); };
-    check_and_time(name, f, M, I, y, gu, err, runs, flop);
+    CK(cudaFuncSetAttribute(k_gateup_silu<BNO, ST, true, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)smem));
+    const int tiles = c.M / BM * (c.I / BNO), grid = std::min(tiles, n_sms());
+    const int M = c.M, I = c.I, K = c.K;
+    __nv_bfloat16 *y = c.y;
+    add(c, name, [=] { k_gateup_silu<BNO, ST, true, EPI><<<grid, 384, smem>>>(tx, tw, M, I, K, y); });
+}
+
+template <int BNO, int ST, int GM, int EPI> void add_c2(Ctx &c, const char *name, CUtensorMap tx, CUtensorMap tw) {
+    const size_t smem = 1024 + (size_t)ST * (BM * BK + 2 * BNO * BK) * 2 + 2 * ST * 8;
+    CK(cudaFuncSetAttribute(k_gateup_silu_c2<BNO, ST, GM, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)smem));
+    const int pairs = c.M / BM / 2 * (c.I / BNO), grid = 2 * std::min(pairs, n_sms() / 2);
+    const int M = c.M, I = c.I, K = c.K;
+    __nv_bfloat16 *y = c.y;
+    add(c, name, [=] { /* clusters of 2 (a launch attribute: no __cluster_dims__ in the sm_80 pass) */
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(grid);
+        cfg.blockDim = dim3(384);
+        cfg.dynamicSmemBytes = smem;
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = 2;
+        at[0].val.clusterDim.y = 1;
+        at[0].val.clusterDim.z = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        CK(cudaLaunchKernelEx(&cfg, k_gateup_silu_c2<BNO, ST, GM, EPI>, tx, tw, M, I, K, y));
+    });
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-    const int M = argc > 1 ? atoi(argv[1]) : 8192, runs = argc > 2 ? atoi(argv[2]) : 20;
-    const int K = 1536, I = 8960; /* Qwen2-VL 2B: hidden 1536, intermediate 8960 */
-    if (M <= 0 || M % BM) {
-        fprintf(stderr, "bench_gemm_swiglu: M must be a positive multiple of %d\n", BM);
+    const int M = argc > 1 ? atoi(argv[1]) : 8192, rounds = argc > 2 ? atoi(argv[2]) : 15;
+    const bool big = argc > 3 && !strcmp(argv[3], "7b");
+    const int K = big ? 3584 : 1536, I = big ? 18944 : 8960; /* Qwen2-VL 2B / 7B: hidden, intermediate */
+    if (M <= 0 || M % 64 || rounds <= 0) {
+        fprintf(stderr, "usage: bench_gemm_swiglu [M (8192, a multiple of 64)] [rounds (15)] [2b|7b]\n");
         return 2;
     }
     cudaDeviceProp prop;
@@ -295,7 +438,7 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&y, (size_t)M * I * 2));
     CK(cudaMalloc(&err, 8));
     k_fill<<<4096, 256>>>(x, (size_t)M * K, 1u, 2.0f);
-    k_fill<<<4096, 256>>>(w, (size_t)2 * I * K, 7u, 0.1f);
+    k_fill<<<4096, 256>>>(w, (size_t)2 * I * K, 7u, big ? 0.06f : 0.1f);
     cublasHandle_t h;
     if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return 1;
     const float one = 1.f, zero = 0.f;
@@ -304,27 +447,37 @@ int main(int argc, char **argv) {
     if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I, M, K, &one, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &zero, gu32,
                      CUDA_R_32F, 2 * I, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
         return 1;
-    /* cuBLAS bf16 GEMM + the separate SiLU-gate, as the backend runs them now */
-    auto gemm = [&] {
+    Ctx c{M, I, K, y, gu32, err, {}};
+    /* cuBLAS bf16 GEMM + the separate SiLU-gate, as the backend runs them below TKR_CUDA_SWIGLU_MIN */
+    auto gemm = [=, &one, &zero] {
         cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I, M, K, &one, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &zero, gu,
                      CUDA_R_16BF, 2 * I, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     };
-    auto silu = [&] { tkrcuda::silu_mul(false, gu, M, I, y, 0); }; /* the backend's kernel */
-    const float tg = time_ms(runs, gemm), ts = time_ms(runs, silu);
-    printf("{\"bench\": \"gemm_swiglu\", \"kernel\": \"cublas gemm (bf16 out)\", \"M\": %d, \"ms\": %.4f, "
-           "\"tflops\": %.1f}\n",
-           M, tg, flop / tg / 1e9);
-    printf("{\"bench\": \"gemm_swiglu\", \"kernel\": \"silu-gate alone\", \"M\": %d, \"ms\": %.4f}\n", M, ts);
-    printf("{\"bench\": \"gemm_swiglu\", \"kernel\": \"cublas gemm + silu-gate\", \"M\": %d, \"ms\": %.4f, "
-           "\"tflops\": %.1f}\n",
-           M, tg + ts, flop / (tg + ts) / 1e9);
-    CUtensorMap tx, tw128;
-    if (!encode(&tx, x, K, M, BM) || !encode(&tw128, w, K, 2 * I, 128)) {
-        printf("bench_gemm_swiglu: no tensor-map encoder\n");
+    auto silu = [=] { tkrcuda::silu_mul(false, gu, M, I, y, 0); }; /* the backend's kernel */
+    add(c, "cublas gemm (bf16 out)", gemm, false);
+    add(c, "silu-gate alone", silu, false);
+    add(c, "cublas gemm + silu-gate", [=] { gemm(); silu(); });
+    void *enc = tkrcuda::tma_encoder();
+    const int nsm = n_sms();
+    if (!enc || !tkrcuda::gateup_swiglu_fits(M, I, K, x, w, y)) {
+        printf("bench_gemm_swiglu: no tensor-map encoder, or the shape does not fit\n");
         return 1;
     }
-    run_fused<128, 4, false>("fused BN 128 x 2, 4 stages", tx, tw128, M, I, K, y, gu32, err, runs, flop);
-    run_fused<128, 4, true>("fused BN 128 x 2, 4 stages, persistent", tx, tw128, M, I, K, y, gu32, err, runs, flop);
+    const char *cfg_name[3] = {"backend cfg 0: 4 stages, turn once the products are issued",
+                               "backend cfg 1: 5 stages, turn once the products are issued",
+                               "backend cfg 2: 5 stages, turn after the products"};
+    for (int cfg = 0; cfg < 3; cfg++)
+        add(c, cfg_name[cfg], [=] { tkrcuda::gateup_swiglu_launch(enc, nsm, x, w, M, I, K, y, 0, cfg); });
+    CUtensorMap tx128, tw128;
+    if (M % (2 * BM) == 0 && encode(&tx128, x, K, M, 128) && encode(&tw128, w, K, 2 * I, 128)) {
+        /* EPI 0: the backend's SiLU; 1: its division by the MUFU reciprocal; 2: no SiLU (timing only) */
+        add_coop<128, 4, 0>(c, "cooperative 128 x 128, persistent", tx128, tw128);
+        add_coop<128, 4, 1>(c, "cooperative, fast silu", tx128, tw128);
+        add_coop<128, 4, 2>(c, "cooperative, no silu (timing only)", tx128, tw128);
+        add_c2<128, 4, 4, 1>(c, "cooperative, clusters of 2, groups of 4, fast silu", tx128, tw128);
+    }
+    time_all(c, rounds, 3);
+    report(c, flop);
     cublasDestroy(h);
     return 0;
 }

@@ -3,7 +3,8 @@
 #   1. build: make CUDA=1 (with $TKR_GPU_MAKE_ARGS, default VIDEO=0 PDF=0) into $TKR_BUILD (default build-cuda; CFLAGS / LDLIBS from the
 #      environment as make takes them; with TKR_GPU_NO_BUILD=1 the binaries already there are
 #      used; if the build fails and $TKR_GPU_FALLBACK_BUILD holds binaries, those are used);
-#   2. every flash attention version against a float64 CPU reference (tests/gpu/test_flash.cu);
+#   2. every flash attention version, and the fused gate|up + SiLU GEMM, against float64 CPU
+#      references (tests/gpu/test_flash.cu, test_swiglu.cu);
 #      every HF reference item of every fixture model (tests/fixtures/expected) on the GPU:
 #      --precision fp32 at cos >= 0.99999, both attention paths (direct kernel, cuBLAS), and
 #      bf16 at cos >= 0.999; the same items GPU against CPU (fp32, >= 0.99999); run-to-run
@@ -63,7 +64,7 @@ if [ "${TKR_GPU_NO_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
   if make -j"$(nproc)" CUDA=1 ${TKR_GPU_MAKE_ARGS:-VIDEO=0 PDF=0} BUILD="$TKR_BUILD" shared "$TKR_BUILD/tkr-embed" \
        "$TKR_BUILD/bench/bench_gpu" "$TKR_BUILD/bench/bench_server" "$TKR_BUILD/tools/mkmodel" \
-       "$TKR_BUILD/tests/gpu/test_flash" >>"$LOG" 2>&1; then
+       "$TKR_BUILD/tests/gpu/test_flash" "$TKR_BUILD/tests/gpu/test_swiglu" >>"$LOG" 2>&1; then
     say "PASS build (make CUDA=1, $(( $(date +%s) - t0 )) s)"
   elif [ -x "${TKR_GPU_FALLBACK_BUILD:-/nonexistent}/tkr-embed" ]; then
     say "FAIL build (make CUDA=1): see gpu.log; going on with $TKR_GPU_FALLBACK_BUILD"; rc=1
@@ -81,6 +82,7 @@ CD="python3 $ROOT/tests/gpu/compare_devices.py"
 [ $QUANT_ONLY = 1 ] || [ $BENCH_ONLY = 1 ] && TKR_GPU_MODELS=${TKR_GPU_MODELS:-none}
 if [ $QUANT_ONLY = 0 ] && [ $BENCH_ONLY = 0 ]; then  # every flash version against a float64 CPU reference
   check "flash kernels (tests/gpu/test_flash.cu)" "$TKR_BUILD/tests/gpu/test_flash"
+  check "fused gate|up + SiLU GEMM (tests/gpu/test_swiglu.cu)" "$TKR_BUILD/tests/gpu/test_swiglu"
 fi
 for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
   [ "$m" = none ] && continue
@@ -107,6 +109,10 @@ for m in ${TKR_GPU_MODELS:-m1-flat-f32 m2-nested-f16-sharded m3-h128-bf16}; do
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "hf-ref bf16 flash-v4-handoff-everywhere $m" env TKR_CUDA_WG_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
       "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
+    check "hf-ref bf16 fused-swiglu-everywhere $m" env TKR_CUDA_SWIGLU_MIN=1 $CE "$TKR" "$tmp/$m" "$exp" \
+      "$TKR_TEST_DATA" "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
+    check "fused swiglu everywhere, deterministic $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \
+      --a "TKR_CUDA_SWIGLU_MIN=1 --device cuda" --b "TKR_CUDA_SWIGLU_MIN=1 --device cuda" --identical
     check "hf-ref bf16 rope-per-layer $m" env TKR_CUDA_ROPE_TABLE=0 $CE "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" \
       "$fx" --args "--device cuda --precision bf16" --min-cos 0.999
     check "bf16-vs-fp32 on the GPU $m" $CD "$TKR" "$tmp/$m" "$exp" "$TKR_TEST_DATA" "$fx" \

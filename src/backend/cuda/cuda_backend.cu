@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/dequant_blocks.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,10 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (wc && *wc) be->wg_cfg = atoi(wc);
     const char *wm = getenv("TKR_CUDA_WG_MIN");
     if (wm && *wm) be->wg_min = atoi(wm) > 0 ? atoi(wm) : 0;
+    const char *sw = getenv("TKR_CUDA_SWIGLU_MIN");
+    if (sw && *sw) be->swiglu_min_rows = atoi(sw) > 0 ? atoi(sw) : INT_MAX;
+    const char *sc = getenv("TKR_CUDA_SWIGLU_CFG");
+    if (sc && *sc) be->swiglu_cfg = atoi(sc);
     const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
     if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
     const char *rt = getenv("TKR_CUDA_ROPE_TABLE");

@@ -120,7 +120,8 @@ __global__ void __launch_bounds__(384, 1) k_flash_pp(AttnArgs a, const __grid_co
 #endif
 }
 
-/* A 2D map of rows x cols bf16 (row pitch stride elements) read in boxes of box_cols x box_rows. */
+} // namespace
+
 bool encode_map(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *m, const void *base, int cols, int rows,
                 int stride, int box_cols, int box_rows, CUtensorMapSwizzle sw) {
     const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)stride * 2};
@@ -129,8 +130,6 @@ bool encode_map(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *m, const voi
                CU_TENSOR_MAP_INTERLEAVE_NONE, sw, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
-
-} // namespace
 
 /* The maps of the TMA loaders (head sizes 80 and 128): false without an encoder
  * (AttnArgs::tma_encode) or where the buffers do not fit TMA (16-byte aligned bases and pitch;

@@ -295,8 +295,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         PROF("t.gemm.o", TRY(linear(be, att, T, L.o, rg ? x : tmp, err, 0, false, rg)));
         PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, L.post_norm, nullptr, eps, xn, false,
                                 be->n_sm, st));
-        PROF("t.gemm.gateup", TRY(linear(be, xn, T, L.gateup, gu, err, 0, true)));
-        PROF("t.silu", silu_mul(f, gu, T, I, gg, st));
+        PROF("t.gemm.gateup", TRY(gate_up_silu(be, xn, T, L.gateup, gu, gg, err)));
         PROF("t.gemm.down", TRY(linear(be, gg, T, L.down, rg ? x : tmp, err, 0, false, rg)));
         PROF("t.norm", add_norm(f, x, rg ? nullptr : tmp, nullptr, T, D, true, be->layers[l + 1].in_norm, nullptr, eps,
                                 xn, false, be->n_sm, st));
@@ -317,8 +316,7 @@ tkr_status text_forward(Backend *be, const tkr_text_batch *b, float *out, tkr_er
         gather_rows(xl, x, last, n, (size_t)D * 4, st);
         TRY(linear(be, att, n, L.o, tmp, err));
         add_norm(f, xl, tmp, nullptr, n, D, true, L.post_norm, nullptr, eps, xn, false, be->n_sm, st);
-        TRY(linear(be, xn, n, L.gateup, gu, err, 0, true));
-        silu_mul(f, gu, n, I, gg, st);
+        TRY(gate_up_silu(be, xn, n, L.gateup, gu, gg, err));
         TRY(linear(be, gg, n, L.down, tmp, err));
         add_norm(f, xl, tmp, nullptr, n, D, true, be->final_norm, nullptr, eps, od, true, be->n_sm, st);
     }

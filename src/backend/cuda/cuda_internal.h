@@ -129,6 +129,9 @@ struct Backend {
     void *tma_encode = nullptr;       /* tma_encoder() where wgmma (AttnArgs::tma_encode) */
     int wg_cfg = 0;                   /* TKR_CUDA_WG_CFG: v4's tile shape (AttnArgs)      */
     int wg_min = 512;                 /* TKR_CUDA_WG_MIN: AttnArgs::wg_min_len (0: never) */
+    int swiglu_min_rows = 512;        /* TKR_CUDA_SWIGLU_MIN: text MLPs of at least this many
+                                         rows use the fused gate|up + SiLU GEMM (0: never) */
+    int swiglu_cfg = 0;               /* TKR_CUDA_SWIGLU_CFG: its variant (measurements)  */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     bool causal_lpt = true;           /* TKR_CUDA_CAUSAL_LPT=0: AttnArgs::longest_first off */
     bool causal_wide = false;         /* TKR_CUDA_CAUSAL_WIDE=1: AttnArgs::wide_causal       */
@@ -283,6 +286,19 @@ void *tma_encoder();
  * can (bf16 mode, cuBLASLt epilogue) and says so in *bias_done; otherwise the caller adds it. */
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx = 0,
                   bool out_g = false, bool accumulate = false, bool *bias_done = nullptr);
+/* ---- the text MLP's gate|up GEMM with the SiLU-gate fused (cuda_gemm_swiglu.cu) ---- */
+/* y [M, I] (G) = silu(x L.w[0, I)^T) * (x L.w[I, 2I)^T), I = L.N / 2: by the fused kernel where
+ * the GPU, the shape and Backend::swiglu_min_rows allow, else by linear() into gu [M, 2I] (G)
+ * and silu_mul(). */
+tkr_status gate_up_silu(Backend *be, const void *x, int M, const Linear &L, void *gu, void *y, tkr_error *err);
+/* Whether the fused kernel takes this shape: I % 128, K % 64, 16-byte aligned x and w. */
+bool gateup_swiglu_fits(int M, int I, int K, const void *x, const void *w, const void *y);
+/* Launches it on s (bf16 x [M, K], w [2I, K], y [M, I]; encode: tma_encoder(); n_sm: the grid;
+ * cfg: 0 the default, 1 and 2 alternatives for measurements: Backend::swiglu_cfg);
+ * false, launching nothing, where it does not fit. sm_90a only (Backend::wgmma). */
+bool gateup_swiglu_launch(void *encode, int n_sm, const void *x, const void *w, int M, int I, int K, void *y,
+                          cudaStream_t s, int cfg = 0);
+
 /* One cuBLASLt product to tune (cuda_gemm_tune.cu): its descriptors (the bias pointer already
  * set; b: x's layout, row stride ldx), the heuristic's algorithm ref and the live operands W, x. */
 struct TuneShape {
