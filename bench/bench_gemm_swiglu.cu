@@ -463,10 +463,12 @@ int main(int argc, char **argv) {
         printf("bench_gemm_swiglu: no tensor-map encoder, or the shape does not fit\n");
         return 1;
     }
-    const char *cfg_name[3] = {"backend cfg 0: 4 stages, turn once the products are issued",
+    const char *cfg_name[5] = {"backend cfg 0: 4 stages, turn once the products are issued",
                                "backend cfg 1: 5 stages, turn once the products are issued",
-                               "backend cfg 2: 5 stages, turn after the products"};
-    for (int cfg = 0; cfg < 3; cfg++)
+                               "backend cfg 2: 5 stages, turn after the products",
+                               "backend cfg 3: 3 stages, turn once the products are issued",
+                               "backend cfg 4: 4 stages, turn after the products"};
+    for (int cfg = 0; cfg < 5; cfg++)
         add(c, cfg_name[cfg], [=] { tkrcuda::gateup_swiglu_launch(enc, nsm, x, w, M, I, K, y, 0, cfg); });
     CUtensorMap tx128, tw128;
     if (M % (2 * BM) == 0 && encode(&tx128, x, K, M, 128) && encode(&tw128, w, K, 2 * I, 128)) {

@@ -294,7 +294,7 @@ tkr_status gate_up_silu(Backend *be, const void *x, int M, const Linear &L, void
 /* Whether the fused kernel takes this shape: I % 128, K % 64, 16-byte aligned x and w. */
 bool gateup_swiglu_fits(int M, int I, int K, const void *x, const void *w, const void *y);
 /* Launches it on s (bf16 x [M, K], w [2I, K], y [M, I]; encode: tma_encoder(); n_sm: the grid;
- * cfg: 0 the default, 1 and 2 alternatives for measurements: Backend::swiglu_cfg);
+ * cfg: 0 the default, 1-4 alternatives for measurements: Backend::swiglu_cfg);
  * false, launching nothing, where it does not fit. sm_90a only (Backend::wgmma). */
 bool gateup_swiglu_launch(void *encode, int n_sm, const void *x, const void *w, int M, int I, int K, void *y,
                           cudaStream_t s, int cfg = 0);
