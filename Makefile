@@ -184,14 +184,9 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDSAN)
 
-# the flash attention kernels against a CPU reference, on the GPU (tests/gpu/run.sh)
-$(BUILD)/tests/gpu/test_flash: $(BUILD)/tests/gpu/test_flash.o $(LIB)
-	@mkdir -p $(dir $@)
-	@echo "  LD      $@"
-	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
-
-# the fused gate|up + SiLU-gate GEMM against a CPU reference, on the GPU (tests/gpu/run.sh)
-$(BUILD)/tests/gpu/test_swiglu: $(BUILD)/tests/gpu/test_swiglu.o $(LIB)
+# the flash attention kernels and the fused gate|up + SiLU-gate GEMM against CPU references, on
+# the GPU (tests/gpu/run.sh); bench_gemm_swiglu: that GEMM against cuBLAS + the separate kernel
+$(BUILD)/tests/gpu/test_flash $(BUILD)/tests/gpu/test_swiglu $(BUILD)/bench/bench_gemm_swiglu: %: %.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
@@ -202,12 +197,6 @@ $(BUILD)/bench/bench_gemm_algos: bench/bench_gemm_algos.cu
 	@echo "  NVCC    $<"
 	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -o $@ $< -L$(CUDA_HOME)/lib64 \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt
-
-# the fused gate|up + SiLU-gate GEMM (and the variants it beat) against cuBLAS + the separate kernel
-$(BUILD)/bench/bench_gemm_swiglu: $(BUILD)/bench/bench_gemm_swiglu.o $(LIB)
-	@mkdir -p $(dir $@)
-	@echo "  LD      $@"
-	$(Q)$(CC) $(OPT) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
 # gcc-aarch64-linux-gnu 12.2 has an internal compiler error vectorising a reduction in this test
 ifeq ($(TARGET_ARM64),1)
@@ -281,4 +270,5 @@ install: $(BIN) $(LIB) $(BUILD)/$(SHLIB)
 clean:
 	rm -rf build build-san build-arm64 build-fuzz build-cuda
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(wildcard $(BUILD)/tests/gpu/*.d $(BUILD)/bench/*.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
+  $(wildcard $(BUILD)/tests/gpu/*.d $(BUILD)/bench/*.d)

@@ -9,10 +9,12 @@
  * The designs kept here for comparison: the cooperative kernel (a block of 3 warpgroups, one
  * thread of the last streaming x and W tiles by TMA into 4 stages; the two consumer warpgroups
  * each own 64 rows of one 128 x 256 accumulator tile, gate columns then up columns), persistent,
- * with the backend's SiLU (EPI 0), the division by the MUFU reciprocal (1) or none (2); the same
- * in clusters of 2 with the W tile multicast. Measured on the H200 (2026-12-03; docs/benchmarks.md,
- * "The fused gate|up + SiLU-gate GEMM"): at M 8192 the backend's pingpong kernel 0.647-0.676 ms
- * against cuBLAS + SiLU-gate 0.789-0.808 and the cooperative designs 0.72-0.81. */
+ * with the backend's SiLU (EPI 0), the division by the MUFU reciprocal (1) or none (2). The
+ * same in clusters of 2 with the W tile multicast is in this file at d2d41e7; the pingpong
+ * variants that lost were measured, not kept (docs/benchmarks.md). Measured on the H200 (2026-12-03;
+ * docs/benchmarks.md, "The fused gate|up + SiLU-gate GEMM"): at M 8192 the backend's pingpong
+ * kernel 0.647-0.676 ms against cuBLAS + SiLU-gate 0.789-0.808 and the cooperative designs
+ * 0.72-0.81. */
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/cuda_wgmma.h"
 
@@ -76,11 +78,11 @@ __device__ inline void store_swiglu(const float *d, __nv_bfloat16 *y, size_t r0,
     }
 }
 
-/* See the file comment. Needs M % BM == 0, I % BNO == 0, K % BK == 0 (the host checks). PERS:
- * a persistent grid (one block per SM walking tiles t, t + gridDim.x, ... m-tile fastest), the
+/* See the file comment. Needs M % BM == 0, I % BNO == 0, K % BK == 0 (the host checks). A
+ * persistent grid (one block per SM walking tiles t, t + gridDim.x, ... m-tile fastest), the
  * stage ring running on across tiles, so that the next tile's first loads overlap this tile's
- * epilogue; else one block per tile. */
-template <int BNO, int ST, bool PERS, int EPI>
+ * epilogue. */
+template <int BNO, int ST, int EPI>
 __global__ void __launch_bounds__(384, 1) k_gateup_silu(const __grid_constant__ CUtensorMap tx,
                                                          const __grid_constant__ CUtensorMap tw, int M, int I, int K,
                                                          __nv_bfloat16 *y) {
@@ -91,10 +93,9 @@ __global__ void __launch_bounds__(384, 1) k_gateup_silu(const __grid_constant__ 
     __nv_bfloat16 *sm = (__nv_bfloat16 *)(smraw + ((1024 - (saddr(smraw) & 1023)) & 1023));
     uint64_t *full = (uint64_t *)(sm + ST * STAGE_EL), *empty = full + ST;
     const int tid = threadIdx.x, wg = tid >> 7, KT = K / BK, MT = M / BM;
-    const int n_tiles = PERS ? MT * (I / BNO) : 1;
-    const int t0 = PERS ? blockIdx.x : 0, t_step = PERS ? gridDim.x : 1;
-    auto tile_m0 = [&](int t) { return PERS ? (t % MT) * BM : blockIdx.x * BM; };
-    auto tile_n0 = [&](int t) { return PERS ? (t / MT) * BNO : blockIdx.y * BNO; };
+    const int n_tiles = MT * (I / BNO), t0 = blockIdx.x, t_step = gridDim.x;
+    auto tile_m0 = [&](int t) { return (t % MT) * BM; };
+    auto tile_n0 = [&](int t) { return (t / MT) * BNO; };
     if (tid == 0) {
         for (int s = 0; s < ST; s++) {
             mbar_init(&full[s], 1);
@@ -149,125 +150,6 @@ __global__ void __launch_bounds__(384, 1) k_gateup_silu(const __grid_constant__ 
         for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
         store_swiglu<BNO, EPI>(d, y, (size_t)m0 + wg * 64 + warp * 16 + g, I, n0, tq);
     }
-#endif
-}
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* ---- cluster helpers (the pair of blocks of k_gateup_silu_c2) ---- */
-__device__ inline uint32_t cluster_rank() {
-    uint32_t r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-__device__ inline void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
-}
-/* An arrival on the mbarrier at b's offset in block `rank` of the cluster. */
-__device__ inline void mbar_arrive_cluster(uint64_t *b, uint32_t rank) {
-    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(saddr(b)),
-                 "r"(rank)
-                 : "memory");
-}
-/* tma_load_2d into the same offset of every block in mask, completing on each one's barrier. */
-__device__ inline void tma_load_2d_mc(void *dst, const CUtensorMap *map, int col, int row, uint64_t *bar,
-                                      uint16_t mask) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], "
-                 "[%1, {%2, %3}], [%4], %5;\n" ::"r"(saddr(dst)),
-                 "l"((uint64_t)map), "r"(col), "r"(row), "r"(saddr(bar)), "h"(mask)
-                 : "memory");
-}
-#endif
-
-/* k_gateup_silu (persistent) in clusters of 2 blocks on adjacent m-tiles of the same n-tile:
- * each block loads its own x tile and half of the W tile (rank 0 the gate rows, rank 1 the up
- * rows) multicast to both, so that the W bytes each SM pulls from L2 halve; a stage is freed
- * when the consumers of both blocks are done with it (one arrival per warp on each block's
- * "empty" barrier). Pairs of tiles go in groups of GM pairs down M, each group across all of N
- * (the group's x rows stay in L2 while W streams: at M 20480, x is 63 MB). */
-template <int BNO, int ST, int GM, int EPI>
-__global__ void __launch_bounds__(384, 1)
-    k_gateup_silu_c2(const __grid_constant__ CUtensorMap tx, const __grid_constant__ CUtensorMap tw, int M, int I,
-                     int K, __nv_bfloat16 *y) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int NB = 2 * BNO, A_EL = BM * BK, STAGE_EL = A_EL + NB * BK;
-    constexpr uint32_t STAGE_BYTES = STAGE_EL * 2;
-    extern __shared__ __align__(1024) unsigned char smraw[];
-    __nv_bfloat16 *sm = (__nv_bfloat16 *)(smraw + ((1024 - (saddr(smraw) & 1023)) & 1023));
-    uint64_t *full = (uint64_t *)(sm + ST * STAGE_EL), *empty = full + ST;
-    const int tid = threadIdx.x, wg = tid >> 7, KT = K / BK, MP = M / BM / 2, NT = I / BNO;
-    const uint32_t rank = cluster_rank();
-    const int n_pairs = MP * NT, p0 = blockIdx.x / 2, p_step = gridDim.x / 2;
-    /* pair p -> (m-tile of this block, n-tile): groups of GM pairs down M, each across all of N */
-    auto tile = [&](int p, int *m0, int *n0) {
-        const int grp = p / (GM * NT), in = p % (GM * NT), rows = MP - grp * GM < GM ? MP - grp * GM : GM;
-        *m0 = ((grp * GM + in % rows) * 2 + (int)rank) * BM;
-        *n0 = in / rows * BNO;
-    };
-    if (tid == 0) {
-        for (int s = 0; s < ST; s++) {
-            mbar_init(&full[s], 1);
-            mbar_init(&empty[s], 16); /* 8 consumer warps x 2 blocks */
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    cluster_sync();
-    if (wg == 2) { /* the producer; every thread stays for the closing cluster barrier */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        if (tid == 256) {
-            int it = 0;
-            for (int p = p0; p < n_pairs; p += p_step) {
-                int m0, n0;
-                tile(p, &m0, &n0);
-                for (int kt = 0; kt < KT; kt++, it++) {
-                    const int s = it % ST;
-                    if (it >= ST) mbar_wait(&empty[s], (it / ST - 1) & 1);
-                    __nv_bfloat16 *As = sm + s * STAGE_EL, *Bs = As + A_EL;
-                    mbar_expect_tx(&full[s], STAGE_BYTES);
-                    tma_load_2d(As, &tx, kt * BK, m0, &full[s]);
-                    tma_load_2d_mc(Bs + rank * BNO * BK, &tw, kt * BK, (int)rank * I + n0, &full[s], 3);
-                }
-            }
-        }
-    } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-        const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-        auto release = [&](int s) {
-            if (lane == 0) {
-                mbar_arrive_cluster(&empty[s], 0);
-                mbar_arrive_cluster(&empty[s], 1);
-            }
-        };
-        int it = 0;
-        for (int p = p0; p < n_pairs; p += p_step) {
-            int m0, n0;
-            tile(p, &m0, &n0);
-            float d[NB / 2];
-#pragma unroll
-            for (int i = 0; i < NB / 2; i++) d[i] = 0.f;
-            for (int kt = 0; kt < KT; kt++, it++) {
-                const int s = it % ST;
-                mbar_wait(&full[s], (it / ST) & 1);
-                const __nv_bfloat16 *As = sm + s * STAGE_EL + wg * 64 * BK, *Bs = sm + s * STAGE_EL + A_EL;
-#pragma unroll
-                for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
-                wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < BK / 16; kk++)
-                    wgmma_ss<NB>(d, smem_desc_sw(As + kk * 16, 16, 1024, 1), smem_desc_sw(Bs + kk * 16, 16, 1024, 1),
-                                 1);
-                wg_commit();
-                wg_wait<1>();
-                if (kt > 0) release((it - 1) % ST);
-            }
-            wg_wait<0>();
-            release((it - 1) % ST);
-#pragma unroll
-            for (int i = 0; i < NB / 2; i++) reg_fence(d[i]);
-            store_swiglu<BNO, EPI>(d, y, (size_t)m0 + wg * 64 + warp * 16 + g, I, n0, tq);
-        }
-    }
-    cluster_sync(); /* neither block leaves while the other may still write to it */
 #endif
 }
 
@@ -380,35 +262,12 @@ int n_sms() {
 
 template <int BNO, int ST, int EPI> void add_coop(Ctx &c, const char *name, CUtensorMap tx, CUtensorMap tw) {
     const size_t smem = 1024 + (size_t)ST * (BM * BK + 2 * BNO * BK) * 2 + 2 * ST * 8;
-    CK(cudaFuncSetAttribute(k_gateup_silu<BNO, ST, true, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CK(cudaFuncSetAttribute(k_gateup_silu<BNO, ST, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)smem));
     const int tiles = c.M / BM * (c.I / BNO), grid = std::min(tiles, n_sms());
     const int M = c.M, I = c.I, K = c.K;
     __nv_bfloat16 *y = c.y;
-    add(c, name, [=] { k_gateup_silu<BNO, ST, true, EPI><<<grid, 384, smem>>>(tx, tw, M, I, K, y); });
-}
-
-template <int BNO, int ST, int GM, int EPI> void add_c2(Ctx &c, const char *name, CUtensorMap tx, CUtensorMap tw) {
-    const size_t smem = 1024 + (size_t)ST * (BM * BK + 2 * BNO * BK) * 2 + 2 * ST * 8;
-    CK(cudaFuncSetAttribute(k_gateup_silu_c2<BNO, ST, GM, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)smem));
-    const int pairs = c.M / BM / 2 * (c.I / BNO), grid = 2 * std::min(pairs, n_sms() / 2);
-    const int M = c.M, I = c.I, K = c.K;
-    __nv_bfloat16 *y = c.y;
-    add(c, name, [=] { /* clusters of 2 (a launch attribute: no __cluster_dims__ in the sm_80 pass) */
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(grid);
-        cfg.blockDim = dim3(384);
-        cfg.dynamicSmemBytes = smem;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 2;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        CK(cudaLaunchKernelEx(&cfg, k_gateup_silu_c2<BNO, ST, GM, EPI>, tx, tw, M, I, K, y));
-    });
+    add(c, name, [=] { k_gateup_silu<BNO, ST, EPI><<<grid, 384, smem>>>(tx, tw, M, I, K, y); });
 }
 
 } // namespace
@@ -476,7 +335,6 @@ int main(int argc, char **argv) {
         add_coop<128, 4, 0>(c, "cooperative 128 x 128, persistent", tx128, tw128);
         add_coop<128, 4, 1>(c, "cooperative, fast silu", tx128, tw128);
         add_coop<128, 4, 2>(c, "cooperative, no silu (timing only)", tx128, tw128);
-        add_c2<128, 4, 4, 1>(c, "cooperative, clusters of 2, groups of 4, fast silu", tx128, tw128);
     }
     time_all(c, rounds, 3);
     report(c, flop);

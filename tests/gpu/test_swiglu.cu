@@ -8,6 +8,9 @@
  * bits as those rows alone (each output is one thread's sum in a fixed order: docs/backends.md,
  * determinism); shapes the kernel does not take are refused without a launch. */
 #include "backend/cuda/cuda_internal.h"
+extern "C" {
+#include "kernels/kernels.h" /* tkr_f32_to_bf16, tkr_bf16_to_f32 */
+}
 
 #include <math.h>
 #include <stdio.h>
@@ -28,25 +31,13 @@ namespace {
         }                                                                                              \
     } while (0)
 
-uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
-float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* Deterministic values in [-scale/2, scale/2), rounded to bf16. */
 std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float scale) {
     std::vector<uint16_t> v(n);
     uint32_t s = seed;
     for (size_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
-        v[i] = to_bf16(((float)(s >> 8) / 16777216.0f - 0.5f) * scale);
+        v[i] = tkr_f32_to_bf16(((float)(s >> 8) / 16777216.0f - 0.5f) * scale);
     }
     return v;
 }
@@ -86,9 +77,9 @@ int check_shape(void *enc, int n_sm, int M, int I, int K, int cfg) {
         for (int c = 0; c < I; c++) {
             double g = 0, u = 0;
             for (int k = 0; k < K; k++) {
-                const double xv = from_bf16(x[(size_t)r * K + k]);
-                g += xv * from_bf16(w[(size_t)c * K + k]);
-                u += xv * from_bf16(w[(size_t)(I + c) * K + k]);
+                const double xv = tkr_bf16_to_f32(x[(size_t)r * K + k]);
+                g += xv * tkr_bf16_to_f32(w[(size_t)c * K + k]);
+                u += xv * tkr_bf16_to_f32(w[(size_t)(I + c) * K + k]);
             }
             ref[(size_t)r * I + c] = g / (1.0 + exp(-g)) * u;
             max_ref = fmax(max_ref, fabs(ref[(size_t)r * I + c]));
@@ -96,7 +87,7 @@ int check_shape(void *enc, int n_sm, int M, int I, int K, int cfg) {
     double worst = 0;
     size_t bad = 0;
     for (size_t i = 0; i < ref.size(); i++) {
-        const double e = fabs((double)from_bf16(y[i]) - ref[i]), tol = fabs(ref[i]) / 128 + 1e-3 * max_ref;
+        const double e = fabs((double)tkr_bf16_to_f32(y[i]) - ref[i]), tol = fabs(ref[i]) / 128 + 1e-3 * max_ref;
         if (!(e <= tol)) bad++;
         if (!(e <= worst)) worst = e;
     }

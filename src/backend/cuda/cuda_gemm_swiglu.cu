@@ -117,15 +117,6 @@ __global__ void __launch_bounds__(384, 1) k_gateup_swiglu(const __grid_constant_
 #endif
 }
 
-} // namespace
-
-bool gateup_swiglu_fits(int M, int I, int K, const void *x, const void *w, const void *y) {
-    return M > 0 && I > 0 && K > 0 && I % SW_OUT == 0 && K % SW_BK == 0 && (size_t)2 * I * K < ((size_t)1 << 40) &&
-           !((uintptr_t)x & 15) && !((uintptr_t)w & 15) && !((uintptr_t)y & 3);
-}
-
-namespace {
-
 template <int ST, bool EARLY>
 bool launch(const CUtensorMap &tx, const CUtensorMap &tw, int n_sm, int M, int I, int K, void *y, cudaStream_t s) {
     if (cudaFuncSetAttribute(k_gateup_swiglu<ST, EARLY>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -140,6 +131,11 @@ bool launch(const CUtensorMap &tx, const CUtensorMap &tw, int n_sm, int M, int I
 }
 
 } // namespace
+
+bool gateup_swiglu_fits(int M, int I, int K, const void *x, const void *w, const void *y) {
+    return M > 0 && I > 0 && K > 0 && I % SW_OUT == 0 && K % SW_BK == 0 && (size_t)2 * I * K < ((size_t)1 << 40) &&
+           !((uintptr_t)x & 15) && !((uintptr_t)w & 15) && !((uintptr_t)y & 3);
+}
 
 bool gateup_swiglu_launch(void *encode, int n_sm, const void *x, const void *w, int M, int I, int K, void *y,
                           cudaStream_t s, int cfg) {
