@@ -12,7 +12,9 @@
 #      cuda_gemm_tune.cu); a small batch budget;
 #   3. unless --no-bench: bench/bench_gpu_hf.py (HF transformers, bf16, sdpa, random 2B shape)
 #      and bench/bench_gpu (ours, same model directory and input shapes) in the same run,
-#      TKR_BENCH_ROUNDS times in turn (default 1), then their ratios (bench/gpu_ratios.py);
+#      TKR_BENCH_ROUNDS times in turn (default 1), then their ratios (bench/gpu_ratios.py); on
+#      that model (the fixtures' towers are too small for it) the fused fc1 + QuickGELU against
+#      fp32 and against the two kernels, and its determinism;
 #   4. quantized GGUF weights on the GPU (tkr-embed quantize of the fixtures: q8_0, q4_k_m, q4_0)
 #      against the CPU on the same GGUF (cos >= 0.999), fp32 mode and determinism; /metrics of a
 #      GPU server (memory gauges, device name, GPU batch budgets);
@@ -157,6 +159,18 @@ if [ $NO_BENCH = 0 ] && [ $QUANT_ONLY = 0 ]; then
       --img1280 "$B/img1280.jpg" 2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr_alt.jsonl" | tee -a "$LOG" ||
       { say "FAIL bench_gpu ($TKR_BENCH_ALT_ENV)"; rc=1; }
   fi
+  # the fixtures' vision towers are too small for the fused fc1 + QuickGELU (N % 256, K % 64); the
+  # 2B shape takes it: there, bf16 against fp32 (exact to HF in the fixtures) and against the two
+  # kernels, on the m3 fixture's items (text, images, text + image, several images)
+  M3=$ROOT/tests/fixtures/expected/m3-h128-bf16.jsonl
+  check "2B shape: bf16 (fused fc1 + QuickGELU) vs fp32" $CD "$TKR" "$B/model" "$M3" "$TKR_TEST_DATA" \
+    "$ROOT/tests/fixtures" --a "TKR_CUDA_QGELU_MIN=1 --device cuda" --b "--device cuda --precision fp32" --min-cos 0.999
+  check "2B shape: fused fc1 + QuickGELU vs two kernels" $CD "$TKR" "$B/model" "$M3" "$TKR_TEST_DATA" \
+    "$ROOT/tests/fixtures" --a "TKR_CUDA_QGELU_MIN=1 --device cuda" --b "TKR_CUDA_QGELU_MIN=0 --device cuda" \
+    --min-cos 0.9999
+  check "2B shape: fused fc1 + QuickGELU everywhere, deterministic" $CD "$TKR" "$B/model" "$M3" "$TKR_TEST_DATA" \
+    "$ROOT/tests/fixtures" --a "TKR_CUDA_QGELU_MIN=1 --device cuda" --b "TKR_CUDA_QGELU_MIN=1 --device cuda" \
+    --identical
   say "== bench: tkr-embed fp32 text (bench/bench_gpu --precision fp32 --text-only)"
   timeout 200 "$TKR_BUILD/bench/bench_gpu" -m "$B/model" --precision fp32 --text-only --runs 3 \
     2>>"$LOGDIR/bench_tkr.stderr" | tee -a "$LOGDIR/bench_tkr.jsonl" | tee -a "$LOG" || { say "FAIL bench_gpu fp32"; rc=1; }

@@ -385,6 +385,8 @@ tkr_status setup(Backend *be, tkr_error *err) {
     if (sw && *sw) be->swiglu_min_rows = atoi(sw) > 0 ? atoi(sw) : INT_MAX;
     const char *sc = getenv("TKR_CUDA_SWIGLU_CFG");
     if (sc && *sc) be->swiglu_cfg = atoi(sc);
+    const char *qg = getenv("TKR_CUDA_QGELU_MIN");
+    if (qg && *qg) be->qgelu_min_rows = atoi(qg) > 0 ? atoi(qg) : INT_MAX;
     const char *f2 = getenv("TKR_CUDA_FLASH2_MIN");
     if (f2 && *f2) be->flash2_min = atoi(f2) > 0 ? atoi(f2) : 1;
     const char *rt = getenv("TKR_CUDA_ROPE_TABLE");

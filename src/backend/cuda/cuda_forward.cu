@@ -481,8 +481,13 @@ tkr_status vision_forward(Backend *be, int n_images, const float *const *patches
         PROF("v.gemm.proj", TRY(linear(be, att, nP, B.proj, rg ? x : tmp, err, 0, false, rg, &bd)));
         PROF("v.norm", add_norm(f, x, rg ? nullptr : tmp, bd ? nullptr : B.proj.b, nP, E, false, B.n2w, B.n2b, eps, xn,
                                 false, be->n_sm, st));
-        PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true, false, &bd)));
-        PROF("v.gelu", bias_act_g(f, gg, bd ? nullptr : B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
+        bool fused = false;
+        if (nP >= be->qgelu_min_rows)
+            PROF("v.gemm.fc1+gelu", TRY(linear_quick_gelu(be, xn, nP, B.fc1, gg, &fused, err)));
+        if (!fused) {
+            PROF("v.gemm.fc1", TRY(linear(be, xn, nP, B.fc1, gg, err, 0, true, false, &bd)));
+            PROF("v.gelu", bias_act_g(f, gg, bd ? nullptr : B.fc1.b, nP, F, ACT_QUICK_GELU, gg, st));
+        }
         PROF("v.gemm.fc2", TRY(linear(be, gg, nP, B.fc2, rg ? x : tmp, err, 0, false, rg, &bd)));
         const float *nw = bi + 1 < v->depth ? be->blocks[bi + 1].n1w : be->lnq_w;
         const float *nb = bi + 1 < v->depth ? be->blocks[bi + 1].n1b : be->lnq_b;

@@ -132,6 +132,8 @@ struct Backend {
     int swiglu_min_rows = 512;        /* TKR_CUDA_SWIGLU_MIN: text MLPs of at least this many
                                          rows use the fused gate|up + SiLU GEMM (0: never) */
     int swiglu_cfg = 0;               /* TKR_CUDA_SWIGLU_CFG: its variant (measurements)  */
+    int qgelu_min_rows = INT_MAX;     /* TKR_CUDA_QGELU_MIN: vision fc1 of at least this many
+                                         rows fuses bias + QuickGELU (0 or unset: never)   */
     int flash2_min = 64;              /* TKR_CUDA_FLASH2_MIN: shortest max_len for v2/v3 */
     bool causal_lpt = true;           /* TKR_CUDA_CAUSAL_LPT=0: AttnArgs::longest_first off */
     bool causal_wide = false;         /* TKR_CUDA_CAUSAL_WIDE=1: AttnArgs::wide_causal       */
@@ -286,7 +288,7 @@ void *tma_encoder();
  * can (bf16 mode, cuBLASLt epilogue) and says so in *bias_done; otherwise the caller adds it. */
 tkr_status linear(Backend *be, const void *x, int M, const Linear &L, void *y, tkr_error *err, int ldx = 0,
                   bool out_g = false, bool accumulate = false, bool *bias_done = nullptr);
-/* ---- the text MLP's gate|up GEMM with the SiLU-gate fused (cuda_gemm_swiglu.cu) ---- */
+/* ---- GEMMs with the MLP activation fused (cuda_gemm_swiglu.cu) ---- */
 /* y [M, I] (G) = silu(x L.w[0, I)^T) * (x L.w[I, 2I)^T), I = L.N / 2: by the fused kernel where
  * the GPU, the shape and Backend::swiglu_min_rows allow, else by linear() into gu [M, 2I] (G)
  * and silu_mul(). */
@@ -298,6 +300,16 @@ bool gateup_swiglu_fits(int M, int I, int K, const void *x, const void *w, const
  * false, launching nothing, where it does not fit. sm_90a only (Backend::wgmma). */
 bool gateup_swiglu_launch(void *encode, int n_sm, const void *x, const void *w, int M, int I, int K, void *y,
                           cudaStream_t s, int cfg = 0);
+/* y [M, N] (G) = quick_gelu(x L.w^T + L.b) by the same kernel with another epilogue, where the
+ * GPU, the shape and Backend::qgelu_min_rows allow: *done says whether it ran; if not, the caller
+ * runs linear() and bias_act_g(). */
+tkr_status linear_quick_gelu(Backend *be, const void *x, int M, const Linear &L, void *y, bool *done,
+                             tkr_error *err);
+/* Whether it takes this shape (N % 256, K % 64, 16-byte aligned x and w), and its launch (bias
+ * [N] float or NULL; as gateup_swiglu_launch). */
+bool linear_qgelu_fits(int M, int N, int K, const void *x, const void *w, const void *y);
+bool linear_qgelu_launch(void *encode, int n_sm, const void *x, const void *w, const float *bias, int M, int N, int K,
+                         void *y, cudaStream_t s);
 
 /* One cuBLASLt product to tune (cuda_gemm_tune.cu): its descriptors (the bias pointer already
  * set; b: x's layout, row stride ldx), the heuristic's algorithm ref and the live operands W, x. */
